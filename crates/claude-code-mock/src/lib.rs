@@ -1,0 +1,1 @@
+//! Scripted mock Anthropic Messages API.

@@ -1,0 +1,1 @@
+//! Typed async SDK for Claude Code.
