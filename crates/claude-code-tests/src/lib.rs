@@ -1,1 +1,216 @@
-//! Shared harness for the end-to-end tests.
+//! Shared harness for the end-to-end tests and benchmarks: locating the real CLI, a
+//! per-test environment (mock API, temp cwd, temp `CLAUDE_CONFIG_DIR`), and process
+//! accounting from `/proc` so tests can prove nothing was left behind.
+//!
+//! The real CLI is found through `CLAUDE_CODE_CLI`, else the project-local install made
+//! by `scripts/install-cli`, else `claude` on `PATH`. A missing CLI fails the test with
+//! the command to run; it never skips.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use claude_code::{CliPath, Options};
+pub use claude_code_mock::{Block, MockServer, RecordedRequest, Reply, Script};
+
+/// The workspace root (two levels above this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+}
+
+/// The real `claude` binary the tests run. Panics with the fix when it is missing.
+pub fn real_cli() -> PathBuf {
+    if let Some(p) = std::env::var_os("CLAUDE_CODE_CLI").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let local =
+        workspace_root().join(".claude-cli/node_modules/@anthropic-ai/claude-code/bin/claude.exe");
+    if local.is_file() {
+        return local;
+    }
+    if let Ok(r) = CliPath::Global.resolve() {
+        return r.path;
+    }
+    panic!(
+        "the real claude CLI is not installed: run scripts/install-cli (or set CLAUDE_CODE_CLI)"
+    );
+}
+
+/// One test's world: a running mock API, its own cwd and config dir, and a marker in the
+/// CLI's environment that identifies this test's processes.
+pub struct TestEnv {
+    /// The mock Messages API.
+    pub mock: MockServer,
+    /// Working directory for the CLI.
+    pub cwd: tempfile::TempDir,
+    /// `CLAUDE_CONFIG_DIR` for the CLI.
+    pub config: tempfile::TempDir,
+    /// Value of `CLAUDE_RS_TEST_MARKER` in every process this test starts.
+    pub marker: String,
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+impl TestEnv {
+    /// Starts the mock with `script` and makes fresh directories.
+    pub async fn new(script: Script) -> TestEnv {
+        let mock = MockServer::start(script).await.expect("mock server starts");
+        let marker = format!(
+            "claude-rs-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        TestEnv {
+            mock,
+            cwd: tempfile::tempdir().expect("temp cwd"),
+            config: tempfile::tempdir().expect("temp config dir"),
+            marker,
+        }
+    }
+
+    /// Options for the real CLI against this test's mock.
+    pub fn options(&self) -> Options {
+        self.options_for(&real_cli())
+    }
+
+    /// Options for any CLI binary (the fake one too) with this test's environment.
+    pub fn options_for(&self, cli: &Path) -> Options {
+        Options::new()
+            .cli_path(cli)
+            .cwd(self.cwd.path())
+            .env("ANTHROPIC_BASE_URL", self.mock.url())
+            .env("ANTHROPIC_API_KEY", "sk-test-key")
+            .env("CLAUDE_CONFIG_DIR", self.config.path().to_string_lossy())
+            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+            .env("DISABLE_AUTOUPDATER", "1")
+            .env("CLAUDE_RS_TEST_MARKER", &self.marker)
+            .env_remove("ANTHROPIC_AUTH_TOKEN")
+    }
+
+    /// Processes (zombies included) carrying this test's marker.
+    pub fn processes(&self) -> Vec<ProcInfo> {
+        processes_with_env(&format!("CLAUDE_RS_TEST_MARKER={}", self.marker))
+    }
+
+    /// What this test left behind: live processes with its marker, and zombies this
+    /// process failed to reap. (A killed grandchild is briefly a zombie of init, which
+    /// reaps it; that is not a leak.)
+    pub fn leftovers(&self) -> Vec<ProcInfo> {
+        leftovers(self.processes())
+    }
+}
+
+/// A process seen in `/proc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcInfo {
+    /// Process id.
+    pub pid: u32,
+    /// Process group id.
+    pub pgid: u32,
+    /// Parent process id.
+    pub ppid: u32,
+    /// State letter (`R`, `S`, `Z`, …).
+    pub state: char,
+    /// Command name.
+    pub comm: String,
+}
+
+/// Reads `/proc/<pid>/stat`.
+pub fn proc_info(pid: u32) -> Option<ProcInfo> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat[open + 1..close].to_string();
+    let mut rest = stat[close + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    let pgid = rest.next()?.parse().ok()?;
+    Some(ProcInfo {
+        pid,
+        ppid,
+        pgid,
+        state,
+        comm,
+    })
+}
+
+fn all_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Processes whose environment contains `needle` (`KEY=VALUE`), plus zombies in their
+/// process groups (a zombie's environment can no longer be read).
+pub fn processes_with_env(needle: &str) -> Vec<ProcInfo> {
+    let mut found: Vec<ProcInfo> = all_pids()
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| env.split(|&b| b == 0).any(|kv| kv == needle.as_bytes()))
+                .unwrap_or(false)
+        })
+        .filter_map(proc_info)
+        .collect();
+    let groups: Vec<u32> = found.iter().map(|p| p.pgid).collect();
+    for pid in all_pids() {
+        if let Some(p) = proc_info(pid) {
+            if p.state == 'Z' && groups.contains(&p.pgid) && !found.contains(&p) {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// Drops zombies whose parent is not this process (init reaps those).
+pub fn leftovers(procs: Vec<ProcInfo>) -> Vec<ProcInfo> {
+    let me = std::process::id();
+    procs
+        .into_iter()
+        .filter(|p| p.state != 'Z' || p.ppid == me)
+        .collect()
+}
+
+/// Processes in process group `pgid`, zombies included.
+pub fn processes_in_group(pgid: u32) -> Vec<ProcInfo> {
+    all_pids()
+        .into_iter()
+        .filter_map(proc_info)
+        .filter(|p| p.pgid == pgid)
+        .collect()
+}
+
+/// Resident set size of a process in KiB (from `/proc/<pid>/status`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// Peak resident set size of a process in KiB (`VmHWM`).
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// Sends SIGKILL to one process (the CLI leader only, as `kill -9` would).
+pub fn kill_9(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -9 {pid} failed");
+}

@@ -1,1 +1,60 @@
-//! Typed async SDK for Claude Code.
+//! Typed async SDK for [Claude Code](https://docs.anthropic.com/en/docs/claude-code): drive
+//! the `claude` CLI as a long-lived agent session over its stream-json protocol.
+//!
+//! A [`Session`] owns one CLI subprocess (in its own process group, reaped on stop or
+//! drop). Each prompt opens a [`MessageStream`] of that turn's typed [`Message`]s, with
+//! adapters for the common reductions:
+//!
+//! ```no_run
+//! # async fn demo() -> claude_code::Result<()> {
+//! use claude_code::{Options, Session};
+//!
+//! let session = Session::start(Options::new().system_prompt("You review Rust")).await?;
+//! let text = session.stream("Review src/lib.rs").await?.final_text().await?;
+//! let summary = session.stream("And the tests?").await?.collect().await?;
+//! println!("{text}\n{} tool calls, ${:?}", summary.tool_calls.len(), summary.cost_usd());
+//! session.stop().await?;
+//!
+//! // One-off: start, stream, stop.
+//! let summary = claude_code::query("What is 2 + 2?", Options::new()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Module map: [`options`] (the one place options become CLI flags), [`cli`] (finding
+//! the binary), `transport` (the process), [`protocol`] (wire types), `session` (the
+//! actor), `stream` (turn streams and adapters).
+
+pub mod cli;
+mod error;
+pub mod options;
+pub mod protocol;
+mod session;
+mod stream;
+mod transport;
+
+pub use cli::{CliPath, PINNED_CLI_VERSION};
+pub use error::{Error, ExitInfo, Result};
+pub use options::{Options, PermissionMode, SystemPrompt};
+pub use protocol::{ContentBlock, Message, ResultMessage, UserInput};
+pub use session::{Health, Session, UnhealthyReason};
+pub use stream::{MessageStream, ToolCall, ToolUse, TurnSummary};
+
+/// One-off query: starts a session, runs one turn, stops the session (reaping the CLI)
+/// and returns the turn's [`TurnSummary`].
+pub async fn query(prompt: impl Into<UserInput>, options: Options) -> Result<TurnSummary> {
+    let session = Session::start(options).await?;
+    let outcome = match session.stream(prompt).await {
+        Ok(stream) => stream.collect().await,
+        Err(e) => Err(e),
+    };
+    session.stop().await?;
+    outcome
+}
+
+/// One-off streaming query: the returned stream owns its session, which stops once the
+/// stream ends or is dropped.
+pub async fn query_stream(prompt: impl Into<UserInput>, options: Options) -> Result<MessageStream> {
+    let session = Session::start(options).await?;
+    let stream = session.stream(prompt).await?;
+    Ok(stream.owning(session))
+}

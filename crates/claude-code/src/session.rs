@@ -1,0 +1,844 @@
+//! The session actor and its handle.
+//!
+//! One private task (the actor) owns the CLI process: it writes to stdin, reads and routes
+//! every stdout line, answers and issues control requests, and runs one turn at a time
+//! from a bounded FIFO queue. [`Session`] is a cheap `Clone` handle that talks to the
+//! actor over a bounded channel. Shared state the handle may read without asking (session
+//! id, health) is published through a `watch` channel. How a turn's messages are consumed
+//! is `stream`'s business; the process itself is `transport`'s.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::cli::{cli_version, CliVersion, MIN_CLI_VERSION};
+use crate::error::{Error, ExitInfo, Result};
+use crate::options::{Options, PermissionMode};
+use crate::protocol::{
+    control_error_line, control_request_line, ControlRequest, ControlResponse, Inbound,
+    InboundRequest, InitializeRequest, InitializeResponse, Message, OutboundRequest, UserInput,
+};
+use crate::stream::MessageStream;
+use crate::transport::{Line, Transport};
+
+/// Whether a session can take work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Health {
+    /// Initialised, process alive, no turn stuck.
+    Healthy,
+    /// Something is wrong; the reason says what.
+    Unhealthy(UnhealthyReason),
+}
+
+impl Health {
+    /// True for [`Health::Healthy`].
+    pub fn is_healthy(&self) -> bool {
+        matches!(self, Health::Healthy)
+    }
+}
+
+/// Why a session is unhealthy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnhealthyReason {
+    /// The initialize handshake has not completed.
+    #[error("not initialised yet")]
+    NotInitialized,
+    /// The CLI process is gone.
+    #[error("claude CLI process exited ({0})")]
+    ProcessExited(ExitInfo),
+    /// The session was stopped.
+    #[error("session stopped")]
+    Stopped,
+    /// A turn has run longer than the configured turn timeout.
+    #[error("turn stuck for {0:?}")]
+    TurnStuck(Duration),
+}
+
+/// Lifecycle state published by the actor.
+#[derive(Debug, Clone)]
+pub(crate) enum State {
+    Starting,
+    Ready,
+    /// The CLI died; kept so every later call reports why.
+    Exited {
+        exit: ExitInfo,
+        stderr: String,
+    },
+    Stopped,
+}
+
+/// What a handle can read without asking the actor.
+#[derive(Debug, Clone)]
+pub(crate) struct Status {
+    pub(crate) state: State,
+    pub(crate) session_id: Option<String>,
+    pub(crate) turn_started: Option<Instant>,
+    pub(crate) turns_completed: u64,
+    pub(crate) queued: usize,
+}
+
+impl Status {
+    /// The error for a call that found the actor gone.
+    pub(crate) fn closed_error(&self) -> Error {
+        match &self.state {
+            State::Exited { exit, stderr } => Error::ProcessExited {
+                exit: exit.clone(),
+                stderr: stderr.clone(),
+            },
+            State::Stopped => Error::closed("stopped"),
+            State::Starting | State::Ready => Error::SessionClosed { reason: None },
+        }
+    }
+}
+
+/// One item of a turn's stream.
+pub(crate) type Item = Result<Message>;
+
+enum Command {
+    Turn {
+        input: UserInput,
+        sink: mpsc::Sender<Item>,
+        accepted: oneshot::Sender<Result<()>>,
+    },
+    Control {
+        request: OutboundRequest,
+        reply: oneshot::Sender<Result<Option<Value>>>,
+    },
+    Stop {
+        done: oneshot::Sender<Option<ExitInfo>>,
+    },
+}
+
+/// Facts from the handshake, fixed for the session's life.
+#[derive(Debug)]
+struct Info {
+    init: InitializeResponse,
+    pid: Option<u32>,
+    cli_version: Option<CliVersion>,
+    turn_timeout: Option<Duration>,
+    control_timeout: Duration,
+    stream_buffer: usize,
+}
+
+/// A live Claude Code session: one CLI process, many turns. Cheap to clone; every clone
+/// addresses the same process. The CLI is stopped gracefully when the last handle is
+/// dropped, or at once with [`Session::stop`].
+///
+/// ```no_run
+/// # async fn demo() -> claude_code::Result<()> {
+/// use claude_code::{Options, Session};
+/// let session = Session::start(Options::new().model("sonnet")).await?;
+/// let text = session.stream("Say hi").await?.final_text().await?;
+/// println!("{text}");
+/// session.stop().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Session {
+    cmd: mpsc::Sender<Command>,
+    status: watch::Receiver<Status>,
+    info: Arc<Info>,
+}
+
+impl Session {
+    /// Spawns the CLI, performs the initialize handshake (bounded by
+    /// [`Options::initialize_timeout`]) and returns a ready session.
+    pub async fn start(opts: Options) -> Result<Session> {
+        opts.validate()?;
+        let cli = opts.cli_path.resolve()?;
+        let version = cli_version(&cli.path).await;
+        match version {
+            Some(v) if CliVersion::parse(MIN_CLI_VERSION).is_some_and(|min| v < min) => {
+                tracing::warn!(version = %v, min = MIN_CLI_VERSION, path = %cli.path.display(),
+                    "claude CLI is older than the oldest version this SDK is tested with");
+            }
+            None => tracing::warn!(path = %cli.path.display(), "could not read `claude --version`"),
+            _ => {}
+        }
+        let transport = Transport::spawn(&cli.path, &opts)?;
+        let pid = transport.pid();
+        tracing::debug!(pid, path = %cli.path.display(), "claude CLI spawned");
+
+        let (status_tx, status_rx) = watch::channel(Status {
+            state: State::Starting,
+            session_id: opts.resume.clone(),
+            turn_started: None,
+            turns_completed: 0,
+            queued: 0,
+        });
+        let (cmd_tx, cmd_rx) = mpsc::channel(32);
+        let (init_tx, init_rx) = oneshot::channel();
+        let actor = Actor {
+            t: transport,
+            status: status_tx,
+            cmd_rx,
+            queue: VecDeque::new(),
+            active: None,
+            outbox: VecDeque::new(),
+            pending: HashMap::new(),
+            next_request: 0,
+            max_queued: opts.max_queued_turns,
+            turn_timeout: opts.turn_timeout,
+            close_grace: opts.close_grace,
+        };
+        tokio::spawn(actor.run(init_tx, opts.initialize_timeout));
+        let init = match init_rx.await {
+            Ok(result) => result?,
+            Err(_) => return Err(status_rx.borrow().closed_error()),
+        };
+        Ok(Session {
+            cmd: cmd_tx,
+            status: status_rx,
+            info: Arc::new(Info {
+                init,
+                pid,
+                cli_version: version,
+                turn_timeout: opts.turn_timeout,
+                control_timeout: opts.control_timeout,
+                stream_buffer: opts.stream_buffer,
+            }),
+        })
+    }
+
+    /// Sends one prompt and returns the stream of that turn's messages, ending with its
+    /// `result`. Turns run one at a time in call order; while one runs, up to
+    /// [`Options::max_queued_turns`] wait, and more fail with [`Error::QueueFull`].
+    /// Dropping the stream before its result interrupts the turn.
+    pub async fn stream(&self, prompt: impl Into<UserInput>) -> Result<MessageStream> {
+        let (sink, rx) = mpsc::channel(self.info.stream_buffer);
+        let (accepted, accepted_rx) = oneshot::channel();
+        self.send(Command::Turn {
+            input: prompt.into(),
+            sink,
+            accepted,
+        })
+        .await?;
+        match accepted_rx.await {
+            Ok(Ok(())) => Ok(MessageStream::new(rx, self.status.clone())),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(self.closed_error()),
+        }
+    }
+
+    /// Interrupts the running turn (its stream then ends with the CLI's result).
+    pub async fn interrupt(&self) -> Result<()> {
+        self.control(OutboundRequest::Interrupt).await.map(drop)
+    }
+
+    /// Switches the model for later turns (`None`: the CLI's default).
+    pub async fn set_model(&self, model: impl Into<Option<String>>) -> Result<()> {
+        self.control(OutboundRequest::SetModel {
+            model: model.into(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Changes the permission mode for later tool calls.
+    pub async fn set_permission_mode(&self, mode: PermissionMode) -> Result<()> {
+        self.control(OutboundRequest::SetPermissionMode {
+            mode: mode.as_str().to_string(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Sends any control request and returns the CLI's success payload, bounded by
+    /// [`Options::control_timeout`].
+    pub async fn control(&self, request: OutboundRequest) -> Result<Option<Value>> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Control { request, reply }).await?;
+        match tokio::time::timeout(self.info.control_timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(self.closed_error()),
+            Err(_) => Err(Error::Timeout {
+                what: "a control response from the claude CLI",
+                after: self.info.control_timeout,
+            }),
+        }
+    }
+
+    /// Stops the session: interrupts a running turn, fails queued ones, closes stdin,
+    /// waits [`Options::close_grace`] for the CLI to exit, then kills its process group.
+    /// Returns once the process is reaped. Stopping a stopped session is a no-op.
+    pub async fn stop(&self) -> Result<()> {
+        let (done, rx) = oneshot::channel();
+        if self.cmd.send(Command::Stop { done }).await.is_err() {
+            return Ok(());
+        }
+        let _ = rx.await;
+        Ok(())
+    }
+
+    /// The conversation id, known after the first turn starts (or from `resume`).
+    pub fn session_id(&self) -> Option<String> {
+        self.status.borrow().session_id.clone()
+    }
+
+    /// Checks the session: process alive, handshake done, no turn past its timeout.
+    pub async fn health(&self) -> Health {
+        let status = self.status.borrow().clone();
+        let reason = match status.state {
+            State::Starting => UnhealthyReason::NotInitialized,
+            State::Exited { exit, .. } => UnhealthyReason::ProcessExited(exit),
+            State::Stopped => UnhealthyReason::Stopped,
+            State::Ready => match (status.turn_started, self.info.turn_timeout) {
+                (Some(started), Some(limit)) if started.elapsed() > limit => {
+                    UnhealthyReason::TurnStuck(started.elapsed())
+                }
+                _ => return Health::Healthy,
+            },
+        };
+        Health::Unhealthy(reason)
+    }
+
+    /// What the CLI reported in the initialize handshake (models, commands, account).
+    pub fn initialize_response(&self) -> &InitializeResponse {
+        &self.info.init
+    }
+
+    /// The CLI's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.info.pid
+    }
+
+    /// The CLI's version, when `claude --version` could be read.
+    pub fn cli_version(&self) -> Option<CliVersion> {
+        self.info.cli_version
+    }
+
+    /// Turns completed so far.
+    pub fn turns_completed(&self) -> u64 {
+        self.status.borrow().turns_completed
+    }
+
+    /// Turns waiting behind the running one.
+    pub fn queued_turns(&self) -> usize {
+        self.status.borrow().queued
+    }
+
+    async fn send(&self, cmd: Command) -> Result<()> {
+        self.cmd.send(cmd).await.map_err(|_| self.closed_error())
+    }
+
+    fn closed_error(&self) -> Error {
+        self.status.borrow().closed_error()
+    }
+}
+
+/// A control request we sent and still wait for.
+enum Pending {
+    Init(oneshot::Sender<Result<InitializeResponse>>),
+    Call {
+        subtype: String,
+        reply: oneshot::Sender<Result<Option<Value>>>,
+    },
+    /// Fire and forget (an interrupt the SDK sent on its own).
+    Ignore,
+}
+
+struct ActiveTurn {
+    sink: mpsc::Sender<Item>,
+    started: Instant,
+    /// The consumer is gone or was already told the turn failed; drop its messages.
+    abandoned: bool,
+    interrupted: bool,
+}
+
+struct QueuedTurn {
+    input: UserInput,
+    sink: mpsc::Sender<Item>,
+}
+
+struct Actor {
+    t: Transport,
+    status: watch::Sender<Status>,
+    cmd_rx: mpsc::Receiver<Command>,
+    queue: VecDeque<QueuedTurn>,
+    active: Option<ActiveTurn>,
+    /// Items for the active turn waiting for room in its stream (the flag ends the turn).
+    outbox: VecDeque<(Item, bool)>,
+    pending: HashMap<String, Pending>,
+    next_request: u64,
+    max_queued: usize,
+    turn_timeout: Option<Duration>,
+    close_grace: Duration,
+}
+
+/// Why the actor's loop ended.
+enum Exit {
+    /// Stop requested, or every handle dropped.
+    Stop(Option<oneshot::Sender<Option<ExitInfo>>>),
+    /// The CLI died.
+    Died,
+    /// Initialize failed or timed out.
+    InitFailed,
+}
+
+impl Actor {
+    async fn run(
+        mut self,
+        init: oneshot::Sender<Result<InitializeResponse>>,
+        init_timeout: Duration,
+    ) {
+        let exit = self.run_inner(init, init_timeout).await;
+        match exit {
+            Exit::Stop(done) => {
+                // Let the CLI end a running turn cleanly before its stdin closes.
+                self.interrupt_active().await;
+                self.fail_all(|| Error::closed("stopped"));
+                let exit = self.t.shutdown(self.close_grace).await;
+                tracing::debug!(pid = self.t.pid(), ?exit, "claude CLI stopped");
+                self.status.send_modify(|s| {
+                    s.state = State::Stopped;
+                    s.turn_started = None;
+                });
+                if let Some(done) = done {
+                    let _ = done.send(exit);
+                }
+            }
+            Exit::Died => {
+                let err = self.t.exit_error().await;
+                self.flush_outbox().await;
+                tracing::warn!(pid = self.t.pid(), error = %err, "claude CLI exited unexpectedly");
+                if let Error::ProcessExited { exit, stderr } = &err {
+                    let (exit, stderr) = (exit.clone(), stderr.clone());
+                    // Published before the streams close, so they report this error.
+                    self.status.send_modify(|s| {
+                        s.state = State::Exited { exit, stderr };
+                        s.turn_started = None;
+                    });
+                }
+                self.t.shutdown(Duration::ZERO).await;
+            }
+            Exit::InitFailed => {
+                self.t.shutdown(Duration::ZERO).await;
+                self.status.send_modify(|s| s.state = State::Stopped);
+            }
+        }
+        // Dropping self closes every stream and pending reply; they read the status.
+    }
+
+    async fn run_inner(
+        &mut self,
+        init: oneshot::Sender<Result<InitializeResponse>>,
+        init_timeout: Duration,
+    ) -> Exit {
+        let id = self.request_id();
+        let line = control_request_line(
+            &id,
+            &OutboundRequest::Initialize(InitializeRequest::default()),
+        );
+        self.pending.insert(id, Pending::Init(init));
+        if self.t.send(line).await.is_err() {
+            return Exit::Died;
+        }
+        let init_deadline = tokio::time::Instant::now() + init_timeout;
+
+        loop {
+            let starting = matches!(self.status.borrow().state, State::Starting);
+            let turn_deadline = match (&self.active, self.turn_timeout) {
+                (Some(a), Some(limit)) if !a.abandoned => {
+                    Some(tokio::time::Instant::from_std(a.started + limit))
+                }
+                _ => None,
+            };
+            let sink = self.active.as_ref().map(|a| a.sink.clone());
+            let watch_drop = self.active.as_ref().is_some_and(|a| !a.abandoned);
+            tokio::select! {
+                biased;
+                cmd = self.cmd_rx.recv() => match cmd {
+                    None => return Exit::Stop(None),
+                    Some(cmd) => if let Some(exit) = self.on_command(cmd).await {
+                        return exit;
+                    },
+                },
+                permit = reserve(sink.as_ref()), if !self.outbox.is_empty() => {
+                    if let (Ok(permit), Some((item, last))) = (permit, self.outbox.pop_front()) {
+                        permit.send(item);
+                        if last {
+                            self.finish_turn().await;
+                        }
+                    } else {
+                        self.consumer_gone().await;
+                    }
+                },
+                line = self.t.stdout.next(), if self.outbox.is_empty() => match line {
+                    Some(Ok(Line::Data(bytes))) => {
+                        if self.on_line(bytes).await.is_err() {
+                            return Exit::Died;
+                        }
+                    }
+                    Some(Ok(Line::TooLong)) => {
+                        let limit = self.t.max_line_bytes();
+                        tracing::warn!(limit, "skipped an over-long stdout line");
+                        self.deliver(Err(Error::LineTooLong { limit }), false).await;
+                    }
+                    Some(Err(_)) | None => return Exit::Died,
+                },
+                _ = closed(sink.as_ref()), if watch_drop => self.consumer_gone().await,
+                _ = tokio::time::sleep_until(init_deadline), if starting => {
+                    if let Some(Pending::Init(tx)) = self.take_init() {
+                        let _ = tx.send(Err(Error::Timeout { what: "the initialize response", after: init_timeout }));
+                    }
+                    return Exit::InitFailed;
+                },
+                _ = sleep_until_opt(turn_deadline), if turn_deadline.is_some() => {
+                    if let Some(limit) = self.turn_timeout {
+                        tracing::warn!(pid = self.t.pid(), ?limit, "turn timed out; interrupting");
+                        self.deliver(Err(Error::Timeout { what: "the turn to finish", after: limit }), false).await;
+                        if let Some(a) = &mut self.active { a.abandoned = true; }
+                        self.interrupt_active().await;
+                    }
+                },
+            }
+            if matches!(self.status.borrow().state, State::Starting) && !self.init_pending() {
+                // The initialize reply arrived but its receiver is gone (start() cancelled).
+                return Exit::Stop(None);
+            }
+        }
+    }
+
+    fn request_id(&mut self) -> String {
+        self.next_request += 1;
+        format!("req_{}_rs", self.next_request)
+    }
+
+    fn take_init(&mut self) -> Option<Pending> {
+        let id = self
+            .pending
+            .iter()
+            .find(|(_, p)| matches!(p, Pending::Init(_)))
+            .map(|(k, _)| k.clone())?;
+        self.pending.remove(&id)
+    }
+
+    fn init_pending(&self) -> bool {
+        self.pending.values().any(|p| matches!(p, Pending::Init(_)))
+    }
+
+    /// Handles one command; `Some` when the loop must end.
+    async fn on_command(&mut self, cmd: Command) -> Option<Exit> {
+        match cmd {
+            Command::Turn {
+                input,
+                sink,
+                accepted,
+            } => {
+                if self.active.is_some() && self.queue.len() >= self.max_queued {
+                    let _ = accepted.send(Err(Error::QueueFull {
+                        capacity: self.max_queued,
+                    }));
+                    return None;
+                }
+                let _ = accepted.send(Ok(()));
+                self.queue.push_back(QueuedTurn { input, sink });
+                if self.active.is_none() {
+                    self.start_next_turn().await;
+                } else {
+                    self.publish_queue();
+                }
+            }
+            Command::Control { request, reply } => {
+                let id = self.request_id();
+                let line = control_request_line(&id, &request);
+                self.pending.retain(|_, p| match p {
+                    Pending::Call { reply, .. } => !reply.is_closed(),
+                    _ => true,
+                });
+                self.pending.insert(
+                    id,
+                    Pending::Call {
+                        subtype: request.subtype().to_string(),
+                        reply,
+                    },
+                );
+                if let Err(e) = self.t.send(line).await {
+                    tracing::debug!(error = %e, "control request not written");
+                }
+            }
+            Command::Stop { done } => return Some(Exit::Stop(Some(done))),
+        }
+        None
+    }
+
+    async fn start_next_turn(&mut self) {
+        while let Some(turn) = self.queue.pop_front() {
+            if turn.sink.is_closed() {
+                continue; // its stream was dropped while it waited
+            }
+            let line = turn.input.to_line();
+            if let Err(e) = self.t.send(line).await {
+                let _ = turn.sink.try_send(Err(e));
+                continue;
+            }
+            let now = Instant::now();
+            self.active = Some(ActiveTurn {
+                sink: turn.sink,
+                started: now,
+                abandoned: false,
+                interrupted: false,
+            });
+            self.status.send_modify(|s| s.turn_started = Some(now));
+            break;
+        }
+        self.publish_queue();
+    }
+
+    fn publish_queue(&self) {
+        let queued = self.queue.len();
+        self.status.send_if_modified(|s| {
+            let changed = s.queued != queued;
+            s.queued = queued;
+            changed
+        });
+    }
+
+    async fn finish_turn(&mut self) {
+        self.active = None;
+        self.status.send_modify(|s| {
+            s.turn_started = None;
+            s.turns_completed += 1;
+        });
+        self.start_next_turn().await;
+    }
+
+    /// The active turn's stream was dropped: stop feeding it and interrupt the turn.
+    async fn consumer_gone(&mut self) {
+        let ending = self.outbox.iter().any(|(_, last)| *last);
+        self.outbox.clear();
+        if ending {
+            self.finish_turn().await;
+            return;
+        }
+        if let Some(a) = &mut self.active {
+            a.abandoned = true;
+        }
+        self.interrupt_active().await;
+    }
+
+    async fn interrupt_active(&mut self) {
+        let Some(a) = &mut self.active else { return };
+        if a.interrupted {
+            return;
+        }
+        a.interrupted = true;
+        let id = self.request_id();
+        let line = control_request_line(&id, &OutboundRequest::Interrupt);
+        self.pending.insert(id, Pending::Ignore);
+        let _ = self.t.send(line).await;
+    }
+
+    /// Hands an item to the active turn's stream, or queues it when the stream is full.
+    async fn deliver(&mut self, item: Item, last: bool) {
+        let Some(active) = &self.active else {
+            return;
+        };
+        if active.abandoned {
+            if last {
+                self.finish_turn().await;
+            }
+            return;
+        }
+        if !self.outbox.is_empty() {
+            self.outbox.push_back((item, last));
+            return;
+        }
+        match active.sink.try_send(item) {
+            Ok(()) => {
+                if last {
+                    self.finish_turn().await;
+                }
+            }
+            Err(mpsc::error::TrySendError::Full(item)) => self.outbox.push_back((item, last)),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                if last {
+                    self.finish_turn().await;
+                } else {
+                    self.consumer_gone().await;
+                }
+            }
+        }
+    }
+
+    /// Routes one stdout line. `Err` only when the CLI can no longer be written to.
+    async fn on_line(&mut self, bytes: Bytes) -> Result<(), ()> {
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            tracing::warn!(len = bytes.len(), "skipped a stdout line that is not UTF-8");
+            return Ok(());
+        };
+        if text.trim().is_empty() {
+            return Ok(());
+        }
+        let inbound = match Inbound::parse(text) {
+            Ok(inbound) => inbound,
+            Err(e) => {
+                if text.trim_start().starts_with('{') {
+                    tracing::warn!(error = %e, len = text.len(), "skipped an unparseable stdout line");
+                } else {
+                    tracing::debug!(line = %truncate(text, 200), "skipped a non-JSON stdout line");
+                }
+                return Ok(());
+            }
+        };
+        match inbound {
+            Inbound::Message(message) => self.on_message(message).await,
+            Inbound::ControlResponse(response) => self.on_control_response(response),
+            Inbound::ControlRequest(request) => return self.on_control_request(request).await,
+            Inbound::ControlCancelRequest { request_id } => {
+                tracing::debug!(request_id, "control request cancelled by the CLI");
+            }
+            Inbound::KeepAlive => {}
+        }
+        Ok(())
+    }
+
+    async fn on_message(&mut self, message: Message) {
+        let is_result = matches!(message, Message::Result(_));
+        let new_id = new_session_id(&message, &self.status.borrow());
+        if let Some(id) = new_id {
+            self.status.send_modify(|s| s.session_id = Some(id));
+        }
+        if self.active.is_none() {
+            tracing::trace!(kind = message.type_name(), "message outside a turn dropped");
+            return;
+        }
+        self.deliver(Ok(message), is_result).await;
+    }
+
+    fn on_control_response(&mut self, response: ControlResponse) {
+        let Some(pending) = self.pending.remove(&response.request_id) else {
+            tracing::debug!(
+                request_id = response.request_id,
+                "control response for an unknown request"
+            );
+            return;
+        };
+        match pending {
+            Pending::Init(tx) => {
+                let result = match response.result {
+                    Ok(payload) => {
+                        let payload = payload.unwrap_or(Value::Null);
+                        serde_json::from_value::<InitializeResponse>(payload).map_err(|e| {
+                            Error::ControlRequest {
+                                subtype: "initialize".into(),
+                                message: format!("unreadable initialize response: {e}"),
+                            }
+                        })
+                    }
+                    Err(e) => Err(Error::ControlRequest {
+                        subtype: "initialize".into(),
+                        message: e.message,
+                    }),
+                };
+                let ok = result.is_ok();
+                if tx.send(result).is_ok() && ok {
+                    self.status.send_modify(|s| s.state = State::Ready);
+                }
+            }
+            Pending::Call { subtype, reply } => {
+                let _ = reply.send(response.result.map_err(|e| Error::ControlRequest {
+                    subtype,
+                    message: e.message,
+                }));
+            }
+            Pending::Ignore => {}
+        }
+    }
+
+    /// Answers a request from the CLI. Every request gets a reply, or the CLI waits forever.
+    async fn on_control_request(&mut self, request: ControlRequest) -> Result<(), ()> {
+        let subtype = match &request.request {
+            InboundRequest::CanUseTool(_) => "can_use_tool",
+            InboundRequest::HookCallback(_) => "hook_callback",
+            InboundRequest::McpMessage(_) => "mcp_message",
+            InboundRequest::Unknown { subtype, .. } => subtype.as_str(),
+        };
+        let line = control_error_line(
+            &request.request_id,
+            &format!("Unsupported control request subtype: {subtype}"),
+        );
+        self.t.send(line).await.map_err(drop)
+    }
+
+    /// Delivers what the dead CLI wrote before it died (bounded wait for the consumer).
+    async fn flush_outbox(&mut self) {
+        let Some(active) = &self.active else { return };
+        let sink = active.sink.clone();
+        let flush = async {
+            while let Some((item, _)) = self.outbox.pop_front() {
+                if sink.send(item).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(10), flush).await;
+        self.outbox.clear();
+    }
+
+    /// Fails every turn and control request still waiting.
+    fn fail_all(&mut self, err: impl Fn() -> Error) {
+        if let Some(active) = self.active.take() {
+            if !active.abandoned {
+                let _ = active.sink.try_send(Err(err()));
+            }
+        }
+        for turn in self.queue.drain(..) {
+            let _ = turn.sink.try_send(Err(err()));
+        }
+        for (_, pending) in self.pending.drain() {
+            match pending {
+                Pending::Init(tx) => drop(tx.send(Err(err()))),
+                Pending::Call { reply, .. } => drop(reply.send(Err(err()))),
+                Pending::Ignore => {}
+            }
+        }
+        self.outbox.clear();
+    }
+}
+
+fn new_session_id(message: &Message, status: &Status) -> Option<String> {
+    let id = match message {
+        Message::System(_) | Message::Result(_) => message.session_id()?,
+        _ => return None,
+    };
+    (status.session_id.as_deref() != Some(id)).then(|| id.to_string())
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+async fn reserve(sink: Option<&mpsc::Sender<Item>>) -> Result<mpsc::Permit<'_, Item>, ()> {
+    match sink {
+        Some(s) => s.reserve().await.map_err(drop),
+        None => Err(()),
+    }
+}
+
+async fn closed(sink: Option<&mpsc::Sender<Item>>) {
+    match sink {
+        Some(s) => s.closed().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
