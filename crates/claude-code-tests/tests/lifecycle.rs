@@ -147,3 +147,32 @@ async fn health_is_healthy_while_running() {
     assert_eq!(session.health().await, Health::Healthy);
     session.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn closed_resolves_with_the_reason_the_session_ended() {
+    let env = TestEnv::new(Script::new()).await;
+    let stopped = Session::start(env.options()).await.expect("start");
+    let waiter = {
+        let s = stopped.clone();
+        tokio::spawn(async move { s.closed().await })
+    };
+    assert!(!stopped.is_closed());
+    stopped.stop().await.expect("stop");
+    waiter.await.expect("join").expect("a stop is a normal end");
+    assert!(stopped.is_closed());
+
+    let killed = Session::start(env.options()).await.expect("start");
+    kill_9(killed.pid().expect("pid"));
+    let err = killed.closed().await.expect_err("a kill is abnormal");
+    assert!(
+        matches!(
+            err,
+            Error::ProcessExited {
+                exit: ExitInfo::Signal(9),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(env.leftovers(), vec![]);
+}

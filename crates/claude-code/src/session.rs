@@ -14,7 +14,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -100,13 +100,29 @@ impl Status {
     }
 }
 
-/// One item of a turn's stream.
-pub(crate) type Item = Result<Message>;
+/// One item of a turn's stream, as the actor hands it over.
+#[derive(Debug)]
+pub(crate) enum Delivery {
+    /// A line the stream parses itself, on the consumer's task: the hot path keeps the
+    /// actor to a type peek and spreads parsing over the consumer's core.
+    Raw(Bytes),
+    /// A message the actor already parsed (system and result lines).
+    Message(Box<Message>),
+    /// An error for the consumer.
+    Error(Error),
+}
+
+/// Items are handed over in batches: one channel operation and one wake-up per burst
+/// of stdout lines rather than per line.
+pub(crate) type Batch = Vec<Delivery>;
+
+/// Most lines handed over in one batch.
+const MAX_BATCH: usize = 64;
 
 enum Command {
     Turn {
         input: UserInput,
-        sink: mpsc::Sender<Item>,
+        sink: mpsc::Sender<Batch>,
         accepted: oneshot::Sender<Result<()>>,
     },
     Control {
@@ -184,6 +200,8 @@ impl Session {
             queue: VecDeque::new(),
             active: None,
             outbox: VecDeque::new(),
+            batch: Vec::new(),
+            batch_last: false,
             pending: HashMap::new(),
             next_request: 0,
             max_queued: opts.max_queued_turns,
@@ -214,7 +232,7 @@ impl Session {
     /// [`Options::max_queued_turns`] wait, and more fail with [`Error::QueueFull`].
     /// Dropping the stream before its result interrupts the turn.
     pub async fn stream(&self, prompt: impl Into<UserInput>) -> Result<MessageStream> {
-        let (sink, rx) = mpsc::channel(self.info.stream_buffer);
+        let (sink, rx) = mpsc::channel(self.info.stream_buffer.div_ceil(MAX_BATCH).max(2));
         let (accepted, accepted_rx) = oneshot::channel();
         self.send(Command::Turn {
             input: prompt.into(),
@@ -277,6 +295,28 @@ impl Session {
         }
         let _ = rx.await;
         Ok(())
+    }
+
+    /// Waits until the session has ended: `Ok(())` after [`Session::stop`] (or the last
+    /// handle dropped), [`Error::ProcessExited`] when the CLI died on its own.
+    pub async fn closed(&self) -> Result<()> {
+        let mut status = self.status.clone();
+        let ended = |s: &Status| matches!(s.state, State::Exited { .. } | State::Stopped);
+        // An error means the actor is gone; its last published state still says why.
+        let _ = status.wait_for(ended).await;
+        let state = status.borrow().state.clone();
+        match state {
+            State::Exited { exit, stderr } => Err(Error::ProcessExited { exit, stderr }),
+            _ => Ok(()),
+        }
+    }
+
+    /// True once the session has ended (see [`Session::closed`]).
+    pub fn is_closed(&self) -> bool {
+        matches!(
+            self.status.borrow().state,
+            State::Exited { .. } | State::Stopped
+        )
     }
 
     /// The conversation id, known after the first turn starts (or from `resume`).
@@ -347,7 +387,7 @@ enum Pending {
 }
 
 struct ActiveTurn {
-    sink: mpsc::Sender<Item>,
+    sink: mpsc::Sender<Batch>,
     started: Instant,
     /// The consumer is gone or was already told the turn failed; drop its messages.
     abandoned: bool,
@@ -356,7 +396,7 @@ struct ActiveTurn {
 
 struct QueuedTurn {
     input: UserInput,
-    sink: mpsc::Sender<Item>,
+    sink: mpsc::Sender<Batch>,
 }
 
 struct Actor {
@@ -365,8 +405,11 @@ struct Actor {
     cmd_rx: mpsc::Receiver<Command>,
     queue: VecDeque<QueuedTurn>,
     active: Option<ActiveTurn>,
-    /// Items for the active turn waiting for room in its stream (the flag ends the turn).
-    outbox: VecDeque<(Item, bool)>,
+    /// Batches for the active turn waiting for room in its stream (the flag ends the turn).
+    outbox: VecDeque<(Batch, bool)>,
+    /// The batch being filled from the current burst of lines, and whether it ends the turn.
+    batch: Batch,
+    batch_last: bool,
     pending: HashMap<String, Pending>,
     next_request: u64,
     max_queued: usize,
@@ -472,18 +515,34 @@ impl Actor {
                         self.consumer_gone().await;
                     }
                 },
-                line = self.t.stdout.next(), if self.outbox.is_empty() => match line {
-                    Some(Ok(Line::Data(bytes))) => {
-                        if self.on_line(bytes).await.is_err() {
-                            return Exit::Died;
+                line = self.t.stdout.next(), if self.outbox.is_empty() => {
+                    // Take this line and every line already buffered behind it (up to a
+                    // batch), then hand them over at once.
+                    let mut line = Some(line);
+                    let mut taken = 0;
+                    while let Some(next) = line.take() {
+                        match next {
+                            Some(Ok(Line::Data(bytes))) => {
+                                if self.on_line(bytes).await.is_err() {
+                                    return Exit::Died;
+                                }
+                            }
+                            Some(Ok(Line::TooLong)) => {
+                                let limit = self.t.max_line_bytes();
+                                tracing::warn!(limit, "skipped an over-long stdout line");
+                                self.push(Delivery::Error(Error::LineTooLong { limit }), false);
+                            }
+                            Some(Err(_)) | None => {
+                                self.flush().await;
+                                return Exit::Died;
+                            }
+                        }
+                        taken += 1;
+                        if taken < MAX_BATCH && self.outbox.is_empty() {
+                            line = self.t.stdout.next().now_or_never();
                         }
                     }
-                    Some(Ok(Line::TooLong)) => {
-                        let limit = self.t.max_line_bytes();
-                        tracing::warn!(limit, "skipped an over-long stdout line");
-                        self.deliver(Err(Error::LineTooLong { limit }), false).await;
-                    }
-                    Some(Err(_)) | None => return Exit::Died,
+                    self.flush().await;
                 },
                 _ = closed(sink.as_ref()), if watch_drop => self.consumer_gone().await,
                 _ = tokio::time::sleep_until(init_deadline), if starting => {
@@ -495,7 +554,8 @@ impl Actor {
                 _ = sleep_until_opt(turn_deadline), if turn_deadline.is_some() => {
                     if let Some(limit) = self.turn_timeout {
                         tracing::warn!(pid = self.t.pid(), ?limit, "turn timed out; interrupting");
-                        self.deliver(Err(Error::Timeout { what: "the turn to finish", after: limit }), false).await;
+                        self.push(Delivery::Error(Error::Timeout { what: "the turn to finish", after: limit }), false);
+                        self.flush().await;
                         if let Some(a) = &mut self.active { a.abandoned = true; }
                         self.interrupt_active().await;
                     }
@@ -578,7 +638,7 @@ impl Actor {
             }
             let line = turn.input.to_line();
             if let Err(e) = self.t.send(line).await {
-                let _ = turn.sink.try_send(Err(e));
+                let _ = turn.sink.try_send(vec![Delivery::Error(e)]);
                 continue;
             }
             let now = Instant::now();
@@ -638,35 +698,40 @@ impl Actor {
         let _ = self.t.send(line).await;
     }
 
-    /// Hands an item to the active turn's stream, or queues it when the stream is full.
-    async fn deliver(&mut self, item: Item, last: bool) {
+    /// Adds an item for the active turn to the current batch (`last` ends the turn).
+    fn push(&mut self, item: Delivery, last: bool) {
+        match &self.active {
+            Some(active) if !active.abandoned => self.batch.push(item),
+            Some(_) => {}
+            None => return,
+        }
+        self.batch_last |= last;
+    }
+
+    /// Hands the current batch to the active turn's stream, or queues it when the stream
+    /// is full; ends the turn when the batch holds its result.
+    async fn flush(&mut self) {
+        let batch = std::mem::take(&mut self.batch);
+        let last = std::mem::take(&mut self.batch_last);
         let Some(active) = &self.active else {
             return;
         };
-        if active.abandoned {
+        if batch.is_empty() {
             if last {
                 self.finish_turn().await;
             }
             return;
         }
         if !self.outbox.is_empty() {
-            self.outbox.push_back((item, last));
+            self.outbox.push_back((batch, last));
             return;
         }
-        match active.sink.try_send(item) {
-            Ok(()) => {
-                if last {
-                    self.finish_turn().await;
-                }
-            }
-            Err(mpsc::error::TrySendError::Full(item)) => self.outbox.push_back((item, last)),
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                if last {
-                    self.finish_turn().await;
-                } else {
-                    self.consumer_gone().await;
-                }
-            }
+        match active.sink.try_send(batch) {
+            Ok(()) if last => self.finish_turn().await,
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(batch)) => self.outbox.push_back((batch, last)),
+            Err(mpsc::error::TrySendError::Closed(_)) if last => self.finish_turn().await,
+            Err(mpsc::error::TrySendError::Closed(_)) => self.consumer_gone().await,
         }
     }
 
@@ -678,6 +743,26 @@ impl Actor {
         };
         if text.trim().is_empty() {
             return Ok(());
+        }
+        // Ordinary messages go to the consumer unparsed; only what the actor itself acts
+        // on (control envelopes, system and result lines) is parsed here.
+        match peek_type(text).as_deref() {
+            Some(
+                "control_request"
+                | "control_response"
+                | "control_cancel_request"
+                | "keep_alive"
+                | "system"
+                | "result",
+            ) => {}
+            Some(_) => {
+                self.push(Delivery::Raw(bytes), false);
+                return Ok(());
+            }
+            None => {
+                tracing::debug!(line = %truncate(text, 200), "skipped a stdout line without a type");
+                return Ok(());
+            }
         }
         let inbound = match Inbound::parse(text) {
             Ok(inbound) => inbound,
@@ -712,7 +797,11 @@ impl Actor {
             tracing::trace!(kind = message.type_name(), "message outside a turn dropped");
             return;
         }
-        self.deliver(Ok(message), is_result).await;
+        self.push(Delivery::Message(Box::new(message)), is_result);
+        if is_result {
+            // Later lines belong to the next turn: hand this one over now.
+            self.flush().await;
+        }
     }
 
     fn on_control_response(&mut self, response: ControlResponse) {
@@ -775,8 +864,8 @@ impl Actor {
         let Some(active) = &self.active else { return };
         let sink = active.sink.clone();
         let flush = async {
-            while let Some((item, _)) = self.outbox.pop_front() {
-                if sink.send(item).await.is_err() {
+            while let Some((batch, _)) = self.outbox.pop_front() {
+                if sink.send(batch).await.is_err() {
                     break;
                 }
             }
@@ -789,11 +878,11 @@ impl Actor {
     fn fail_all(&mut self, err: impl Fn() -> Error) {
         if let Some(active) = self.active.take() {
             if !active.abandoned {
-                let _ = active.sink.try_send(Err(err()));
+                let _ = active.sink.try_send(vec![Delivery::Error(err())]);
             }
         }
         for turn in self.queue.drain(..) {
-            let _ = turn.sink.try_send(Err(err()));
+            let _ = turn.sink.try_send(vec![Delivery::Error(err())]);
         }
         for (_, pending) in self.pending.drain() {
             match pending {
@@ -814,6 +903,16 @@ fn new_session_id(message: &Message, status: &Status) -> Option<String> {
     (status.session_id.as_deref() != Some(id)).then(|| id.to_string())
 }
 
+/// The `type` of a stdout line, wherever the key sits, without building the message.
+fn peek_type(line: &str) -> Option<std::borrow::Cow<'_, str>> {
+    #[derive(serde::Deserialize)]
+    struct Peek<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+    }
+    serde_json::from_str::<Peek<'_>>(line).ok().map(|p| p.kind)
+}
+
 fn truncate(s: &str, max: usize) -> &str {
     let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
@@ -822,14 +921,14 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-async fn reserve(sink: Option<&mpsc::Sender<Item>>) -> Result<mpsc::Permit<'_, Item>, ()> {
+async fn reserve(sink: Option<&mpsc::Sender<Batch>>) -> Result<mpsc::Permit<'_, Batch>, ()> {
     match sink {
         Some(s) => s.reserve().await.map_err(drop),
         None => Err(()),
     }
 }
 
-async fn closed(sink: Option<&mpsc::Sender<Item>>) {
+async fn closed(sink: Option<&mpsc::Sender<Batch>>) {
     match sink {
         Some(s) => s.closed().await,
         None => std::future::pending().await,

@@ -20,13 +20,14 @@ use tokio::sync::{mpsc, watch};
 
 use crate::error::{Error, Result};
 use crate::protocol::{ContentBlock, Message, ResultMessage, Usage};
-use crate::session::{Item, Session, Status};
+use crate::session::{Batch, Delivery, Session, Status};
 
 /// The messages of one turn, ending with its `result`. Implements
 /// `Stream<Item = Result<Message>>`. Dropping it before the result interrupts the turn.
 #[must_use = "a turn's stream does nothing unless polled; dropping it interrupts the turn"]
 pub struct MessageStream {
-    rx: mpsc::Receiver<Item>,
+    rx: mpsc::Receiver<Batch>,
+    buffered: std::vec::IntoIter<Delivery>,
     status: watch::Receiver<Status>,
     done: bool,
     deadline: Option<(Pin<Box<tokio::time::Sleep>>, Duration)>,
@@ -43,9 +44,10 @@ impl std::fmt::Debug for MessageStream {
 }
 
 impl MessageStream {
-    pub(crate) fn new(rx: mpsc::Receiver<Item>, status: watch::Receiver<Status>) -> Self {
+    pub(crate) fn new(rx: mpsc::Receiver<Batch>, status: watch::Receiver<Status>) -> Self {
         MessageStream {
             rx,
+            buffered: Vec::new().into_iter(),
             status,
             done: false,
             deadline: None,
@@ -202,25 +204,52 @@ impl Stream for MessageStream {
                 })));
             }
         }
-        match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(Ok(message))) => {
-                if matches!(message, Message::Result(_)) {
-                    self.finish();
+        loop {
+            let delivery = match self.buffered.next() {
+                Some(d) => d,
+                None => match self.rx.poll_recv(cx) {
+                    Poll::Ready(Some(batch)) => {
+                        self.buffered = batch.into_iter();
+                        continue;
+                    }
+                    Poll::Ready(None) => {
+                        let err = self.status.borrow().closed_error();
+                        self.finish();
+                        return Poll::Ready(Some(Err(err)));
+                    }
+                    Poll::Pending => return Poll::Pending,
+                },
+            };
+            let message = match delivery {
+                Delivery::Message(m) => *m,
+                Delivery::Raw(bytes) => match parse_raw(&bytes) {
+                    Some(m) => m,
+                    None => continue,
+                },
+                Delivery::Error(e) => {
+                    if !matches!(e, Error::LineTooLong { .. }) {
+                        self.finish();
+                    }
+                    return Poll::Ready(Some(Err(e)));
                 }
-                Poll::Ready(Some(Ok(message)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                if !matches!(e, Error::LineTooLong { .. }) {
-                    self.finish();
-                }
-                Poll::Ready(Some(Err(e)))
-            }
-            Poll::Ready(None) => {
-                let err = self.status.borrow().closed_error();
+            };
+            if matches!(message, Message::Result(_)) {
                 self.finish();
-                Poll::Ready(Some(Err(err)))
             }
-            Poll::Pending => Poll::Pending,
+            return Poll::Ready(Some(Ok(message)));
+        }
+    }
+}
+
+/// Parses a line the session forwarded unparsed (already checked to be UTF-8 with a
+/// `type`); a line that still fails is logged and skipped, as the session would.
+fn parse_raw(bytes: &[u8]) -> Option<Message> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    match Message::parse(text) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::warn!(error = %e, len = text.len(), "skipped an unparseable stdout line");
+            None
         }
     }
 }
@@ -231,6 +260,7 @@ impl MessageStream {
     fn finish(&mut self) {
         self.done = true;
         self.rx.close();
+        self.buffered = Vec::new().into_iter();
         self.deadline = None;
         self.owner = None;
     }

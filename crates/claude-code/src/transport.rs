@@ -72,7 +72,7 @@ impl Decoder for LineCodec {
 
     fn decode(&mut self, buf: &mut BytesMut) -> std::io::Result<Option<Line>> {
         loop {
-            let newline = buf[self.scanned..].iter().position(|&b| b == b'\n');
+            let newline = memchr::memchr(b'\n', &buf[self.scanned..]);
             match (newline, self.discarding) {
                 (Some(i), true) => {
                     buf.advance(self.scanned + i + 1);
