@@ -179,6 +179,23 @@ pub fn leftovers(procs: Vec<ProcInfo>) -> Vec<ProcInfo> {
         .collect()
 }
 
+/// Waits (polling `/proc`, bounded by `within`) until `probe` finds nothing left, and
+/// returns what remains at the deadline. A process killed with SIGKILL disappears a
+/// moment after the signal is sent; this waits for that observable state, nothing else.
+pub fn wait_until_gone(
+    within: std::time::Duration,
+    probe: impl Fn() -> Vec<ProcInfo>,
+) -> Vec<ProcInfo> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let left = probe();
+        if left.is_empty() || std::time::Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Processes in process group `pgid`, zombies included.
 pub fn processes_in_group(pgid: u32) -> Vec<ProcInfo> {
     all_pids()

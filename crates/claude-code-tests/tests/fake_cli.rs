@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use claude_code::{Error, ExitInfo, Health, Message, Options, Session, UnhealthyReason};
-use claude_code_tests::{leftovers, processes_in_group, Script, TestEnv};
+use claude_code_tests::{leftovers, processes_in_group, wait_until_gone, Script, TestEnv};
 use futures::StreamExt;
 
 const FAKE: &str = env!("CARGO_BIN_EXE_fake-claude");
@@ -165,7 +165,11 @@ async fn stop_kills_grandchildren_in_the_process_group() {
         "the fake and its `sleep` child share the group"
     );
     session.stop().await.expect("stop");
-    assert_eq!(leftovers(processes_in_group(pgid)), vec![]);
+    // The grandchild is not our child: SIGKILL reaches it, init reaps it.
+    let left = wait_until_gone(Duration::from_secs(5), || {
+        leftovers(processes_in_group(pgid))
+    });
+    assert_eq!(left, vec![]);
     assert_eq!(env.leftovers(), vec![]);
 }
 

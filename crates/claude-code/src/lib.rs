@@ -24,6 +24,7 @@
 //! the binary), `transport` (the process), [`protocol`] (wire types), `session` (the
 //! actor), `stream` (turn streams and adapters).
 
+pub mod callbacks;
 pub mod cli;
 mod error;
 pub mod options;
@@ -32,6 +33,11 @@ mod session;
 mod stream;
 mod transport;
 
+pub use callbacks::{
+    hooks::{HookEvent, HookInput, HookOutput},
+    mcp::{McpTool, ToolResult},
+    permissions::{PermissionResult, ToolPermissionRequest},
+};
 pub use cli::{CliPath, PINNED_CLI_VERSION};
 pub use error::{Error, ExitInfo, Result};
 pub use options::{Options, PermissionMode, SystemPrompt};

@@ -7,6 +7,12 @@
 
 use std::{collections::BTreeMap, ffi::OsString, fmt, path::PathBuf, sync::Arc, time::Duration};
 
+use crate::callbacks::{
+    hooks::{self, HookEvent, HookInput, HookOutput, HookRegistration},
+    mcp::{McpServer, McpTool},
+    permissions::{self, PermissionResult, ToolPermissionRequest},
+    Callbacks,
+};
 use crate::cli::CliPath;
 use crate::error::{Error, Result};
 
@@ -100,6 +106,8 @@ pub struct Options {
     pub(crate) turn_timeout: Option<Duration>,
     pub(crate) max_queued_turns: usize,
     pub(crate) stream_buffer: usize,
+    pub(crate) callbacks: Callbacks,
+    pub(crate) callback_timeout: Duration,
 }
 
 impl Default for Options {
@@ -131,6 +139,8 @@ impl Default for Options {
             turn_timeout: None,
             max_queued_turns: 64,
             stream_buffer: 256,
+            callbacks: Callbacks::default(),
+            callback_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -154,6 +164,7 @@ impl fmt::Debug for Options {
             .field("cli_path", &self.cli_path)
             .field("max_line_bytes", &self.max_line_bytes)
             .field("stderr_callback", &self.stderr_callback.is_some())
+            .field("callbacks", &self.callbacks)
             .finish_non_exhaustive()
     }
 }
@@ -324,6 +335,71 @@ impl Options {
         self
     }
 
+    /// Decides tool permissions the rules and mode leave open (`can_use_tool`). Without
+    /// it the CLI's permission mode decides (refusing what needs approval).
+    ///
+    /// ```
+    /// use claude_code::{Options, PermissionResult};
+    /// let opts = Options::new().can_use_tool(|req| async move {
+    ///     if req.tool_name == "Bash" { PermissionResult::deny("no shell here") } else { PermissionResult::allow() }
+    /// });
+    /// ```
+    pub fn can_use_tool<F, Fut>(mut self, callback: F) -> Self
+    where
+        F: Fn(ToolPermissionRequest) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = PermissionResult> + Send + 'static,
+    {
+        self.callbacks.can_use_tool = Some(permissions::boxed(callback));
+        self
+    }
+
+    /// Registers a hook for `event`, for tools matching `matcher` (`None`: all), with a
+    /// 60 s timeout. A slow or panicking hook becomes an error reply, never a hang.
+    pub fn hook<F, Fut>(self, event: HookEvent, matcher: Option<&str>, callback: F) -> Self
+    where
+        F: Fn(HookInput) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = HookOutput> + Send + 'static,
+    {
+        self.hook_with_timeout(event, matcher, Duration::from_secs(60), callback)
+    }
+
+    /// Like [`Options::hook`] with an explicit timeout.
+    pub fn hook_with_timeout<F, Fut>(
+        mut self,
+        event: HookEvent,
+        matcher: Option<&str>,
+        timeout: Duration,
+        callback: F,
+    ) -> Self
+    where
+        F: Fn(HookInput) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = HookOutput> + Send + 'static,
+    {
+        self.callbacks.hooks.push(HookRegistration {
+            event,
+            matcher: matcher.map(str::to_string),
+            timeout,
+            callback: hooks::boxed(callback),
+        });
+        self
+    }
+
+    /// Serves `tools` from an in-process MCP server named `name`; the model sees them as
+    /// `mcp__<name>__<tool>` (allow them with [`Options::allowed_tools`]).
+    pub fn mcp_server(mut self, name: impl Into<String>, tools: Vec<McpTool>) -> Self {
+        self.callbacks
+            .mcp_servers
+            .push(std::sync::Arc::new(McpServer::new(name.into(), tools)));
+        self
+    }
+
+    /// Timeout for the permission callback (default 60 s); past it the CLI gets an
+    /// error reply, which it treats as a denial.
+    pub fn callback_timeout(mut self, timeout: Duration) -> Self {
+        self.callback_timeout = timeout;
+        self
+    }
+
     /// Checks combinations that the CLI would reject or misread.
     pub(crate) fn validate(&self) -> Result<()> {
         if let Some(cwd) = &self.cwd {
@@ -336,6 +412,15 @@ impl Options {
         }
         if self.max_turns == Some(0) {
             return Err(Error::InvalidOptions("max_turns must be at least 1".into()));
+        }
+        let mut names = std::collections::HashSet::new();
+        for server in &self.callbacks.mcp_servers {
+            if server.name.is_empty() || !names.insert(&server.name) {
+                return Err(Error::InvalidOptions(format!(
+                    "in-process MCP server names must be unique and non-empty (got {:?})",
+                    server.name
+                )));
+            }
         }
         for (name, _) in &self.extra_args {
             if name.is_empty() || name.starts_with('-') {
@@ -388,6 +473,12 @@ impl Options {
         }
         if self.include_partial_messages {
             args.push("--include-partial-messages".into());
+        }
+        if self.callbacks.can_use_tool.is_some() {
+            flag!("permission-prompt-tool", "stdio");
+        }
+        if let Some(config) = self.callbacks.mcp_config() {
+            flag!("mcp-config", &config);
         }
         for (name, value) in &self.extra_args {
             match value {
@@ -535,6 +626,33 @@ mod tests {
             ["--include-partial-messages"]
         );
         assert!(extra(&Options::new().include_partial_messages(false)).is_empty());
+    }
+
+    #[test]
+    fn can_use_tool_routes_permission_prompts_to_stdio() {
+        let o = Options::new().can_use_tool(|_| async { PermissionResult::allow() });
+        assert_eq!(extra(&o), ["--permission-prompt-tool=stdio"]);
+    }
+
+    #[test]
+    fn in_process_mcp_servers_are_declared_as_sdk_servers() {
+        let o = Options::new().mcp_server("calc", vec![]);
+        assert_eq!(
+            extra(&o),
+            [r#"--mcp-config={"mcpServers":{"calc":{"name":"calc","type":"sdk"}}}"#]
+        );
+        let dup = Options::new()
+            .mcp_server("a", vec![])
+            .mcp_server("a", vec![]);
+        assert!(matches!(dup.validate(), Err(Error::InvalidOptions(_))));
+    }
+
+    #[test]
+    fn hooks_are_not_flags() {
+        let o = Options::new().hook(HookEvent::PreToolUse, Some("Bash"), |_| async {
+            HookOutput::none()
+        });
+        assert!(extra(&o).is_empty());
     }
 
     #[test]

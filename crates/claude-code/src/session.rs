@@ -18,12 +18,13 @@ use futures::{FutureExt, StreamExt};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::callbacks::Callbacks;
 use crate::cli::{cli_version, CliVersion, MIN_CLI_VERSION};
 use crate::error::{Error, ExitInfo, Result};
 use crate::options::{Options, PermissionMode};
 use crate::protocol::{
-    control_error_line, control_request_line, ControlRequest, ControlResponse, Inbound,
-    InboundRequest, InitializeRequest, InitializeResponse, Message, OutboundRequest, UserInput,
+    control_error_line, control_request_line, control_success_line, ControlRequest,
+    ControlResponse, Inbound, InitializeResponse, Message, OutboundRequest, UserInput,
 };
 use crate::stream::MessageStream;
 use crate::transport::{Line, Transport};
@@ -61,6 +62,9 @@ pub enum UnhealthyReason {
     /// A turn has run longer than the configured turn timeout.
     #[error("turn stuck for {0:?}")]
     TurnStuck(Duration),
+    /// The CLI did not answer a control round-trip (a liveness probe) within this time.
+    #[error("claude CLI unresponsive: no control response within {0:?}")]
+    Unresponsive(Duration),
 }
 
 /// Lifecycle state published by the actor.
@@ -202,9 +206,13 @@ impl Session {
             outbox: VecDeque::new(),
             batch: Vec::new(),
             batch_last: false,
+            init_failure: None,
             pending: HashMap::new(),
             next_request: 0,
             max_queued: opts.max_queued_turns,
+            callbacks: opts.callbacks.clone(),
+            callback_timeout: opts.callback_timeout,
+            handlers: HashMap::new(),
             turn_timeout: opts.turn_timeout,
             close_grace: opts.close_grace,
         };
@@ -410,6 +418,11 @@ struct Actor {
     /// The batch being filled from the current burst of lines, and whether it ends the turn.
     batch: Batch,
     batch_last: bool,
+    init_failure: Option<InitFailure>,
+    callbacks: Callbacks,
+    callback_timeout: Duration,
+    /// Running answers to CLI requests, by request id (for `control_cancel_request`).
+    handlers: HashMap<String, tokio::task::AbortHandle>,
     pending: HashMap<String, Pending>,
     next_request: u64,
     max_queued: usize,
@@ -423,9 +436,12 @@ enum Exit {
     Stop(Option<oneshot::Sender<Option<ExitInfo>>>),
     /// The CLI died.
     Died,
-    /// Initialize failed or timed out.
-    InitFailed,
+    /// Initialize failed or timed out: reported to `start` once the CLI is gone.
+    InitFailed(InitFailure),
 }
+
+/// The `start` caller and the error to give it.
+type InitFailure = (oneshot::Sender<Result<InitializeResponse>>, Error);
 
 impl Actor {
     async fn run(
@@ -463,9 +479,10 @@ impl Actor {
                 }
                 self.t.shutdown(Duration::ZERO).await;
             }
-            Exit::InitFailed => {
+            Exit::InitFailed((tx, err)) => {
                 self.t.shutdown(Duration::ZERO).await;
                 self.status.send_modify(|s| s.state = State::Stopped);
+                let _ = tx.send(Err(err));
             }
         }
         // Dropping self closes every stream and pending reply; they read the status.
@@ -479,7 +496,7 @@ impl Actor {
         let id = self.request_id();
         let line = control_request_line(
             &id,
-            &OutboundRequest::Initialize(InitializeRequest::default()),
+            &OutboundRequest::Initialize(self.callbacks.initialize_request()),
         );
         self.pending.insert(id, Pending::Init(init));
         if self.t.send(line).await.is_err() {
@@ -546,10 +563,11 @@ impl Actor {
                 },
                 _ = closed(sink.as_ref()), if watch_drop => self.consumer_gone().await,
                 _ = tokio::time::sleep_until(init_deadline), if starting => {
-                    if let Some(Pending::Init(tx)) = self.take_init() {
-                        let _ = tx.send(Err(Error::Timeout { what: "the initialize response", after: init_timeout }));
+                    let err = Error::Timeout { what: "the initialize response", after: init_timeout };
+                    match self.take_init() {
+                        Some(Pending::Init(tx)) => return Exit::InitFailed((tx, err)),
+                        _ => return Exit::Stop(None),
                     }
-                    return Exit::InitFailed;
                 },
                 _ = sleep_until_opt(turn_deadline), if turn_deadline.is_some() => {
                     if let Some(limit) = self.turn_timeout {
@@ -560,6 +578,9 @@ impl Actor {
                         self.interrupt_active().await;
                     }
                 },
+            }
+            if let Some(failure) = self.init_failure.take() {
+                return Exit::InitFailed(failure);
             }
             if matches!(self.status.borrow().state, State::Starting) && !self.init_pending() {
                 // The initialize reply arrived but its receiver is gone (start() cancelled).
@@ -781,6 +802,9 @@ impl Actor {
             Inbound::ControlRequest(request) => return self.on_control_request(request).await,
             Inbound::ControlCancelRequest { request_id } => {
                 tracing::debug!(request_id, "control request cancelled by the CLI");
+                if let Some(handler) = self.handlers.remove(&request_id) {
+                    handler.abort();
+                }
             }
             Inbound::KeepAlive => {}
         }
@@ -829,9 +853,13 @@ impl Actor {
                         message: e.message,
                     }),
                 };
-                let ok = result.is_ok();
-                if tx.send(result).is_ok() && ok {
-                    self.status.send_modify(|s| s.state = State::Ready);
+                match result {
+                    Ok(init) => {
+                        if tx.send(Ok(init)).is_ok() {
+                            self.status.send_modify(|s| s.state = State::Ready);
+                        }
+                    }
+                    Err(e) => self.init_failure = Some((tx, e)),
                 }
             }
             Pending::Call { subtype, reply } => {
@@ -844,19 +872,33 @@ impl Actor {
         }
     }
 
-    /// Answers a request from the CLI. Every request gets a reply, or the CLI waits forever.
+    /// Answers a request from the CLI on its own task, so a slow callback never blocks
+    /// the session. Every request gets a reply, or the CLI would wait forever.
     async fn on_control_request(&mut self, request: ControlRequest) -> Result<(), ()> {
-        let subtype = match &request.request {
-            InboundRequest::CanUseTool(_) => "can_use_tool",
-            InboundRequest::HookCallback(_) => "hook_callback",
-            InboundRequest::McpMessage(_) => "mcp_message",
-            InboundRequest::Unknown { subtype, .. } => subtype.as_str(),
+        let Some(writer) = self.t.writer() else {
+            return Err(());
         };
-        let line = control_error_line(
-            &request.request_id,
-            &format!("Unsupported control request subtype: {subtype}"),
-        );
-        self.t.send(line).await.map_err(drop)
+        let callbacks = self.callbacks.clone();
+        let timeout = self.callback_timeout;
+        let id = request.request_id.clone();
+        let task = tokio::spawn(async move {
+            let line = match callbacks.answer(request.request, timeout).await {
+                Ok(payload) => control_success_line(&id, payload),
+                Err(message) => {
+                    tracing::debug!(
+                        request_id = id,
+                        error = message,
+                        "control request answered with an error"
+                    );
+                    control_error_line(&id, &message)
+                }
+            };
+            let _ = writer.send(line.into()).await;
+        });
+        self.handlers.retain(|_, h| !h.is_finished());
+        self.handlers
+            .insert(request.request_id, task.abort_handle());
+        Ok(())
     }
 
     /// Delivers what the dead CLI wrote before it died (bounded wait for the consumer).

@@ -270,6 +270,11 @@ impl Transport {
         writer.send(line.into()).await.map_err(|_| closed())
     }
 
+    /// A sender for stdin lines, for tasks that answer control requests.
+    pub(crate) fn writer(&self) -> Option<mpsc::Sender<Bytes>> {
+        self.writer.clone()
+    }
+
     /// The stderr tail collected so far, after letting the drain task finish (bounded).
     pub(crate) async fn stderr_tail(&mut self) -> String {
         if let Some(task) = self.stderr_task.take() {

@@ -1,0 +1,327 @@
+//! Hook callbacks: events, matchers, typed inputs and outputs, and the `initialize`
+//! registration. Dispatch of `hook_callback` requests lives in `callbacks`.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use futures::future::BoxFuture;
+use serde_json::{json, Map, Value};
+
+/// A hook event the CLI can call back on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HookEvent {
+    /// Before a tool runs (can allow, deny, ask, or rewrite the input).
+    PreToolUse,
+    /// After a tool ran.
+    PostToolUse,
+    /// After a tool failed.
+    PostToolUseFailure,
+    /// When a prompt is submitted.
+    UserPromptSubmit,
+    /// When the agent is about to stop.
+    Stop,
+    /// When a subagent starts.
+    SubagentStart,
+    /// When a subagent stops.
+    SubagentStop,
+    /// Before compaction.
+    PreCompact,
+    /// A notification.
+    Notification,
+    /// Session start.
+    SessionStart,
+    /// Session end.
+    SessionEnd,
+    /// A permission dialog would be shown.
+    PermissionRequest,
+    /// Any other event name the CLI supports.
+    Other(String),
+}
+
+impl HookEvent {
+    /// The event's wire name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            HookEvent::PreToolUse => "PreToolUse",
+            HookEvent::PostToolUse => "PostToolUse",
+            HookEvent::PostToolUseFailure => "PostToolUseFailure",
+            HookEvent::UserPromptSubmit => "UserPromptSubmit",
+            HookEvent::Stop => "Stop",
+            HookEvent::SubagentStart => "SubagentStart",
+            HookEvent::SubagentStop => "SubagentStop",
+            HookEvent::PreCompact => "PreCompact",
+            HookEvent::Notification => "Notification",
+            HookEvent::SessionStart => "SessionStart",
+            HookEvent::SessionEnd => "SessionEnd",
+            HookEvent::PermissionRequest => "PermissionRequest",
+            HookEvent::Other(name) => name,
+        }
+    }
+}
+
+/// What a hook callback receives.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct HookInput {
+    /// The event (`hook_event_name`).
+    pub event: String,
+    /// The tool, for tool events.
+    pub tool_name: Option<String>,
+    /// The tool input, for tool events.
+    pub tool_input: Option<Value>,
+    /// The tool use id, for tool events.
+    pub tool_use_id: Option<String>,
+    /// The whole input object as the CLI sent it (session id, cwd, tool response, …).
+    pub raw: Value,
+}
+
+impl HookInput {
+    pub(crate) fn from_wire(raw: Value, tool_use_id: Option<String>) -> Self {
+        let str_field = |k: &str| raw.get(k).and_then(Value::as_str).map(str::to_string);
+        HookInput {
+            event: str_field("hook_event_name").unwrap_or_default(),
+            tool_name: str_field("tool_name"),
+            tool_input: raw.get("tool_input").cloned(),
+            tool_use_id: tool_use_id.or_else(|| str_field("tool_use_id")),
+            raw,
+        }
+    }
+}
+
+/// What a hook callback answers. The default ([`HookOutput::none`]) has no opinion.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct HookOutput {
+    /// `Some(false)` stops the agent after this hook.
+    pub continue_: Option<bool>,
+    /// Shown when `continue_` is false.
+    pub stop_reason: Option<String>,
+    /// `"block"` to block (Stop, PostToolUse, UserPromptSubmit, …).
+    pub decision: Option<String>,
+    /// Reason for the decision, fed to the model.
+    pub reason: Option<String>,
+    /// A warning shown to the user.
+    pub system_message: Option<String>,
+    /// Hide the hook's output from the transcript.
+    pub suppress_output: Option<bool>,
+    /// Event-specific fields (`permissionDecision`, `additionalContext`, `updatedInput`, …),
+    /// without `hookEventName` (added from the event being answered).
+    pub specific: Map<String, Value>,
+}
+
+impl HookOutput {
+    /// No opinion: the CLI carries on as it would without the hook.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// PreToolUse: allow the tool without asking.
+    pub fn allow() -> Self {
+        Self::none().specific("permissionDecision", "allow")
+    }
+
+    /// PreToolUse: deny the tool; `reason` is shown to the model.
+    pub fn deny(reason: impl Into<String>) -> Self {
+        Self::none()
+            .specific("permissionDecision", "deny")
+            .specific("permissionDecisionReason", reason.into())
+    }
+
+    /// PreToolUse: ask (the permission callback or the mode decides).
+    pub fn ask(reason: impl Into<String>) -> Self {
+        Self::none()
+            .specific("permissionDecision", "ask")
+            .specific("permissionDecisionReason", reason.into())
+    }
+
+    /// Block (`decision: "block"`) with a reason for the model.
+    pub fn block(reason: impl Into<String>) -> Self {
+        HookOutput {
+            decision: Some("block".into()),
+            reason: Some(reason.into()),
+            ..Self::none()
+        }
+    }
+
+    /// Stop the agent (`continue: false`).
+    pub fn stop(reason: impl Into<String>) -> Self {
+        HookOutput {
+            continue_: Some(false),
+            stop_reason: Some(reason.into()),
+            ..Self::none()
+        }
+    }
+
+    /// Extra context for the model (`additionalContext`).
+    #[must_use]
+    pub fn additional_context(self, text: impl Into<String>) -> Self {
+        self.specific("additionalContext", text.into())
+    }
+
+    /// PreToolUse: run the tool with this input instead.
+    #[must_use]
+    pub fn updated_input(self, input: Value) -> Self {
+        self.specific("updatedInput", input)
+    }
+
+    /// A warning shown to the user.
+    #[must_use]
+    pub fn system_message(mut self, text: impl Into<String>) -> Self {
+        self.system_message = Some(text.into());
+        self
+    }
+
+    /// Sets one event-specific field.
+    #[must_use]
+    pub fn specific(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.specific.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// The wire payload for an answer to `event`.
+    pub(crate) fn to_wire(&self, event: &str) -> Value {
+        let mut v = Map::new();
+        let mut put = |k: &str, val: Option<Value>| {
+            if let Some(val) = val {
+                v.insert(k.to_string(), val);
+            }
+        };
+        put("continue", self.continue_.map(Value::Bool));
+        put("stopReason", self.stop_reason.clone().map(Value::String));
+        put("decision", self.decision.clone().map(Value::String));
+        put("reason", self.reason.clone().map(Value::String));
+        put(
+            "systemMessage",
+            self.system_message.clone().map(Value::String),
+        );
+        put("suppressOutput", self.suppress_output.map(Value::Bool));
+        if !self.specific.is_empty() {
+            let mut specific = self.specific.clone();
+            specific.insert("hookEventName".into(), json!(event));
+            v.insert("hookSpecificOutput".into(), Value::Object(specific));
+        }
+        Value::Object(v)
+    }
+}
+
+/// The stored hook callback.
+pub(crate) type HookFn = Arc<dyn Fn(HookInput) -> BoxFuture<'static, HookOutput> + Send + Sync>;
+
+/// One registered hook: event, tool-name matcher, timeout, callback.
+#[derive(Clone)]
+pub(crate) struct HookRegistration {
+    pub(crate) event: HookEvent,
+    pub(crate) matcher: Option<String>,
+    pub(crate) timeout: Duration,
+    pub(crate) callback: HookFn,
+}
+
+impl std::fmt::Debug for HookRegistration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hook")
+            .field("event", &self.event)
+            .field("matcher", &self.matcher)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Boxes a user closure into a [`HookFn`].
+pub(crate) fn boxed<F, Fut>(f: F) -> HookFn
+where
+    F: Fn(HookInput) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = HookOutput> + Send + 'static,
+{
+    Arc::new(move |input| Box::pin(f(input)))
+}
+
+/// The callback id of the hook at `index` in registration order.
+pub(crate) fn callback_id(index: usize) -> String {
+    format!("hook_{index}")
+}
+
+/// The `initialize.hooks` object: `{Event: [{matcher, hookCallbackIds, timeout}]}`.
+pub(crate) fn initialize_config(hooks: &[HookRegistration]) -> Option<Value> {
+    if hooks.is_empty() {
+        return None;
+    }
+    let mut config = Map::new();
+    for (i, h) in hooks.iter().enumerate() {
+        let entry = json!({
+            "matcher": h.matcher,
+            "hookCallbackIds": [callback_id(i)],
+            "timeout": h.timeout.as_secs().max(1),
+        });
+        match config
+            .entry(h.event.as_str().to_string())
+            .or_insert_with(|| Value::Array(Vec::new()))
+        {
+            Value::Array(list) => list.push(entry),
+            other => *other = Value::Array(vec![entry]),
+        }
+    }
+    Some(Value::Object(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deny_output_carries_the_event_name() {
+        assert_eq!(
+            HookOutput::deny("not here").to_wire("PreToolUse"),
+            json!({"hookSpecificOutput": {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": "deny",
+                "permissionDecisionReason": "not here"
+            }})
+        );
+    }
+
+    #[test]
+    fn no_opinion_is_an_empty_object() {
+        assert_eq!(HookOutput::none().to_wire("Stop"), json!({}));
+    }
+
+    #[test]
+    fn stop_and_block_use_wire_spellings() {
+        assert_eq!(
+            HookOutput::stop("enough").to_wire("Stop"),
+            json!({"continue": false, "stopReason": "enough"})
+        );
+        assert_eq!(
+            HookOutput::block("no")
+                .system_message("warn")
+                .to_wire("Stop"),
+            json!({"decision": "block", "reason": "no", "systemMessage": "warn"})
+        );
+    }
+
+    #[test]
+    fn initialize_config_groups_by_event_with_ids_in_order() {
+        let cb = boxed(|_| async { HookOutput::none() });
+        let reg = |event, matcher: Option<&str>| HookRegistration {
+            event,
+            matcher: matcher.map(str::to_string),
+            timeout: Duration::from_secs(30),
+            callback: cb.clone(),
+        };
+        let v = initialize_config(&[
+            reg(HookEvent::PreToolUse, Some("Bash")),
+            reg(HookEvent::PostToolUse, None),
+            reg(HookEvent::PreToolUse, None),
+        ])
+        .expect("config");
+        assert_eq!(
+            v,
+            json!({
+                "PreToolUse": [
+                    {"matcher": "Bash", "hookCallbackIds": ["hook_0"], "timeout": 30},
+                    {"matcher": null, "hookCallbackIds": ["hook_2"], "timeout": 30}
+                ],
+                "PostToolUse": [{"matcher": null, "hookCallbackIds": ["hook_1"], "timeout": 30}]
+            })
+        );
+    }
+}
