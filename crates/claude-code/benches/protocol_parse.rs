@@ -1,13 +1,14 @@
 //! Parsing speed of the session's hot path: `Inbound::parse` against the serde floor
 //! (`serde_json::from_str::<Value>`) on a 1 KiB assistant text line, a 2.1.332 `result`
-//! line (whose `type` is the 19th key), a `stream_event` text delta and a tool-use turn.
+//! line (whose `type` is the 19th key), a `stream_event` text delta and a tool-use turn;
+//! plus `peek_type`, the cheap type probe.
 
 // `criterion_group!` generates an undocumented public function.
 #![allow(missing_docs)]
 
 use std::hint::black_box;
 
-use claude_code::protocol::Inbound;
+use claude_code::protocol::{peek_type, Inbound};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde_json::Value;
 
@@ -54,6 +55,9 @@ fn bench(c: &mut Criterion) {
         });
         group.bench_with_input(BenchmarkId::new("serde_json::Value", name), line, |b, l| {
             b.iter(|| serde_json::from_str::<Value>(black_box(l)))
+        });
+        group.bench_with_input(BenchmarkId::new("peek_type", name), line, |b, l| {
+            b.iter(|| peek_type(black_box(l)))
         });
     }
     group.finish();

@@ -433,10 +433,10 @@ fn outbound_requests_use_the_cli_spelling() {
         (
             OutboundRequest::Initialize(
                 InitializeRequest::new()
-                    .hooks(
+                    .with_hooks(
                         json!({"PreToolUse": [{"matcher": "Bash", "hookCallbackIds": ["hook_0"]}]}),
                     )
-                    .sdk_mcp_servers(["tools"]),
+                    .with_sdk_mcp_servers(["tools"]),
             ),
             json!({"subtype": "initialize", "hooks": {"PreToolUse": [{"matcher": "Bash", "hookCallbackIds": ["hook_0"]}]}, "sdkMcpServers": ["tools"]}),
         ),

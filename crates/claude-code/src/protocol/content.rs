@@ -139,7 +139,7 @@ impl ToolResultBlock {
 
     /// Marks the result as an error.
     #[must_use]
-    pub fn error(mut self, is_error: bool) -> Self {
+    pub fn with_is_error(mut self, is_error: bool) -> Self {
         self.is_error = Some(is_error);
         self
     }

@@ -434,28 +434,31 @@ impl InitializeRequest {
 
     /// Sets the hooks configuration.
     #[must_use]
-    pub fn hooks(mut self, hooks: Value) -> Self {
+    pub fn with_hooks(mut self, hooks: Value) -> Self {
         self.hooks = Some(hooks);
         self
     }
 
     /// Sets the agent definitions.
     #[must_use]
-    pub fn agents(mut self, agents: Value) -> Self {
+    pub fn with_agents(mut self, agents: Value) -> Self {
         self.agents = Some(agents);
         self
     }
 
     /// Sets the in-process MCP server names.
     #[must_use]
-    pub fn sdk_mcp_servers(mut self, names: impl IntoIterator<Item = impl Into<String>>) -> Self {
+    pub fn with_sdk_mcp_servers(
+        mut self,
+        names: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
         self.sdk_mcp_servers = names.into_iter().map(Into::into).collect();
         self
     }
 
     /// Adds any other field (TS-only fields such as `systemPrompt`, `title`, …).
     #[must_use]
-    pub fn field(mut self, key: impl Into<String>, value: Value) -> Self {
+    pub fn with_field(mut self, key: impl Into<String>, value: Value) -> Self {
         self.extra.insert(key.into(), value);
         self
     }

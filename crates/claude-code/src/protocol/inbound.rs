@@ -2,14 +2,20 @@
 //! protocol's envelopes. This is the session reader's hot path: a single pass over the
 //! line with no intermediate `Value`, whatever the position of the `type` key.
 
-use serde::de::{IgnoredAny, MapAccess};
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::control::{ControlRequest, ControlResponse};
 use super::message::Message;
-use super::wire::{collect, finish, parse_tagged, whole_object, Prefix, Tagged, TaggedVisitor};
+use super::wire::{
+    collect, finish, parse_tagged, whole_object, KeySeed, Prefix, TagSeed, TagValue, Tagged,
+    TaggedVisitor,
+};
 
 /// One line the CLI wrote to stdout.
 // The large variant is the common one: boxing it would cost an allocation per line.
@@ -112,5 +118,41 @@ impl Serialize for Inbound {
                 m.end()
             }
         }
+    }
+}
+
+/// The `type` of a stdout line without parsing the message: stops reading at the `type`
+/// key, so it costs a few dozen nanoseconds when `type` comes first (and a scan of the
+/// keys before it otherwise). It does not validate the rest of the line; `None` when the
+/// line is not a JSON object or has no string `type` before a syntax error.
+pub fn peek_type(line: &str) -> Option<Cow<'_, str>> {
+    let mut found = None;
+    let mut de = serde_json::Deserializer::from_str(line);
+    // Finding the tag ends the visit with an error on purpose, to stop reading; the
+    // outcome is in `found` either way.
+    let _ = de::Deserializer::deserialize_map(&mut de, Peek(&mut found));
+    found
+}
+
+struct Peek<'a, 'de>(&'a mut Option<Cow<'de, str>>);
+
+impl<'de> Visitor<'de> for Peek<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            if key == "type" {
+                if let TagValue::Str(tag) = map.next_value_seed(TagSeed)? {
+                    *self.0 = Some(tag);
+                }
+                return Err(de::Error::custom("stop: type found"));
+            }
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(())
     }
 }

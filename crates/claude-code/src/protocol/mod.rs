@@ -38,7 +38,7 @@ pub use control::{
     InboundRequest, InitializeRequest, InitializeResponse, McpMessageRequest, ModelInfo,
     OutboundRequest, SlashCommand, KEEP_ALIVE_LINE,
 };
-pub use inbound::Inbound;
+pub use inbound::{peek_type, Inbound};
 pub use input::UserInput;
 pub use message::{
     ApiMessage, AssistantMessage, Delta, Message, ModelUsage, PermissionDenial, RateLimitEvent,

@@ -150,3 +150,33 @@ fn content_block_from_value() {
         ContentBlock::Text(_)
     ));
 }
+
+#[test]
+fn peek_type_finds_the_type_anywhere() {
+    assert_eq!(
+        peek_type(r#"{"type":"assistant","message":{"#).as_deref(),
+        Some("assistant")
+    );
+    assert_eq!(
+        peek_type(r#"{"a":[1,{"type":"x"}],"type":"result"}"#).as_deref(),
+        Some("result")
+    );
+    assert_eq!(
+        peek_type(r#"{"typ\u0065":"user"}"#).as_deref(),
+        Some("user")
+    );
+    for line in [
+        "",
+        "[SandboxDebug] x",
+        r#"{"a":1}"#,
+        r#"{"type":5}"#,
+        "[1]",
+        r#"{"a":"#,
+    ] {
+        assert_eq!(peek_type(line), None, "{line}");
+    }
+    for line in CAPTURES.iter().flat_map(|c| c.lines()) {
+        let want: Value = serde_json::from_str(line).expect("json");
+        assert_eq!(peek_type(line).as_deref(), want["type"].as_str());
+    }
+}

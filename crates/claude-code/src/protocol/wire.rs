@@ -540,7 +540,7 @@ impl<'de> Visitor<'de> for TagVisitor {
 }
 
 /// Reads a map key, borrowing it from the input when possible.
-struct KeySeed;
+pub(crate) struct KeySeed;
 
 impl<'de> DeserializeSeed<'de> for KeySeed {
     type Value = Cow<'de, str>;
@@ -823,6 +823,9 @@ macro_rules! wire_struct {
             #[allow(non_camel_case_types, dead_code)]
             #[derive(Clone, Copy)]
             enum Idx { $($field,)* }
+
+            // One WireMask bit per field, bit 63 is the tag's.
+            const _: () = assert!([$(stringify!($field)),*].len() < 63);
 
             #[allow(dead_code)]
             enum Key { F(Idx), Tag, Other(String) }
