@@ -26,11 +26,13 @@
 
 pub mod callbacks;
 pub mod cli;
+pub mod cost;
 mod error;
 pub mod options;
 pub mod protocol;
 mod session;
 mod stream;
+pub mod supervisor;
 mod transport;
 
 pub use callbacks::{
@@ -39,11 +41,16 @@ pub use callbacks::{
     permissions::{PermissionResult, ToolPermissionRequest},
 };
 pub use cli::{CliPath, PINNED_CLI_VERSION};
+pub use cost::{CostReport, CostTotals, CostTracker, ModelCost, TokenUsage, TurnCost};
 pub use error::{Error, ExitInfo, Result};
 pub use options::{Options, PermissionMode, SystemPrompt};
 pub use protocol::{ContentBlock, Message, ResultMessage, UserInput};
 pub use session::{Health, Session, UnhealthyReason};
 pub use stream::{MessageStream, ToolCall, ToolUse, TurnSummary};
+pub use supervisor::{
+    Backoff, ChildHealth, ChildInfo, ChildStatus, Restart, SessionCounts, SessionSpec, Strategy,
+    SupervisedSession, Supervisor, SupervisorBuilder, SupervisorError,
+};
 
 /// One-off query: starts a session, runs one turn, stops the session (reaping the CLI)
 /// and returns the turn's [`TurnSummary`].

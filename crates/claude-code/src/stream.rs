@@ -33,7 +33,12 @@ pub struct MessageStream {
     deadline: Option<(Pin<Box<tokio::time::Sleep>>, Duration)>,
     /// For one-off queries: the session lives exactly as long as its stream.
     owner: Option<Session>,
+    /// Sees every message as it is yielded (cost accounting by the supervisor).
+    observer: Option<Observer>,
 }
+
+/// A callback that sees each message a stream yields.
+pub(crate) type Observer = Box<dyn FnMut(&Message) + Send + Sync>;
 
 impl std::fmt::Debug for MessageStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -52,7 +57,14 @@ impl MessageStream {
             done: false,
             deadline: None,
             owner: None,
+            observer: None,
         }
+    }
+
+    /// Calls `observer` with each message before it is yielded.
+    pub(crate) fn observe(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     pub(crate) fn owning(mut self, session: Session) -> Self {
@@ -233,6 +245,9 @@ impl Stream for MessageStream {
                     return Poll::Ready(Some(Err(e)));
                 }
             };
+            if let Some(observe) = &mut self.observer {
+                observe(&message);
+            }
             if matches!(message, Message::Result(_)) {
                 self.finish();
             }

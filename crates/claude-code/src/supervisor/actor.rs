@@ -1,0 +1,736 @@
+//! The supervisor actor: one task owns every child (its [`Session`], restart count and
+//! bookkeeping), serves the handle's commands, hears children end through a monitor
+//! task per process (awaiting [`Session::closed`]), and applies the strategy, restart
+//! types and intensity. Starts and stops of children run inside the actor, one at a time
+//! (like an OTP supervisor), so calls addressed to a restarting child simply wait.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use super::health;
+use super::intensity::{Backoff, RestartIntensity};
+use super::{
+    ChildInfo, ChildStatus, SessionCounts, SessionSpec, Strategy, SupervisorBuilder,
+    SupervisorError,
+};
+use crate::cost::{CostReport, CostTotals, CostTracker};
+use crate::error::{Error, ExitInfo};
+use crate::session::{Health, Session, UnhealthyReason};
+
+/// Why the supervisor ended, published for [`Supervisor::closed`](super::Supervisor::closed).
+#[derive(Debug, Clone)]
+pub(crate) enum Ended {
+    /// Stopped on request (or every handle dropped).
+    Normal,
+    /// The restart intensity was exceeded.
+    Intensity {
+        max_restarts: u32,
+        period: Duration,
+        child: String,
+    },
+}
+
+type Reply<T> = oneshot::Sender<T>;
+
+/// A child's cost tracker, shared with the streams of its turns (internal only).
+pub(crate) type SharedCost = Arc<Mutex<CostTracker>>;
+
+/// What a lookup returns: the child's current session and its cost tracker.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) session: Session,
+    pub(crate) cost: SharedCost,
+}
+
+fn lock(cost: &SharedCost) -> std::sync::MutexGuard<'_, CostTracker> {
+    cost.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What the handle asks of the actor.
+pub(crate) enum Command {
+    StartChild {
+        spec: Box<SessionSpec>,
+        reply: Reply<Result<(), SupervisorError>>,
+    },
+    Terminate {
+        name: String,
+        reply: Reply<Result<(), SupervisorError>>,
+    },
+    Restart {
+        name: String,
+        reply: Reply<Result<(), SupervisorError>>,
+    },
+    Lookup {
+        name: String,
+        activity: bool,
+        reply: Reply<Result<Target, SupervisorError>>,
+    },
+    Cost {
+        reply: Reply<CostReport>,
+    },
+    Count {
+        reply: Reply<SessionCounts>,
+    },
+    List {
+        reply: Reply<Vec<ChildInfo>>,
+    },
+    Sessions {
+        reply: Reply<Vec<(String, ChildStatus, Option<Session>)>>,
+    },
+    Stop {
+        reply: Reply<()>,
+    },
+}
+
+/// What the actor's own helper tasks tell it.
+enum Event {
+    /// A child's process ended (`Err`: abnormally).
+    Exited {
+        name: String,
+        generation: u64,
+        result: Result<(), Error>,
+    },
+    /// A back-off delay passed: start these children (in this order).
+    RestartDue { names: Vec<String> },
+    /// The health monitor found a child unhealthy.
+    Unhealthy {
+        name: String,
+        generation: u64,
+        reason: UnhealthyReason,
+    },
+    /// A health round finished.
+    HealthDone,
+}
+
+struct Child {
+    spec: SessionSpec,
+    session: Option<Session>,
+    /// Identifies the current process; events from older ones are ignored.
+    generation: u64,
+    status: ChildStatus,
+    restarts: u32,
+    started_at: SystemTime,
+    last_activity: Option<SystemTime>,
+    /// Turns completed by earlier processes.
+    turns_before: u64,
+    last_session_id: Option<String>,
+    /// Lookups waiting for the child to be running again.
+    waiters: Vec<Reply<Result<Target, SupervisorError>>>,
+    cost: SharedCost,
+}
+
+impl Child {
+    fn new(spec: SessionSpec) -> Self {
+        Child {
+            spec,
+            session: None,
+            generation: 0,
+            status: ChildStatus::Restarting,
+            restarts: 0,
+            started_at: SystemTime::now(),
+            last_activity: None,
+            turns_before: 0,
+            last_session_id: None,
+            waiters: Vec::new(),
+            cost: SharedCost::default(),
+        }
+    }
+
+    fn target(&self, session: &Session) -> Target {
+        Target {
+            session: session.clone(),
+            cost: self.cost.clone(),
+        }
+    }
+
+    fn cost_totals(&self) -> CostTotals {
+        lock(&self.cost).totals().clone()
+    }
+
+    fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// Forgets the current process (keeping its session id and turn count) and returns it.
+    fn detach(&mut self) -> Option<Session> {
+        self.generation += 1;
+        let session = self.session.take()?;
+        if let Some(id) = session.session_id() {
+            self.last_session_id = Some(id);
+        }
+        self.turns_before += session.turns_completed();
+        Some(session)
+    }
+
+    fn answer_waiters(&mut self, result: impl Fn() -> Result<Target, SupervisorError>) {
+        for w in self.waiters.drain(..) {
+            let _ = w.send(result());
+        }
+    }
+
+    fn info(&self) -> ChildInfo {
+        let session = self.session.as_ref();
+        ChildInfo {
+            name: self.spec.name.clone(),
+            status: self.status.clone(),
+            restart: self.spec.restart,
+            session_id: session
+                .and_then(Session::session_id)
+                .or_else(|| self.last_session_id.clone()),
+            pid: session.and_then(Session::pid),
+            restarts: self.restarts,
+            started_at: self.started_at,
+            last_activity: self.last_activity,
+            turns: self.turns_before + session.map_or(0, Session::turns_completed),
+            cost_usd: lock(&self.cost).total_usd(),
+        }
+    }
+}
+
+/// The health a non-running child reports.
+pub(crate) fn health_of(status: &ChildStatus) -> Health {
+    Health::Unhealthy(match status {
+        ChildStatus::Exited(exit) => UnhealthyReason::ProcessExited(exit.clone()),
+        ChildStatus::Stopped => UnhealthyReason::Stopped,
+        ChildStatus::Running | ChildStatus::Restarting => UnhealthyReason::NotInitialized,
+    })
+}
+
+struct Actor {
+    name: String,
+    strategy: Strategy,
+    max_restarts: u32,
+    period: Duration,
+    intensity: RestartIntensity,
+    backoff: Option<Backoff>,
+    probe: Option<Duration>,
+    health_running: bool,
+    children: Vec<Child>,
+    /// Cost of children no longer supervised.
+    retired: CostTotals,
+    budget_usd: Option<f64>,
+    events_tx: mpsc::Sender<Event>,
+    ended: watch::Sender<Option<Ended>>,
+}
+
+/// The actor task: starts the initial children, then serves commands and events.
+pub(crate) async fn run(
+    b: SupervisorBuilder,
+    mut cmd_rx: mpsc::Receiver<Command>,
+    ended: watch::Sender<Option<Ended>>,
+    ready: oneshot::Sender<Result<(), SupervisorError>>,
+) {
+    let (events_tx, mut events_rx) = mpsc::channel(64);
+    let mut actor = Actor {
+        name: b.name,
+        strategy: b.strategy,
+        max_restarts: b.max_restarts,
+        period: b.period,
+        intensity: RestartIntensity::new(b.max_restarts, b.period),
+        backoff: b.backoff,
+        probe: b.probe,
+        health_running: false,
+        children: Vec::new(),
+        retired: CostTotals::default(),
+        budget_usd: b.budget_usd,
+        events_tx,
+        ended,
+    };
+    for spec in b.children {
+        if let Err(e) = actor.add_child(spec).await {
+            actor.shutdown(Ended::Normal).await;
+            let _ = ready.send(Err(e));
+            return;
+        }
+    }
+    tracing::info!(supervisor = %actor.name, children = actor.children.len(), "supervisor started");
+    if ready.send(Ok(())).is_err() {
+        actor.shutdown(Ended::Normal).await;
+        return;
+    }
+
+    let mut health = b.health_interval.map(|every| {
+        let mut i = tokio::time::interval_at(Instant::now() + every, every);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
+    loop {
+        tokio::select! {
+            cmd = cmd_rx.recv() => match cmd {
+                None => {
+                    actor.shutdown(Ended::Normal).await;
+                    return;
+                }
+                Some(Command::Stop { reply }) => {
+                    actor.shutdown(Ended::Normal).await;
+                    let _ = reply.send(());
+                    return;
+                }
+                Some(cmd) => actor.on_command(cmd).await,
+            },
+            Some(event) = events_rx.recv() => actor.on_event(event).await,
+            _ = tick(health.as_mut()), if health.is_some() => actor.check_health(),
+        }
+        if actor.ended.borrow().is_some() {
+            return; // intensity exceeded; children already stopped
+        }
+    }
+}
+
+async fn tick(interval: Option<&mut tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+impl Actor {
+    fn find(&self, name: &str) -> Option<usize> {
+        self.children.iter().position(|c| c.name() == name)
+    }
+
+    /// Adds a child at the end and starts it; on failure it is not kept.
+    async fn add_child(&mut self, spec: SessionSpec) -> Result<(), SupervisorError> {
+        if self.find(&spec.name).is_some() {
+            return Err(SupervisorError::DuplicateName { name: spec.name });
+        }
+        self.children.push(Child::new(spec));
+        let idx = self.children.len() - 1;
+        if let Err(source) = self.start_process(idx).await {
+            let child = self.children.remove(idx);
+            tracing::warn!(supervisor = %self.name, child = %child.name(), error = %source,
+                "session failed to start");
+            return Err(SupervisorError::StartFailed {
+                child: child.spec.name,
+                source,
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts a process for child `idx` (resuming its conversation when it had one and
+    /// its spec allows), registers a monitor, and answers waiting lookups.
+    async fn start_process(&mut self, idx: usize) -> Result<(), Error> {
+        let child = &self.children[idx];
+        let mut opts = child.spec.options.clone();
+        if child.spec.resume_on_restart {
+            if let Some(id) = &child.last_session_id {
+                opts = opts.resume(id.clone());
+            }
+        }
+        let started = std::time::Instant::now();
+        let session = Session::start(opts).await?;
+        let child = &mut self.children[idx];
+        lock(&child.cost).new_process();
+        child.generation += 1;
+        child.session = Some(session.clone());
+        child.status = ChildStatus::Running;
+        child.started_at = SystemTime::now();
+        tracing::info!(supervisor = %self.name, child = %child.spec.name, pid = session.pid(),
+            resumed = child.last_session_id.is_some() && child.spec.resume_on_restart,
+            restarts = child.restarts, start_ms = started.elapsed().as_millis() as u64,
+            "session started");
+        let (name, generation, events) = (
+            child.spec.name.clone(),
+            child.generation,
+            self.events_tx.clone(),
+        );
+        let monitored = session.clone();
+        tokio::spawn(async move {
+            let result = monitored.closed().await;
+            drop(monitored);
+            let _ = events
+                .send(Event::Exited {
+                    name,
+                    generation,
+                    result,
+                })
+                .await;
+        });
+        let target = child.target(&session);
+        child.answer_waiters(|| Ok(target.clone()));
+        Ok(())
+    }
+
+    /// Stops child `idx`'s process, if any, so that its end is not treated as a failure.
+    async fn stop_process(&mut self, idx: usize) {
+        if let Some(session) = self.children[idx].detach() {
+            let _ = session.stop().await;
+        }
+    }
+
+    async fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::StartChild { spec, reply } => {
+                let result = self.add_child(*spec).await;
+                let _ = reply.send(result);
+            }
+            Command::Terminate { name, reply } => {
+                let result = match self.find(&name) {
+                    None => Err(SupervisorError::NotFound { name }),
+                    Some(idx) => {
+                        self.stop_process(idx).await;
+                        let mut child = self.children.remove(idx);
+                        self.retired.add(&child.cost_totals());
+                        tracing::info!(supervisor = %self.name, child = %name, "session terminated");
+                        child.answer_waiters(|| {
+                            Err(SupervisorError::NotFound { name: name.clone() })
+                        });
+                        Ok(())
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            Command::Restart { name, reply } => {
+                let result = match self.find(&name) {
+                    None => Err(SupervisorError::NotFound { name }),
+                    Some(idx) => {
+                        self.stop_process(idx).await;
+                        self.children[idx].status = ChildStatus::Restarting;
+                        self.children[idx].restarts += 1;
+                        match self.start_process(idx).await {
+                            Ok(()) => Ok(()),
+                            Err(source) => {
+                                // Leave it to the normal failure path (intensity, back-off).
+                                self.restart_group(vec![name.clone()]).await;
+                                Err(SupervisorError::StartFailed {
+                                    child: name,
+                                    source,
+                                })
+                            }
+                        }
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            Command::Lookup {
+                name,
+                activity,
+                reply,
+            } => {
+                let Some(idx) = self.find(&name) else {
+                    let _ = reply.send(Err(SupervisorError::NotFound { name }));
+                    return;
+                };
+                if activity {
+                    if let Err(e) = self.check_budget(idx) {
+                        let _ = reply.send(Err(e));
+                        return;
+                    }
+                }
+                let child = &mut self.children[idx];
+                if activity {
+                    child.last_activity = Some(SystemTime::now());
+                }
+                match (&child.status, &child.session) {
+                    (ChildStatus::Running, Some(s)) if !s.is_closed() => {
+                        let _ = reply.send(Ok(child.target(s)));
+                    }
+                    // Dead but its end not processed yet, or restarting: wait.
+                    (ChildStatus::Running | ChildStatus::Restarting, _) => {
+                        child.waiters.push(reply);
+                    }
+                    (ChildStatus::Stopped | ChildStatus::Exited(_), _) => {
+                        let _ = reply.send(Err(SupervisorError::NotRunning { name }));
+                    }
+                }
+            }
+            Command::Count { reply } => {
+                let active = self
+                    .children
+                    .iter()
+                    .filter(|c| c.status == ChildStatus::Running)
+                    .count();
+                let _ = reply.send(SessionCounts {
+                    specs: self.children.len(),
+                    active,
+                });
+            }
+            Command::Cost { reply } => {
+                let _ = reply.send(self.cost_report());
+            }
+            Command::List { reply } => {
+                let _ = reply.send(self.children.iter().map(Child::info).collect());
+            }
+            Command::Sessions { reply } => {
+                let _ = reply.send(
+                    self.children
+                        .iter()
+                        .map(|c| (c.spec.name.clone(), c.status.clone(), c.session.clone()))
+                        .collect(),
+                );
+            }
+            Command::Stop { reply } => {
+                // Handled by the loop; kept exhaustive.
+                self.shutdown(Ended::Normal).await;
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    async fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Exited {
+                name,
+                generation,
+                result,
+            } => {
+                let Some(idx) = self.find(&name) else { return };
+                let child = &self.children[idx];
+                if child.generation != generation || child.status != ChildStatus::Running {
+                    return; // an old process, or one we stopped on purpose
+                }
+                self.child_ended(idx, result).await;
+            }
+            Event::RestartDue { names } => self.restart_group(names).await,
+            Event::Unhealthy {
+                name,
+                generation,
+                reason,
+            } => self.on_unhealthy(name, generation, reason).await,
+            Event::HealthDone => self.health_running = false,
+        }
+    }
+
+    /// A running child's process ended on its own (or was found unhealthy).
+    async fn child_ended(&mut self, idx: usize, result: Result<(), Error>) {
+        let sup = self.name.clone();
+        let child = &mut self.children[idx];
+        child.detach();
+        let name = child.spec.name.clone();
+        let exit = match &result {
+            Ok(()) => None,
+            Err(Error::ProcessExited { exit, .. }) => Some(exit.clone()),
+            Err(_) => Some(ExitInfo::Unknown),
+        };
+        match &result {
+            Ok(()) => tracing::info!(supervisor = %sup, child = %name, "session ended normally"),
+            Err(e) => {
+                tracing::warn!(supervisor = %sup, child = %name, error = %e, "session crashed")
+            }
+        }
+        if !child.spec.restart.restarts_after(exit.is_some()) {
+            let temporary = child.spec.restart == super::Restart::Temporary;
+            child.status = exit.map_or(ChildStatus::Stopped, ChildStatus::Exited);
+            child.answer_waiters(|| Err(SupervisorError::NotRunning { name: name.clone() }));
+            if temporary {
+                let child = self.children.remove(idx);
+                self.retired.add(&child.cost_totals());
+            }
+            return;
+        }
+        let recent = self.intensity.recent(Instant::now());
+        if !self.intensity.add(Instant::now()) {
+            tracing::error!(supervisor = %sup, child = %name, max_restarts = self.max_restarts,
+                period_ms = self.period.as_millis() as u64,
+                "restart intensity exceeded; shutting the supervisor down");
+            self.shutdown(Ended::Intensity {
+                max_restarts: self.max_restarts,
+                period: self.period,
+                child: name,
+            })
+            .await;
+            return;
+        }
+        // Which children go down with it, and restart with it.
+        let group: Vec<usize> = match self.strategy {
+            Strategy::OneForOne => vec![idx],
+            Strategy::OneForAll => (0..self.children.len()).collect(),
+            Strategy::RestForOne => (idx..self.children.len()).collect(),
+        };
+        for &i in group.iter().rev() {
+            if i != idx {
+                self.stop_process(i).await;
+            }
+        }
+        let mut names = Vec::new();
+        let mut temporaries = Vec::new();
+        for &i in &group {
+            let c = &mut self.children[i];
+            if i != idx && c.spec.restart == super::Restart::Temporary {
+                temporaries.push(c.spec.name.clone());
+                continue;
+            }
+            if i == idx || c.status == ChildStatus::Running {
+                c.status = ChildStatus::Restarting;
+                c.restarts += 1;
+                names.push(c.spec.name.clone());
+            }
+        }
+        for t in temporaries {
+            if let Some(i) = self.find(&t) {
+                let mut c = self.children.remove(i);
+                self.retired.add(&c.cost_totals());
+                c.answer_waiters(|| Err(SupervisorError::NotFound { name: t.clone() }));
+            }
+        }
+        tracing::info!(supervisor = %sup, child = %name, strategy = ?self.strategy,
+            restarting = names.len(), "restarting");
+        self.schedule(names, recent).await;
+    }
+
+    /// Restarts `names` now, or after the back-off delay for `recent` restarts.
+    async fn schedule(&mut self, names: Vec<String>, recent: usize) {
+        let delay = self.backoff.map_or(Duration::ZERO, |b| b.delay(recent));
+        if delay.is_zero() {
+            self.restart_group(names).await;
+            return;
+        }
+        tracing::debug!(supervisor = %self.name, delay_ms = delay.as_millis() as u64, "restart delayed");
+        let events = self.events_tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = events.send(Event::RestartDue { names }).await;
+        });
+    }
+
+    /// Starts each named child that is still waiting to restart, in order. A start that
+    /// fails counts as another restart and is retried (with the rest of the group).
+    async fn restart_group(&mut self, names: Vec<String>) {
+        for (k, name) in names.iter().enumerate() {
+            let Some(idx) = self.find(name) else { continue };
+            if self.children[idx].status != ChildStatus::Restarting {
+                continue; // terminated or restarted meanwhile
+            }
+            if let Err(e) = self.start_process(idx).await {
+                tracing::warn!(supervisor = %self.name, child = %name, error = %e,
+                    "restart failed");
+                let recent = self.intensity.recent(Instant::now());
+                if !self.intensity.add(Instant::now()) {
+                    self.shutdown(Ended::Intensity {
+                        max_restarts: self.max_restarts,
+                        period: self.period,
+                        child: name.clone(),
+                    })
+                    .await;
+                    return;
+                }
+                self.children[idx].restarts += 1;
+                let rest = names[k..].to_vec();
+                Box::pin(self.schedule(rest, recent)).await;
+                return;
+            }
+        }
+    }
+
+    /// Totals over every child, current and retired.
+    fn cost_report(&self) -> CostReport {
+        let mut report = CostReport::default();
+        report.total.add(&self.retired);
+        for c in &self.children {
+            let totals = c.cost_totals();
+            report.total.add(&totals);
+            report.sessions.insert(c.spec.name.clone(), totals);
+        }
+        report
+    }
+
+    /// Refuses a new turn for child `idx` when it or the supervisor is over budget.
+    fn check_budget(&self, idx: usize) -> Result<(), SupervisorError> {
+        let child = &self.children[idx];
+        if let Some(limit) = child.spec.budget_usd {
+            let spent = lock(&child.cost).total_usd();
+            if spent >= limit {
+                return Err(SupervisorError::BudgetExceeded {
+                    scope: format!("session `{}`", child.spec.name),
+                    limit_usd: limit,
+                    spent_usd: spent,
+                });
+            }
+        }
+        if let Some(limit) = self.budget_usd {
+            let spent = self.cost_report().total.cost_usd;
+            if spent >= limit {
+                return Err(SupervisorError::BudgetExceeded {
+                    scope: format!("supervisor `{}`", self.name),
+                    limit_usd: limit,
+                    spent_usd: spent,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a health round in its own task (so probes never block the actor); it
+    /// reports unhealthy children back as events. Skipped while a round still runs.
+    fn check_health(&mut self) {
+        if self.health_running {
+            return;
+        }
+        self.health_running = true;
+        let running: Vec<(String, u64, Session)> = self
+            .children
+            .iter()
+            .filter(|c| c.status == ChildStatus::Running)
+            .filter_map(|c| Some((c.spec.name.clone(), c.generation, c.session.clone()?)))
+            .collect();
+        let (events, probe) = (self.events_tx.clone(), self.probe);
+        tokio::spawn(async move {
+            let checks = running.into_iter().map(|(name, generation, s)| async move {
+                (name, generation, health::check(&s, probe).await)
+            });
+            for (name, generation, health) in futures::future::join_all(checks).await {
+                if let Health::Unhealthy(reason) = health {
+                    let event = Event::Unhealthy {
+                        name,
+                        generation,
+                        reason,
+                    };
+                    if events.send(event).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let _ = events.send(Event::HealthDone).await;
+        });
+    }
+
+    /// Restarts a child the health monitor found unhealthy (an abnormal end).
+    async fn on_unhealthy(&mut self, name: String, generation: u64, reason: UnhealthyReason) {
+        let Some(idx) = self.find(&name) else { return };
+        let child = &self.children[idx];
+        if child.generation != generation || child.status != ChildStatus::Running {
+            return; // already ended or restarted
+        }
+        tracing::warn!(supervisor = %self.name, child = %name, reason = %reason,
+            "session unhealthy; restarting it");
+        if let Some(session) = child.session.clone() {
+            let _ = session.stop().await;
+        }
+        // `child_ended` detaches the process, so its monitor's event is stale.
+        self.child_ended(idx, Err(Error::closed(format!("unhealthy: {reason}"))))
+            .await;
+    }
+
+    /// Stops every child in reverse start order, fails waiting lookups, publishes why.
+    async fn shutdown(&mut self, why: Ended) {
+        for idx in (0..self.children.len()).rev() {
+            self.stop_process(idx).await;
+        }
+        let err = |why: &Ended, sup: &str| match why {
+            Ended::Intensity {
+                max_restarts,
+                period,
+                child,
+            } => SupervisorError::MaxRestartIntensity {
+                supervisor: sup.to_string(),
+                max_restarts: *max_restarts,
+                max_seconds: *period,
+                child: child.clone(),
+            },
+            Ended::Normal => SupervisorError::Stopped {
+                supervisor: sup.to_string(),
+            },
+        };
+        for c in &mut self.children {
+            c.answer_waiters(|| Err(err(&why, &self.name)));
+        }
+        tracing::info!(supervisor = %self.name, reason = ?why, "supervisor stopped");
+        self.ended.send_replace(Some(why));
+    }
+}

@@ -1,0 +1,143 @@
+//! [`SessionSpec`]: what a supervisor needs to (re)start one named session — its
+//! [`Options`], its [`Restart`] type and hosting settings. Starting and restarting the
+//! session is the supervisor actor's business; turning options into CLI flags is
+//! `options`'.
+
+use std::time::Duration;
+
+use crate::options::Options;
+
+/// When a supervisor restarts a child that ended (OTP restart types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Restart {
+    /// Always restarted, whether it ended normally or crashed (the default).
+    #[default]
+    Permanent,
+    /// Restarted only after an abnormal end (the CLI died, or it was found unhealthy).
+    Transient,
+    /// Never restarted; removed from the supervisor once it ends.
+    Temporary,
+}
+
+impl Restart {
+    /// Whether a child of this type is restarted after ending (`abnormal`: it crashed).
+    pub fn restarts_after(self, abnormal: bool) -> bool {
+        match self {
+            Restart::Permanent => true,
+            Restart::Transient => abnormal,
+            Restart::Temporary => false,
+        }
+    }
+}
+
+/// A supervised session: a unique name, the session's [`Options`], and hosting settings.
+///
+/// ```
+/// use claude_code::{Restart, SessionSpec};
+/// let spec = SessionSpec::new("reviewer")
+///     .system_prompt("You review Rust")
+///     .max_turns(5)
+///     .restart(Restart::Transient);
+/// assert_eq!(spec.name(), "reviewer");
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct SessionSpec {
+    pub(crate) name: String,
+    pub(crate) options: Options,
+    pub(crate) restart: Restart,
+    pub(crate) resume_on_restart: bool,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) budget_usd: Option<f64>,
+}
+
+impl SessionSpec {
+    /// A spec with default [`Options`], [`Restart::Permanent`], resuming the conversation
+    /// on restart, no idle timeout and no budget.
+    pub fn new(name: impl Into<String>) -> Self {
+        SessionSpec {
+            name: name.into(),
+            options: Options::new(),
+            restart: Restart::Permanent,
+            resume_on_restart: true,
+            idle_timeout: None,
+            budget_usd: None,
+        }
+    }
+
+    /// Replaces the session's options wholesale.
+    pub fn options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Edits the session's options in place (`|o| o.cwd("/srv").max_turns(3)`).
+    pub fn with_options(mut self, f: impl FnOnce(Options) -> Options) -> Self {
+        self.options = f(std::mem::take(&mut self.options));
+        self
+    }
+
+    /// The system prompt (see [`Options::system_prompt`]).
+    pub fn system_prompt(self, prompt: impl Into<String>) -> Self {
+        self.with_options(|o| o.system_prompt(prompt))
+    }
+
+    /// The model (see [`Options::model`]).
+    pub fn model(self, model: impl Into<String>) -> Self {
+        self.with_options(|o| o.model(model))
+    }
+
+    /// Most model round-trips per turn (see [`Options::max_turns`]).
+    pub fn max_turns(self, turns: u32) -> Self {
+        self.with_options(|o| o.max_turns(turns))
+    }
+
+    /// The restart type (default [`Restart::Permanent`]).
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.restart = restart;
+        self
+    }
+
+    /// Whether a restarted session continues the conversation with `--resume <last
+    /// session id>` (default `true`); `false` starts a fresh conversation.
+    pub fn resume_on_restart(mut self, resume: bool) -> Self {
+        self.resume_on_restart = resume;
+        self
+    }
+
+    /// How long the session may idle before it is hibernated. Stored only: hibernation
+    /// is not implemented yet.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// Most USD this session may spend over all its processes; further turns are refused
+    /// with [`SupervisorError::BudgetExceeded`](crate::SupervisorError::BudgetExceeded).
+    pub fn budget_usd(mut self, usd: f64) -> Self {
+        self.budget_usd = Some(usd);
+        self
+    }
+
+    /// The child's name, unique within its supervisor.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The restart type.
+    pub fn restart_type(&self) -> Restart {
+        self.restart
+    }
+
+    /// The options each (re)start begins from.
+    pub fn session_options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The stored idle timeout.
+    pub fn idle_timeout_value(&self) -> Option<Duration> {
+        self.idle_timeout
+    }
+}
