@@ -26,6 +26,7 @@
 
 pub mod callbacks;
 pub mod cli;
+pub mod config;
 pub mod cost;
 mod error;
 pub mod options;
@@ -41,6 +42,7 @@ pub use callbacks::{
     permissions::{PermissionResult, ToolPermissionRequest},
 };
 pub use cli::{CliPath, PINNED_CLI_VERSION};
+pub use config::{Config, ConfigError, ConfigLoader};
 pub use cost::{CostReport, CostTotals, CostTracker, ModelCost, TokenUsage, TurnCost};
 pub use error::{Error, ExitInfo, Result};
 pub use options::{Options, PermissionMode, SystemPrompt};

@@ -1,0 +1,47 @@
+//! One module per subcommand. Each exposes its clap arguments (if any) and a `run`
+//! function; the session flags shared by `query` and `config` live here, shared
+//! formatting in `crate::util`.
+
+use claude_code::config::Overrides;
+
+pub mod config;
+pub mod doctor;
+pub mod install;
+pub mod mock;
+pub mod path;
+pub mod query;
+pub mod sessions;
+pub mod version;
+
+/// Session flags: the top configuration layer for `query` (and `config`, to preview it).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SessionFlags {
+    /// Model alias or name (overrides model / CLAUDE_MODEL).
+    #[arg(long)]
+    model: Option<String>,
+    /// Replace the system prompt.
+    #[arg(long, value_name = "TEXT")]
+    system_prompt: Option<String>,
+    /// Most model round-trips per prompt.
+    #[arg(long, value_name = "N")]
+    max_turns: Option<u32>,
+    /// Permission mode: default, acceptEdits, plan, bypassPermissions, dontAsk, auto.
+    #[arg(long, value_name = "MODE")]
+    permission_mode: Option<String>,
+    /// Tools allowed without asking, comma separated (e.g. "Read,Bash(git *)").
+    #[arg(long, value_name = "RULES", value_delimiter = ',')]
+    allowed_tools: Vec<String>,
+}
+
+impl SessionFlags {
+    /// These flags as a configuration layer.
+    pub fn overrides(&self) -> Overrides {
+        let mut o = Overrides::default();
+        o.model.clone_from(&self.model);
+        o.system_prompt.clone_from(&self.system_prompt);
+        o.max_turns = self.max_turns;
+        o.permission_mode.clone_from(&self.permission_mode);
+        o.allowed_tools.clone_from(&self.allowed_tools);
+        o
+    }
+}

@@ -1,0 +1,249 @@
+//! `claude-code query`: one prompt, streamed to the terminal as it is generated (partial
+//! messages), tool uses shown compactly on stderr, cost and duration at the end on stderr.
+//! With `--json`, every stream-json message is printed unchanged, one per line.
+
+use std::{io::Read, time::Duration};
+
+use claude_code::{
+    protocol::{ContentBlock, ResultMessage},
+    Message, Session,
+};
+use futures::StreamExt;
+
+use crate::{error::CliError, util, Cli};
+
+/// Arguments of `query`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The prompt; `-` reads it from stdin.
+    prompt: String,
+    #[command(flatten)]
+    session: super::SessionFlags,
+    /// Print the CLI's stream-json messages unchanged, one JSON object per line.
+    #[arg(long)]
+    json: bool,
+    /// Give up after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
+}
+
+/// Runs `query`.
+pub async fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
+    let config = cli.load_config(args.session.overrides())?;
+    let prompt = if args.prompt == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(CliError::io("cannot read the prompt from stdin"))?;
+        text
+    } else {
+        args.prompt.clone()
+    };
+    let options = config.to_options().include_partial_messages(true);
+    let mut spinner = Spinner::start(!args.json && util::stdout_is_tty());
+    let session = match Session::start(options).await {
+        Ok(s) => s,
+        Err(e) => {
+            spinner.stop();
+            return Err(e.into());
+        }
+    };
+    let outcome = turn(&session, prompt, args, &mut spinner).await;
+    spinner.stop();
+    // Stop the CLI gracefully (and reap it) before reporting, whatever happened.
+    let stopped = session.stop().await;
+    let result = outcome?;
+    stopped?;
+    eprintln!("{}", footer(&result));
+    if result.is_success() {
+        Ok(())
+    } else {
+        Err(turn_error(&result))
+    }
+}
+
+/// Streams one turn to stdout; its result message.
+async fn turn(
+    session: &Session,
+    prompt: String,
+    args: &Args,
+    spinner: &mut Spinner,
+) -> Result<Box<ResultMessage>, CliError> {
+    let mut stream = session.stream(prompt).await?;
+    if let Some(secs) = args.timeout {
+        stream = stream.timeout(Duration::from_secs(secs));
+    }
+    let mut view = TextView::default();
+    while let Some(item) = stream.next().await {
+        let message = match item {
+            Ok(m) => m,
+            Err(e) => {
+                spinner.stop();
+                view.end_line()?;
+                return Err(e.into());
+            }
+        };
+        if args.json {
+            let line = serde_json::to_string(&message)
+                .map_err(|e| CliError::Verify(format!("cannot serialize a message: {e}")))?;
+            util::out(&format!("{line}\n"))?;
+        } else {
+            view.show(&message, spinner)?;
+        }
+        if let Message::Result(r) = message {
+            view.end_line()?;
+            return Ok(r);
+        }
+    }
+    view.end_line()?;
+    Err(claude_code::Error::NoResult.into())
+}
+
+/// Human output: text deltas as they come, tool uses on stderr.
+#[derive(Default)]
+struct TextView {
+    /// The API message whose text is being streamed as deltas.
+    streaming_id: Option<String>,
+    /// Whether any delta of that message was printed.
+    streamed: bool,
+    /// Whether stdout is at the start of a line.
+    mid_line: bool,
+}
+
+impl TextView {
+    fn text(&mut self, text: &str, spinner: &mut Spinner) -> Result<(), CliError> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        spinner.stop();
+        util::out(text)?;
+        self.mid_line = !text.ends_with('\n');
+        Ok(())
+    }
+
+    fn end_line(&mut self) -> Result<(), CliError> {
+        if self.mid_line {
+            util::out("\n")?;
+            self.mid_line = false;
+        }
+        Ok(())
+    }
+
+    fn show(&mut self, message: &Message, spinner: &mut Spinner) -> Result<(), CliError> {
+        match message {
+            Message::StreamEvent(e) => {
+                if e.event_type() == Some("message_start") {
+                    self.streaming_id = e
+                        .event
+                        .pointer("/message/id")
+                        .and_then(|v| v.as_str())
+                        .map(String::from);
+                    self.streamed = false;
+                }
+                if let Some(t) = e.text_delta() {
+                    self.streamed = true;
+                    self.text(t, spinner)?;
+                }
+            }
+            // An API error the CLI turned into a message: reported by the result.
+            Message::Assistant(a) if a.error.is_some() => {}
+            Message::Assistant(a) => {
+                let already =
+                    self.streamed && a.message.id.is_some() && a.message.id == self.streaming_id;
+                for block in &a.message.content {
+                    match block {
+                        ContentBlock::Text(t) if !already => self.text(&t.text, spinner)?,
+                        ContentBlock::ToolUse(u) => {
+                            spinner.stop();
+                            self.end_line()?;
+                            eprintln!("⏺ {}", util::tool_summary(&u.name, &u.input));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Message::User(u) => {
+                for block in u.message.blocks() {
+                    if let ContentBlock::ToolResult(r) = block {
+                        if r.is_error == Some(true) {
+                            let text = r.text().unwrap_or_default();
+                            eprintln!("  ⎿ error: {}", util::truncate(&text, 100));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// `done in 0.6 s · $0.0012 · 1 turn · session …` (the cost covers the CLI process).
+fn footer(r: &ResultMessage) -> String {
+    let mut parts = Vec::new();
+    if let Some(ms) = r.duration_ms {
+        parts.push(format!("{:.1} s", ms as f64 / 1000.0));
+    }
+    if let Some(cost) = r.total_cost_usd {
+        parts.push(format!("${cost:.4}"));
+    }
+    if let Some(n) = r.num_turns {
+        parts.push(format!("{n} turn{}", if n == 1 { "" } else { "s" }));
+    }
+    if let Some(id) = &r.session_id {
+        parts.push(format!("session {id}"));
+    }
+    let status = if r.is_success() { "done" } else { "failed" };
+    format!("[{status}: {}]", parts.join(" · "))
+}
+
+fn turn_error(r: &ResultMessage) -> CliError {
+    let mut message = r
+        .result
+        .clone()
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_default();
+    if !r.errors.is_empty() {
+        if !message.is_empty() {
+            message.push_str("; ");
+        }
+        message.push_str(&r.errors.join("; "));
+    }
+    if message.is_empty() {
+        message = format!("the turn ended with `{}`", r.subtype);
+    }
+    CliError::Turn {
+        status: r.api_error_status,
+        message,
+    }
+}
+
+/// A stderr spinner shown while waiting for the first token (only on a terminal).
+struct Spinner {
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Spinner {
+    fn start(enabled: bool) -> Spinner {
+        let task = enabled.then(|| {
+            tokio::spawn(async {
+                const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                for frame in FRAMES.iter().cycle() {
+                    tick.tick().await;
+                    eprint!("\r{frame} waiting for Claude…");
+                }
+            })
+        });
+        Spinner { task }
+    }
+
+    /// Stops the spinner and clears its line. The runtime is single-threaded, so the
+    /// task is not mid-write when this runs.
+    fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            eprint!("\r\x1b[2K");
+        }
+    }
+}

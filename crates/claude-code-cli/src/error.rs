@@ -1,0 +1,108 @@
+//! The binary's one error type. Each message says what happened and what to do; `main`
+//! prints it after `claude-code: error:` and exits with status 1.
+
+use std::path::PathBuf;
+
+/// Everything a subcommand can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] claude_code::ConfigError),
+
+    /// The SDK failed (CLI not found, process died, timeout, ...).
+    #[error(transparent)]
+    Sdk(#[from] claude_code::Error),
+
+    /// The turn ended with an error result.
+    #[error("the query failed{}: {message}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    Turn {
+        /// HTTP status of the API error, when known.
+        status: Option<u16>,
+        /// The CLI's error text.
+        message: String,
+    },
+
+    /// A file system or process operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What we were doing.
+        context: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// npm is not on PATH.
+    #[error("npm not found on PATH; install Node.js and npm (any recent version), then rerun `claude-code install`")]
+    NpmMissing,
+
+    /// An npm command failed.
+    #[error("`{command}` failed: {detail}{hint}")]
+    Npm {
+        /// The command line.
+        command: String,
+        /// Its stderr tail or exit status.
+        detail: String,
+        /// What to do about it.
+        hint: String,
+    },
+
+    /// The installed binary does not run or reports another version.
+    #[error("verification failed: {0}")]
+    Verify(String),
+
+    /// A package's integrity differs from the registry's.
+    #[error("integrity mismatch for {package}: registry says {expected}, installed {actual}; do not use this install (rerun with --force)")]
+    Integrity {
+        /// The package.
+        package: String,
+        /// The registry's `dist.integrity`.
+        expected: String,
+        /// The lockfile's integrity.
+        actual: String,
+    },
+
+    /// Something is installed but is not the requested version.
+    #[error("{dir} holds a CLI that {found}; rerun with --force to replace it")]
+    ExistingInstall {
+        /// The install directory.
+        dir: PathBuf,
+        /// What we found there.
+        found: String,
+    },
+
+    /// The directory has content that `install` did not put there.
+    #[error("{0} exists and was not created by `claude-code install`; choose another --dir or remove it yourself")]
+    NotOurs(PathBuf),
+
+    /// No transcript with this id.
+    #[error("no stored session {id} under {searched}; list them with `claude-code sessions`")]
+    SessionNotFound {
+        /// The id asked for.
+        id: String,
+        /// Where we looked.
+        searched: PathBuf,
+    },
+
+    /// The mock server failed.
+    #[error(transparent)]
+    Mock(#[from] claude_code_mock::MockError),
+
+    /// `doctor` found problems.
+    #[error("{0} check(s) failed; see the fixes above")]
+    DoctorFailed(usize),
+}
+
+impl CliError {
+    /// Whether this is a write to a closed pipe.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CliError::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
+    /// An [`CliError::Io`] with context.
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError {
+        let context = context.into();
+        move |source| CliError::Io { context, source }
+    }
+}

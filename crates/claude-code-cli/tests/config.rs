@@ -1,0 +1,98 @@
+//! Configuration as the binary sees it: file < environment < flags, shown by
+//! `claude-code config` (a snapshot of the resolved values and the CLI arguments), and
+//! bad files reported with file, line and key.
+
+mod support;
+
+use support::*;
+
+const FILE: &str = r#"model = "file-model"
+system_prompt = "from the file"
+max_turns = 2
+permission_mode = "plan"
+allowed_tools = ["Read", "Grep"]
+"#;
+
+#[tokio::test]
+async fn config_layers_file_then_env_then_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("claude-code.toml"), FILE).expect("write");
+    let mut cmd = bare(dir.path());
+    cmd.env("CLAUDE_MODEL", "env-model")
+        .env("CLAUDE_CODE_MAX_TURNS", "3")
+        .env("CLAUDE_CODE_PERMISSION_MODE", "acceptEdits")
+        .env("ANTHROPIC_API_KEY", "sk-never-printed");
+    let out = run(&mut cmd, &["config", "--max-turns", "4", "--cli", "global"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(!text.contains("sk-never-printed"));
+    let file = dir.path().join("claude-code.toml");
+    let file = file.canonicalize().unwrap_or(file);
+    let expected = format!(
+        r#"# file: {f}
+api_key_env = "ANTHROPIC_API_KEY"  # default
+model = "env-model"  # env CLAUDE_MODEL
+cli_path = "global"  # flag
+cli_version = "2.1.332"  # default
+cli_dir = (unset)  # default
+system_prompt = "from the file"  # file {f}
+append_system_prompt = (unset)  # default
+max_turns = "4"  # flag
+permission_mode = "acceptEdits"  # env CLAUDE_CODE_PERMISSION_MODE
+allowed_tools = "Read,Grep"  # file {f}
+disallowed_tools = (unset)  # default
+cwd = (unset)  # default
+# api key: ANTHROPIC_API_KEY is set
+# cli args: --output-format=stream-json --input-format=stream-json --system-prompt=from the file --model=env-model --max-turns=4 --allowedTools=Read,Grep --permission-mode=acceptEdits --verbose
+"#,
+        f = file.display()
+    );
+    assert_eq!(
+        text.replace(
+            &dir.path().display().to_string(),
+            &file.parent().expect("dir").display().to_string()
+        ),
+        expected
+    );
+}
+
+#[tokio::test]
+async fn bad_config_names_file_line_and_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("app.toml");
+    std::fs::write(&file, "model = \"m\"\n\npermision_mode = \"plan\"\n").expect("write");
+    let mut cmd = bare(dir.path());
+    cmd.env("CLAUDE_CODE_CONFIG", &file);
+    let out = run(&mut cmd, &["config"]).await;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains(&format!("{}:3:", file.display())), "{err}");
+    assert!(err.contains("key `permision_mode`"), "{err}");
+
+    std::fs::write(&file, "max_turns = -1\n").expect("write");
+    let out = run(
+        &mut bare(dir.path()),
+        &["--config", &file.to_string_lossy(), "query", "x"],
+    )
+    .await;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(":1:") && err.contains("key `max_turns`"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn bad_env_value_names_the_variable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = bare(dir.path());
+    cmd.env("CLAUDE_CODE_MAX_TURNS", "lots");
+    let out = run(&mut cmd, &["config"]).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("CLAUDE_CODE_MAX_TURNS"),
+        "{}",
+        stderr(&out)
+    );
+}
