@@ -105,8 +105,10 @@ fn main() {
         println!("session_throughput: bench");
         return;
     }
-    let flood = env_usize("FLOOD", 20_000);
-    let turns = env_usize("TURNS", 10);
+    // `cargo bench` passes `--bench`; under `cargo test` this is a quick smoke run.
+    let full = std::env::args().any(|a| a == "--bench");
+    let flood = env_usize("FLOOD", if full { 20_000 } else { 500 });
+    let turns = env_usize("TURNS", if full { 10 } else { 2 });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

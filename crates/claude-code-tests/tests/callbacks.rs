@@ -207,3 +207,82 @@ async fn in_process_mcp_tool_is_called_by_the_real_cli() {
     assert!(!summary.tool_calls[0].is_error);
     session.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn user_prompt_submit_hook_adds_context_the_model_sees() {
+    let env = TestEnv::new(Script::new().fallback(Reply::text("ok"))).await;
+    let prompts = Arc::new(Mutex::new(Vec::new()));
+    let log = prompts.clone();
+    let session = Session::start(env.options().hook(
+        HookEvent::UserPromptSubmit,
+        None,
+        move |input| {
+            let log = log.clone();
+            async move {
+                log.lock()
+                    .expect("lock")
+                    .push(input.raw["prompt"].as_str().unwrap_or_default().to_string());
+                HookOutput::none().additional_context("CONTEXT-FROM-HOOK-42")
+            }
+        },
+    ))
+    .await
+    .expect("start");
+    session
+        .stream("what is the context")
+        .await
+        .expect("stream")
+        .final_text()
+        .await
+        .expect("turn");
+    assert_eq!(*prompts.lock().expect("lock"), ["what is the context"]);
+    let sent = serde_json::to_string(env.mock.turn_requests()[0].messages()).expect("json");
+    assert!(
+        sent.contains("CONTEXT-FROM-HOOK-42"),
+        "the hook's context reached the model"
+    );
+    session.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn post_tool_use_hook_sees_the_tool_response() {
+    let env = TestEnv::new(Script::new()).await;
+    env.mock.push(Reply::tool_use(
+        "Bash",
+        json!({"command": "echo from-bash-77", "description": "echo"}),
+    ));
+    env.mock.push(Reply::text("ok"));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let session = Session::start(env.options().allowed_tools(["Bash"]).hook(
+        HookEvent::PostToolUse,
+        None,
+        move |input| {
+            let log = log.clone();
+            async move {
+                log.lock().expect("lock").push(input);
+                HookOutput::none()
+            }
+        },
+    ))
+    .await
+    .expect("start");
+    session
+        .stream("go")
+        .await
+        .expect("stream")
+        .final_text()
+        .await
+        .expect("turn");
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].event, "PostToolUse");
+    assert!(
+        seen[0].raw["tool_response"]
+            .to_string()
+            .contains("from-bash-77"),
+        "{:?}",
+        seen[0].raw
+    );
+    session.stop().await.expect("stop");
+}

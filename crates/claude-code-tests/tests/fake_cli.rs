@@ -241,3 +241,153 @@ async fn messages_are_typed_and_session_id_comes_from_the_cli() {
     assert!(matches!(msgs.last(), Some(Message::Result(_))));
     session.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn unknown_cli_requests_get_an_error_reply() {
+    let env = fake_env().await;
+    let session =
+        Session::start(fake(&env).env("FAKE_CLAUDE_REQUEST", r#"{"subtype":"no_such_request"}"#))
+            .await
+            .expect("start");
+    let text = session
+        .stream("hi")
+        .await
+        .expect("stream")
+        .final_text()
+        .await
+        .expect("turn");
+    assert!(text.contains(r#""subtype":"error""#), "{text}");
+    assert!(
+        text.contains("Unsupported control request subtype: no_such_request"),
+        "{text}"
+    );
+    session.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn can_use_tool_request_is_answered_by_the_callback() {
+    let env = fake_env().await;
+    let request = r#"{"subtype":"can_use_tool","tool_name":"Bash","input":{"command":"ls"},"tool_use_id":"t1"}"#;
+    let session = Session::start(fake(&env).env("FAKE_CLAUDE_REQUEST", request).can_use_tool(
+        |req| async move { claude_code::PermissionResult::deny(format!("no {}", req.tool_name)) },
+    ))
+    .await
+    .expect("start");
+    let text = session
+        .stream("hi")
+        .await
+        .expect("stream")
+        .final_text()
+        .await
+        .expect("turn");
+    assert!(
+        text.contains(r#""behavior":"deny""#) && text.contains("no Bash"),
+        "{text}"
+    );
+    session.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_control_cancel_request_aborts_the_running_callback() {
+    let env = fake_env().await;
+    let request = r#"{"subtype":"can_use_tool","tool_name":"Bash","input":{},"tool_use_id":"t1"}"#;
+    let (started_tx, started_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let (dropped_tx, mut dropped_rx) = tokio::sync::mpsc::channel::<()>(1);
+    /// Signals when the callback's future is dropped (aborted).
+    struct OnDrop(tokio::sync::mpsc::Sender<()>);
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.try_send(());
+        }
+    }
+    let session = Session::start(
+        fake(&env)
+            .env("FAKE_CLAUDE_REQUEST", request)
+            .env("FAKE_CLAUDE_CANCEL", "1")
+            .can_use_tool(move |_| {
+                let (started, guard) = (started_tx.clone(), OnDrop(dropped_tx.clone()));
+                async move {
+                    let _guard = guard;
+                    let _ = started.send(()).await;
+                    std::future::pending::<()>().await;
+                    claude_code::PermissionResult::allow()
+                }
+            }),
+    )
+    .await
+    .expect("start");
+    let turn = session.stream("hi").await.expect("stream");
+    // Once the callback runs, any SDK control request makes the fake send the cancel.
+    let mut started_rx = started_rx;
+    started_rx.recv().await.expect("callback started");
+    session
+        .set_model(Some("other".to_string()))
+        .await
+        .expect("set_model");
+    tokio::time::timeout(Duration::from_secs(5), dropped_rx.recv())
+        .await
+        .expect("the cancelled callback was aborted")
+        .expect("signal");
+    assert_eq!(turn.final_text().await.expect("turn"), "echo: hi");
+    session.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn inherit_env_allow_list_starts_from_an_empty_environment() {
+    let env = fake_env().await;
+    let environ = env.cwd.path().join("env.txt");
+    let session = Session::start(
+        fake(&env)
+            .inherit_env(["PATH"])
+            .env("FAKE_CLAUDE_ENV_FILE", environ.to_string_lossy()),
+    )
+    .await
+    .expect("start");
+    session.stop().await.expect("stop");
+    let vars = std::fs::read_to_string(environ).expect("env recorded");
+    let names: Vec<&str> = vars.lines().filter_map(|l| l.split('=').next()).collect();
+    assert!(names.contains(&"PATH"), "{names:?}");
+    assert!(names.contains(&"CLAUDE_CODE_ENTRYPOINT"));
+    assert!(
+        names.contains(&"ANTHROPIC_BASE_URL"),
+        "explicit env still set"
+    );
+    assert!(!names.contains(&"HOME"), "not inherited: {names:?}");
+    assert!(
+        !names.contains(&"CARGO_MANIFEST_DIR"),
+        "not inherited: {names:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_hook_times_out_into_an_error_reply() {
+    let env = fake_env().await;
+    let request = r#"{"subtype":"hook_callback","callback_id":"hook_0","input":{"hook_event_name":"PreToolUse","tool_name":"Bash"}}"#;
+    let session = Session::start(
+        fake(&env)
+            .env("FAKE_CLAUDE_REQUEST", request)
+            .hook_with_timeout(
+                claude_code::HookEvent::PreToolUse,
+                None,
+                Duration::from_millis(200),
+                |_| async {
+                    std::future::pending::<()>().await;
+                    claude_code::HookOutput::none()
+                },
+            ),
+    )
+    .await
+    .expect("start");
+    let text = session
+        .stream("hi")
+        .await
+        .expect("stream")
+        .final_text()
+        .await
+        .expect("turn");
+    assert!(
+        text.contains(r#""subtype":"error""#) && text.contains("timed out"),
+        "{text}"
+    );
+    session.stop().await.expect("stop");
+}

@@ -136,6 +136,10 @@ pub enum Error {
     #[error("the turn ended without a result message")]
     NoResult,
 
+    /// The result's structured output is missing or does not fit the requested type.
+    #[error("structured output unavailable: {0}")]
+    StructuredOutput(String),
+
     /// Options failed validation before anything was spawned.
     #[error("invalid options: {0}")]
     InvalidOptions(String),

@@ -24,18 +24,23 @@
 //! the binary), `transport` (the process), [`protocol`] (wire types), `session` (the
 //! actor), `stream` (turn streams and adapters).
 
+pub mod admission;
 pub mod callbacks;
 pub mod cli;
 pub mod config;
 pub mod cost;
 mod error;
 pub mod options;
+pub mod pool;
 pub mod protocol;
 mod session;
+pub mod spares;
 mod stream;
 pub mod supervisor;
+pub mod telemetry;
 mod transport;
 
+pub use admission::{Admission, AdmissionError, AdmissionStats, AdmittedError, LivePermit};
 pub use callbacks::{
     hooks::{HookEvent, HookInput, HookOutput},
     mcp::{McpTool, ToolResult},
@@ -45,10 +50,15 @@ pub use cli::{CliPath, PINNED_CLI_VERSION};
 pub use config::{Config, ConfigError, ConfigLoader};
 pub use cost::{CostReport, CostTotals, CostTracker, ModelCost, TokenUsage, TurnCost};
 pub use error::{Error, ExitInfo, Result};
-pub use options::{Options, PermissionMode, SystemPrompt};
+pub use options::{
+    AgentDefinition, Effort, McpServerConfig, Options, PermissionMode, SandboxSettings,
+    SettingSource, Settings, SystemPrompt, Thinking, Tools,
+};
+pub use pool::{MemberStats, Pool, PoolBuilder, PoolError, PoolStats, Selection};
 pub use protocol::{ContentBlock, Message, ResultMessage, UserInput};
 pub use session::{Health, Session, UnhealthyReason};
-pub use stream::{MessageStream, ToolCall, ToolUse, TurnSummary};
+pub use spares::{Spare, SpareStats, Spares, SparesBuilder};
+pub use stream::{ContentDelta, MessageStream, ToolCall, ToolUse, TurnSummary};
 pub use supervisor::{
     Backoff, ChildHealth, ChildInfo, ChildStatus, Restart, SessionCounts, SessionSpec, Strategy,
     SupervisedSession, Supervisor, SupervisorBuilder, SupervisorError,

@@ -23,10 +23,11 @@ use crate::cli::{cli_version, CliVersion, MIN_CLI_VERSION};
 use crate::error::{Error, ExitInfo, Result};
 use crate::options::{Options, PermissionMode};
 use crate::protocol::{
-    control_error_line, control_request_line, control_success_line, ControlRequest,
+    control_error_line, control_request_line, control_success_line, peek_type, ControlRequest,
     ControlResponse, Inbound, InitializeResponse, Message, OutboundRequest, UserInput,
 };
 use crate::stream::MessageStream;
+use crate::telemetry::{self, Direction, SessionEnd, SessionTelemetry, TurnTelemetry};
 use crate::transport::{Line, Transport};
 
 /// Whether a session can take work.
@@ -128,6 +129,8 @@ enum Command {
         input: UserInput,
         sink: mpsc::Sender<Batch>,
         accepted: oneshot::Sender<Result<()>>,
+        /// Write it to the CLI at once, even while a turn runs (the CLI queues it).
+        now: bool,
     },
     Control {
         request: OutboundRequest,
@@ -203,6 +206,7 @@ impl Session {
             cmd_rx,
             queue: VecDeque::new(),
             active: None,
+            written: VecDeque::new(),
             outbox: VecDeque::new(),
             batch: Vec::new(),
             batch_last: false,
@@ -211,16 +215,24 @@ impl Session {
             next_request: 0,
             max_queued: opts.max_queued_turns,
             callbacks: opts.callbacks.clone(),
+            initialize: opts.initialize_request(),
             callback_timeout: opts.callback_timeout,
             handlers: HashMap::new(),
             turn_timeout: opts.turn_timeout,
             close_grace: opts.close_grace,
+            telemetry: SessionTelemetry::new(pid),
         };
-        tokio::spawn(actor.run(init_tx, opts.initialize_timeout));
+        let span = actor.telemetry.span();
+        let init_started = Instant::now();
+        tokio::spawn(tracing::Instrument::instrument(
+            actor.run(init_tx, opts.initialize_timeout),
+            span.clone(),
+        ));
         let init = match init_rx.await {
             Ok(result) => result?,
             Err(_) => return Err(status_rx.borrow().closed_error()),
         };
+        telemetry::session_ready(&span, pid, init_started.elapsed());
         Ok(Session {
             cmd: cmd_tx,
             status: status_rx,
@@ -240,12 +252,25 @@ impl Session {
     /// [`Options::max_queued_turns`] wait, and more fail with [`Error::QueueFull`].
     /// Dropping the stream before its result interrupts the turn.
     pub async fn stream(&self, prompt: impl Into<UserInput>) -> Result<MessageStream> {
+        self.open_turn(prompt.into(), false).await
+    }
+
+    /// Sends a user message to the CLI right away, even while a turn is running: the CLI
+    /// queues it and runs it as its own turn after the current one. The returned stream
+    /// is that turn's. Use it to steer a long task without waiting for it to finish;
+    /// [`Session::stream`] instead waits its turn in the SDK's queue.
+    pub async fn send_now(&self, prompt: impl Into<UserInput>) -> Result<MessageStream> {
+        self.open_turn(prompt.into(), true).await
+    }
+
+    async fn open_turn(&self, prompt: UserInput, now: bool) -> Result<MessageStream> {
         let (sink, rx) = mpsc::channel(self.info.stream_buffer.div_ceil(MAX_BATCH).max(2));
         let (accepted, accepted_rx) = oneshot::channel();
         self.send(Command::Turn {
-            input: prompt.into(),
+            input: prompt,
             sink,
             accepted,
+            now,
         })
         .await?;
         match accepted_rx.await {
@@ -278,9 +303,95 @@ impl Session {
         .map(drop)
     }
 
+    /// Sets or clears the thinking token budget for later turns.
+    pub async fn set_max_thinking_tokens(&self, tokens: Option<u64>) -> Result<()> {
+        self.control(OutboundRequest::SetMaxThinkingTokens {
+            max_thinking_tokens: tokens,
+            thinking_display: None,
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Status of every MCP server (`{"mcpServers": [{name, status, …}]}`).
+    pub async fn mcp_status(&self) -> Result<Value> {
+        self.control_payload(OutboundRequest::McpStatus).await
+    }
+
+    /// Reconnects an MCP server.
+    pub async fn mcp_reconnect(&self, server: impl Into<String>) -> Result<()> {
+        self.control(OutboundRequest::McpReconnect {
+            server_name: server.into(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Enables or disables an MCP server.
+    pub async fn mcp_toggle(&self, server: impl Into<String>, enabled: bool) -> Result<()> {
+        self.control(OutboundRequest::McpToggle {
+            server_name: server.into(),
+            enabled,
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Replaces the dynamically configured MCP servers (`{name: config}`); returns what
+    /// the CLI added, removed and failed to start.
+    pub async fn mcp_set_servers(&self, servers: Value) -> Result<Value> {
+        self.control_payload(OutboundRequest::McpSetServers { servers })
+            .await
+    }
+
+    /// Undoes file changes made since the user message `user_message_id` (needs
+    /// [`Options::enable_file_checkpointing`](crate::Options::enable_file_checkpointing)).
+    /// With `dry_run`, only reports what would change.
+    pub async fn rewind_files(
+        &self,
+        user_message_id: impl Into<String>,
+        dry_run: bool,
+    ) -> Result<Value> {
+        self.control_payload(OutboundRequest::RewindFiles {
+            user_message_id: user_message_id.into(),
+            dry_run: Some(dry_run),
+        })
+        .await
+    }
+
+    /// Stops a background task (a subagent or shell) by id.
+    pub async fn stop_task(&self, task_id: impl Into<String>) -> Result<()> {
+        self.control(OutboundRequest::StopTask {
+            task_id: task_id.into(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Context window usage by category.
+    pub async fn context_usage(&self) -> Result<Value> {
+        self.control_payload(OutboundRequest::GetContextUsage).await
+    }
+
+    async fn control_payload(&self, request: OutboundRequest) -> Result<Value> {
+        Ok(self.control(request).await?.unwrap_or(Value::Null))
+    }
+
     /// Sends any control request and returns the CLI's success payload, bounded by
     /// [`Options::control_timeout`].
     pub async fn control(&self, request: OutboundRequest) -> Result<Option<Value>> {
+        let subtype = request.subtype().to_owned();
+        let span = telemetry::control_span(Direction::Outbound, &subtype, None);
+        let started = Instant::now();
+        let result =
+            tracing::Instrument::instrument(self.control_unobserved(request), span.clone()).await;
+        span.in_scope(|| {
+            telemetry::control_done(Direction::Outbound, &subtype, started, result.is_ok())
+        });
+        result
+    }
+
+    async fn control_unobserved(&self, request: OutboundRequest) -> Result<Option<Value>> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Control { request, reply }).await?;
         match tokio::time::timeout(self.info.control_timeout, rx).await {
@@ -374,6 +485,19 @@ impl Session {
         self.status.borrow().queued
     }
 
+    /// True while a turn runs or waits (used by hosting to pick idle sessions).
+    pub(crate) fn is_busy(&self) -> bool {
+        let s = self.status.borrow();
+        s.turn_started.is_some() || s.queued > 0
+    }
+
+    /// Resolves once the actor has finished (the CLI stopped and reaped), without
+    /// keeping the session open: admission control frees a live-CLI slot on it.
+    pub(crate) fn reaped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut status = self.status.clone();
+        async move { while status.changed().await.is_ok() {} }
+    }
+
     async fn send(&self, cmd: Command) -> Result<()> {
         self.cmd.send(cmd).await.map_err(|_| self.closed_error())
     }
@@ -400,6 +524,8 @@ struct ActiveTurn {
     /// The consumer is gone or was already told the turn failed; drop its messages.
     abandoned: bool,
     interrupted: bool,
+    /// The turn's span and timing; dropping it records the turn.
+    telemetry: TurnTelemetry,
 }
 
 struct QueuedTurn {
@@ -413,6 +539,8 @@ struct Actor {
     cmd_rx: mpsc::Receiver<Command>,
     queue: VecDeque<QueuedTurn>,
     active: Option<ActiveTurn>,
+    /// Turns written to the CLI behind the active one (`send_now`), in order.
+    written: VecDeque<ActiveTurn>,
     /// Batches for the active turn waiting for room in its stream (the flag ends the turn).
     outbox: VecDeque<(Batch, bool)>,
     /// The batch being filled from the current burst of lines, and whether it ends the turn.
@@ -420,6 +548,7 @@ struct Actor {
     batch_last: bool,
     init_failure: Option<InitFailure>,
     callbacks: Callbacks,
+    initialize: crate::protocol::InitializeRequest,
     callback_timeout: Duration,
     /// Running answers to CLI requests, by request id (for `control_cancel_request`).
     handlers: HashMap<String, tokio::task::AbortHandle>,
@@ -428,6 +557,7 @@ struct Actor {
     max_queued: usize,
     turn_timeout: Option<Duration>,
     close_grace: Duration,
+    telemetry: SessionTelemetry,
 }
 
 /// Why the actor's loop ended.
@@ -452,6 +582,7 @@ impl Actor {
         let exit = self.run_inner(init, init_timeout).await;
         match exit {
             Exit::Stop(done) => {
+                self.telemetry.ended(SessionEnd::Stopped, None);
                 // Let the CLI end a running turn cleanly before its stdin closes.
                 self.interrupt_active().await;
                 self.fail_all(|| Error::closed("stopped"));
@@ -467,6 +598,7 @@ impl Actor {
             }
             Exit::Died => {
                 let err = self.t.exit_error().await;
+                self.telemetry.ended(SessionEnd::Crashed, Some(&err));
                 self.flush_outbox().await;
                 tracing::warn!(pid = self.t.pid(), error = %err, "claude CLI exited unexpectedly");
                 if let Error::ProcessExited { exit, stderr } = &err {
@@ -480,6 +612,7 @@ impl Actor {
                 self.t.shutdown(Duration::ZERO).await;
             }
             Exit::InitFailed((tx, err)) => {
+                self.telemetry.ended(SessionEnd::InitFailed, Some(&err));
                 self.t.shutdown(Duration::ZERO).await;
                 self.status.send_modify(|s| s.state = State::Stopped);
                 let _ = tx.send(Err(err));
@@ -494,10 +627,7 @@ impl Actor {
         init_timeout: Duration,
     ) -> Exit {
         let id = self.request_id();
-        let line = control_request_line(
-            &id,
-            &OutboundRequest::Initialize(self.callbacks.initialize_request()),
-        );
+        let line = control_request_line(&id, &OutboundRequest::Initialize(self.initialize.clone()));
         self.pending.insert(id, Pending::Init(init));
         if self.t.send(line).await.is_err() {
             return Exit::Died;
@@ -614,14 +744,26 @@ impl Actor {
                 input,
                 sink,
                 accepted,
+                now,
             } => {
-                if self.active.is_some() && self.queue.len() >= self.max_queued {
+                let waiting = self.queue.len() + self.written.len();
+                if self.active.is_some() && waiting >= self.max_queued {
                     let _ = accepted.send(Err(Error::QueueFull {
                         capacity: self.max_queued,
                     }));
                     return None;
                 }
                 let _ = accepted.send(Ok(()));
+                if now && self.active.is_some() {
+                    match self.t.send(input.to_line()).await {
+                        Ok(()) => {
+                            let turn = self.new_active(sink);
+                            self.written.push_back(turn);
+                        }
+                        Err(e) => drop(sink.try_send(vec![Delivery::Error(e)])),
+                    }
+                    return None;
+                }
                 self.queue.push_back(QueuedTurn { input, sink });
                 if self.active.is_none() {
                     self.start_next_turn().await;
@@ -662,14 +804,10 @@ impl Actor {
                 let _ = turn.sink.try_send(vec![Delivery::Error(e)]);
                 continue;
             }
-            let now = Instant::now();
-            self.active = Some(ActiveTurn {
-                sink: turn.sink,
-                started: now,
-                abandoned: false,
-                interrupted: false,
-            });
-            self.status.send_modify(|s| s.turn_started = Some(now));
+            let active = self.new_active(turn.sink);
+            let started = active.started;
+            self.active = Some(active);
+            self.status.send_modify(|s| s.turn_started = Some(started));
             break;
         }
         self.publish_queue();
@@ -677,6 +815,7 @@ impl Actor {
 
     fn publish_queue(&self) {
         let queued = self.queue.len();
+        self.telemetry.queue_depth(queued);
         self.status.send_if_modified(|s| {
             let changed = s.queued != queued;
             s.queued = queued;
@@ -684,13 +823,31 @@ impl Actor {
         });
     }
 
+    fn new_active(&mut self, sink: mpsc::Sender<Batch>) -> ActiveTurn {
+        let session_id = self.status.borrow().session_id.clone();
+        ActiveTurn {
+            sink,
+            started: Instant::now(),
+            abandoned: false,
+            interrupted: false,
+            telemetry: self.telemetry.turn_started(session_id.as_deref()),
+        }
+    }
+
     async fn finish_turn(&mut self) {
-        self.active = None;
+        // A turn already written to the CLI (`send_now`) runs next; else the queue's head.
+        self.active = self.written.pop_front().map(|mut turn| {
+            turn.started = Instant::now();
+            turn
+        });
+        let started = self.active.as_ref().map(|a| a.started);
         self.status.send_modify(|s| {
-            s.turn_started = None;
+            s.turn_started = started;
             s.turns_completed += 1;
         });
-        self.start_next_turn().await;
+        if self.active.is_none() {
+            self.start_next_turn().await;
+        }
     }
 
     /// The active turn's stream was dropped: stop feeding it and interrupt the turn.
@@ -815,11 +972,15 @@ impl Actor {
         let is_result = matches!(message, Message::Result(_));
         let new_id = new_session_id(&message, &self.status.borrow());
         if let Some(id) = new_id {
+            self.telemetry.session_id(&id);
             self.status.send_modify(|s| s.session_id = Some(id));
         }
         if self.active.is_none() {
             tracing::trace!(kind = message.type_name(), "message outside a turn dropped");
             return;
+        }
+        if let (Message::Result(r), Some(a)) = (&message, &mut self.active) {
+            self.telemetry.turn_result(&mut a.telemetry, r);
         }
         self.push(Delivery::Message(Box::new(message)), is_result);
         if is_result {
@@ -881,8 +1042,13 @@ impl Actor {
         let callbacks = self.callbacks.clone();
         let timeout = self.callback_timeout;
         let id = request.request_id.clone();
-        let task = tokio::spawn(async move {
-            let line = match callbacks.answer(request.request, timeout).await {
+        let subtype = request.request.subtype().to_owned();
+        let span = telemetry::control_span(Direction::Inbound, &subtype, Some(&id));
+        let answer = async move {
+            let started = Instant::now();
+            let answer = callbacks.answer(request.request, timeout).await;
+            telemetry::control_done(Direction::Inbound, &subtype, started, answer.is_ok());
+            let line = match answer {
                 Ok(payload) => control_success_line(&id, payload),
                 Err(message) => {
                     tracing::debug!(
@@ -894,7 +1060,8 @@ impl Actor {
                 }
             };
             let _ = writer.send(line.into()).await;
-        });
+        };
+        let task = tokio::spawn(tracing::Instrument::instrument(answer, span));
         self.handlers.retain(|_, h| !h.is_finished());
         self.handlers
             .insert(request.request_id, task.abort_handle());
@@ -926,6 +1093,9 @@ impl Actor {
         for turn in self.queue.drain(..) {
             let _ = turn.sink.try_send(vec![Delivery::Error(err())]);
         }
+        for turn in self.written.drain(..) {
+            let _ = turn.sink.try_send(vec![Delivery::Error(err())]);
+        }
         for (_, pending) in self.pending.drain() {
             match pending {
                 Pending::Init(tx) => drop(tx.send(Err(err()))),
@@ -943,16 +1113,6 @@ fn new_session_id(message: &Message, status: &Status) -> Option<String> {
         _ => return None,
     };
     (status.session_id.as_deref() != Some(id)).then(|| id.to_string())
-}
-
-/// The `type` of a stdout line, wherever the key sits, without building the message.
-fn peek_type(line: &str) -> Option<std::borrow::Cow<'_, str>> {
-    #[derive(serde::Deserialize)]
-    struct Peek<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: std::borrow::Cow<'a, str>,
-    }
-    serde_json::from_str::<Peek<'_>>(line).ok().map(|p| p.kind)
 }
 
 fn truncate(s: &str, max: usize) -> &str {

@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use crate::error::{Error, Result};
-use crate::protocol::{ContentBlock, Message, ResultMessage, Usage};
+use crate::protocol::{ContentBlock, Delta, Message, ResultMessage, Usage};
 use crate::session::{Batch, Delivery, Session, Status};
 
 /// The messages of one turn, ending with its `result`. Implements
@@ -35,6 +35,8 @@ pub struct MessageStream {
     owner: Option<Session>,
     /// Sees every message as it is yielded (cost accounting by the supervisor).
     observer: Option<Observer>,
+    /// Times the turn's tool calls (telemetry).
+    tools: crate::telemetry::ToolTimer,
 }
 
 /// A callback that sees each message a stream yields.
@@ -58,12 +60,20 @@ impl MessageStream {
             deadline: None,
             owner: None,
             observer: None,
+            tools: crate::telemetry::ToolTimer::default(),
         }
     }
 
-    /// Calls `observer` with each message before it is yielded.
-    pub(crate) fn observe(mut self, observer: Observer) -> Self {
-        self.observer = Some(observer);
+    /// Calls `observer` with each message before it is yielded (after any observer
+    /// already set).
+    pub(crate) fn observe(mut self, mut observer: Observer) -> Self {
+        self.observer = Some(match self.observer.take() {
+            None => observer,
+            Some(mut first) => Box::new(move |m: &Message| {
+                first(m);
+                observer(m);
+            }),
+        });
         self
     }
 
@@ -139,6 +149,42 @@ impl MessageStream {
                 .collect(),
             _ => Vec::new(),
         })
+    }
+
+    /// Every content delta in order (text, thinking, tool input JSON) from the
+    /// `stream_event`s of [`Options::include_partial_messages`](crate::Options::include_partial_messages).
+    pub fn content_deltas(self) -> impl Stream<Item = Result<ContentDelta>> + Send {
+        self.flat_map_ok(|message| match message {
+            Message::StreamEvent(event) => {
+                let index = event.index().unwrap_or(0);
+                match event.delta() {
+                    Some(Delta::Text(t)) => vec![ContentDelta::Text {
+                        index,
+                        text: t.to_string(),
+                    }],
+                    Some(Delta::Thinking(t)) => {
+                        vec![ContentDelta::Thinking {
+                            index,
+                            thinking: t.to_string(),
+                        }]
+                    }
+                    Some(Delta::InputJson(j)) => {
+                        vec![ContentDelta::ToolInput {
+                            index,
+                            partial_json: j.to_string(),
+                        }]
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            _ => Vec::new(),
+        })
+    }
+
+    /// Waits for the result and deserialises its structured output (see
+    /// [`Options::json_schema`](crate::Options::json_schema)).
+    pub async fn structured<T: serde::de::DeserializeOwned>(self) -> Result<T> {
+        structured_from(&self.until_result().await?)
     }
 
     /// The tool calls the model makes in this turn, as they arrive.
@@ -245,6 +291,7 @@ impl Stream for MessageStream {
                     return Poll::Ready(Some(Err(e)));
                 }
             };
+            self.tools.observe(&message);
             if let Some(observe) = &mut self.observer {
                 observe(&message);
             }
@@ -279,6 +326,42 @@ impl MessageStream {
         self.deadline = None;
         self.owner = None;
     }
+}
+
+/// One piece of a content block as the model generates it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ContentDelta {
+    /// Text for the block at `index`.
+    Text {
+        /// The content block's index in the message.
+        index: u64,
+        /// The new text.
+        text: String,
+    },
+    /// Thinking for the block at `index`.
+    Thinking {
+        /// The content block's index in the message.
+        index: u64,
+        /// The new thinking text.
+        thinking: String,
+    },
+    /// A fragment of a tool call's input JSON for the block at `index`.
+    ToolInput {
+        /// The content block's index in the message.
+        index: u64,
+        /// The JSON fragment.
+        partial_json: String,
+    },
+}
+
+fn structured_from<T: serde::de::DeserializeOwned>(result: &ResultMessage) -> Result<T> {
+    let value = result.structured_output.clone().ok_or_else(|| {
+        Error::StructuredOutput(
+            "the result carries no structured_output; set Options::json_schema".into(),
+        )
+    })?;
+    serde_json::from_value(value).map_err(|e| Error::StructuredOutput(e.to_string()))
 }
 
 /// A tool call made by the model.
@@ -367,6 +450,20 @@ impl TurnSummary {
             None => self.assistant_text.join("\n"),
         };
         self.result = Some(result);
+    }
+
+    /// The structured output (with [`Options::json_schema`](crate::Options::json_schema)),
+    /// deserialised into `T`.
+    pub fn structured<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        match &self.result {
+            Some(result) => structured_from(result),
+            None => Err(Error::NoResult),
+        }
+    }
+
+    /// The structured output as raw JSON, if any.
+    pub fn structured_output(&self) -> Option<&Value> {
+        self.result.as_ref()?.structured_output.as_ref()
     }
 
     /// The conversation id.

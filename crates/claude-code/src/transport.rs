@@ -207,6 +207,14 @@ impl Transport {
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
+            if let Some(keep) = opts.inherited_env() {
+                cmd.env_clear();
+                for name in keep {
+                    if let Some(value) = std::env::var_os(name) {
+                        cmd.env(name, value);
+                    }
+                }
+            }
             for (key, value) in opts.to_env() {
                 match value {
                     Some(v) => cmd.env(key, v),

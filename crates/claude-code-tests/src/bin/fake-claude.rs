@@ -25,6 +25,11 @@
 //! BYTES bytes plus newline, or the ~330-byte minimum, before the echo),
 //! `FAKE_CLAUDE_FLOOD=N` with `FAKE_CLAUDE_MSG_BYTES=B` (default 1024): each turn
 //! emits N assistant lines of about B bytes (newline included) instead of the echo.
+//! `FAKE_CLAUDE_REQUEST=<json>`: each turn, after init, sends that object as a CLI →
+//! SDK `control_request` and waits for the SDK's `control_response`, whose JSON becomes
+//! the turn's text (`response: {…}`); with `FAKE_CLAUDE_CANCEL=1` it instead waits for
+//! the SDK's next control request (answering it), then sends a `control_cancel_request`
+//! for its own request — so a test decides when the cancel arrives.
 
 use serde_json::{json, Value};
 use std::fs::File;
@@ -55,6 +60,8 @@ struct Config {
     invalid_utf8: bool,
     huge_line: Option<u64>,
     flood: Option<u64>,
+    request: Option<Value>,
+    cancel: bool,
 }
 
 impl Config {
@@ -224,11 +231,11 @@ impl Fake {
         }
     }
 
-    fn turn(&mut self, msg: &Value) -> io::Result<()> {
+    fn turn(&mut self, msg: &Value, input: &mut impl BufRead) -> io::Result<()> {
         if let Some(delay) = self.cfg.delay {
             std::thread::sleep(delay);
         }
-        let text = format!("echo: {}", user_text(msg));
+        let mut text = format!("echo: {}", user_text(msg));
         let (uuid, sid) = (self.next_uuid(), &self.sid);
         let cwd = std::env::current_dir()
             .map(|d| d.display().to_string())
@@ -250,6 +257,11 @@ impl Fake {
             self.turn_in_progress = true;
             return self.out.flush();
         }
+        if let Some(request) = self.cfg.request.clone() {
+            if let Some(response) = self.ask(request, input)? {
+                text = format!("response: {response}");
+            }
+        }
         if self.cfg.invalid_utf8 {
             self.out
                 .write_all(b"{\"type\":\"assistant\",\"bad\":\"\xff\xfe\"}\n")?;
@@ -269,6 +281,36 @@ impl Fake {
             self.write_line(&line)?;
         }
         self.result(Some(&text))
+    }
+
+    /// Sends a CLI → SDK control request; returns the SDK's response envelope, or `None`
+    /// when cancelling instead of waiting (or at EOF).
+    fn ask(&mut self, request: Value, input: &mut impl BufRead) -> io::Result<Option<Value>> {
+        self.seq += 1;
+        let id = format!("cli_req_{}", self.seq);
+        let line = ordered! {"type": "control_request", "request_id": id, "request": request};
+        self.write_line(&line)?;
+        self.out.flush()?;
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            if input.read_until(b'\n', &mut buf)? == 0 {
+                return Ok(None);
+            }
+            let Ok(msg) = serde_json::from_slice::<Value>(&buf) else {
+                continue;
+            };
+            if self.cfg.cancel && msg["type"] == "control_request" {
+                self.control(&msg)?;
+                let cancel = ordered! {"type": "control_cancel_request", "request_id": id};
+                self.write_line(&cancel)?;
+                self.out.flush()?;
+                return Ok(None);
+            }
+            if msg["type"] == "control_response" && msg["response"]["request_id"] == json!(id) {
+                return Ok(Some(msg["response"].clone()));
+            }
+        }
     }
 
     /// The flood line: text padded so that the line, newline included, is about `bytes`.
@@ -346,6 +388,10 @@ fn run() -> io::Result<()> {
         invalid_utf8: flag("FAKE_CLAUDE_INVALID_UTF8"),
         huge_line: env_num("FAKE_CLAUDE_HUGE_LINE"),
         flood: env_num("FAKE_CLAUDE_FLOOD"),
+        request: std::env::var("FAKE_CLAUDE_REQUEST")
+            .ok()
+            .and_then(|r| serde_json::from_str(&r).ok()),
+        cancel: flag("FAKE_CLAUDE_CANCEL"),
     };
     if cfg.crash == "on_start" {
         eprintln!("fatal: boom at start");
@@ -415,7 +461,7 @@ fn run() -> io::Result<()> {
         };
         match msg["type"].as_str() {
             Some("control_request") => fake.control(&msg)?,
-            Some("user") => fake.turn(&msg)?,
+            Some("user") => fake.turn(&msg, &mut input)?,
             _ => {} // control_response, keep_alive and anything unknown
         }
     }

@@ -100,8 +100,7 @@ impl McpTool {
         R: Into<ToolResult>,
         E: Display,
     {
-        let schema = serde_json::to_value(schemars::schema_for!(A))
-            .unwrap_or_else(|_| json!({"type": "object"}));
+        let schema = crate::options::schema_for::<A>();
         let handler = Arc::new(handler);
         Self::from_json(name, description, schema, move |args| {
             let handler = handler.clone();

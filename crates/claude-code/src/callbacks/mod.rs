@@ -49,19 +49,6 @@ impl Callbacks {
         }
     }
 
-    /// The `--mcp-config` JSON declaring the in-process servers, if any.
-    pub(crate) fn mcp_config(&self) -> Option<String> {
-        if self.mcp_servers.is_empty() {
-            return None;
-        }
-        let servers: serde_json::Map<String, Value> = self
-            .mcp_servers
-            .iter()
-            .map(|s| (s.name.clone(), json!({"type": "sdk", "name": s.name})))
-            .collect();
-        Some(json!({ "mcpServers": servers }).to_string())
-    }
-
     /// Answers one CLI request: the success payload, or an error message for the CLI.
     /// Panics in user code become errors; `timeout` bounds the permission callback and
     /// each hook's own timeout bounds it.

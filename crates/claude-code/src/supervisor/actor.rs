@@ -11,6 +11,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::health;
+mod hibernate;
+mod nested;
 use super::intensity::{Backoff, RestartIntensity};
 use super::{
     ChildInfo, ChildStatus, SessionCounts, SessionSpec, Strategy, SupervisorBuilder,
@@ -19,6 +21,7 @@ use super::{
 use crate::cost::{CostReport, CostTotals, CostTracker};
 use crate::error::{Error, ExitInfo};
 use crate::session::{Health, Session, UnhealthyReason};
+use crate::telemetry;
 
 /// Why the supervisor ended, published for [`Supervisor::closed`](super::Supervisor::closed).
 #[derive(Debug, Clone)]
@@ -83,6 +86,11 @@ pub(crate) enum Command {
     Stop {
         reply: Reply<()>,
     },
+    /// The handle of a nested supervisor child.
+    ChildSupervisor {
+        name: String,
+        reply: Reply<Result<super::Supervisor, SupervisorError>>,
+    },
 }
 
 /// What the actor's own helper tasks tell it.
@@ -120,6 +128,10 @@ struct Child {
     /// Lookups waiting for the child to be running again.
     waiters: Vec<Reply<Result<Target, SupervisorError>>>,
     cost: SharedCost,
+    /// Hibernation and admission state (see `hibernate`).
+    live: hibernate::Live,
+    /// The running nested supervisor, for a child made with `SessionSpec::supervisor`.
+    nested: Option<super::Supervisor>,
 }
 
 impl Child {
@@ -136,6 +148,8 @@ impl Child {
             last_session_id: None,
             waiters: Vec::new(),
             cost: SharedCost::default(),
+            live: hibernate::Live::default(),
+            nested: None,
         }
     }
 
@@ -157,6 +171,7 @@ impl Child {
     /// Forgets the current process (keeping its session id and turn count) and returns it.
     fn detach(&mut self) -> Option<Session> {
         self.generation += 1;
+        self.nested = None;
         let session = self.session.take()?;
         if let Some(id) = session.session_id() {
             self.last_session_id = Some(id);
@@ -186,6 +201,7 @@ impl Child {
             last_activity: self.last_activity,
             turns: self.turns_before + session.map_or(0, Session::turns_completed),
             cost_usd: lock(&self.cost).total_usd(),
+            wakes: self.live.wakes,
         }
     }
 }
@@ -196,6 +212,8 @@ pub(crate) fn health_of(status: &ChildStatus) -> Health {
         ChildStatus::Exited(exit) => UnhealthyReason::ProcessExited(exit.clone()),
         ChildStatus::Stopped => UnhealthyReason::Stopped,
         ChildStatus::Running | ChildStatus::Restarting => UnhealthyReason::NotInitialized,
+        // Hibernation is a normal state: the next prompt wakes it.
+        ChildStatus::Hibernated => return Health::Healthy,
     })
 }
 
@@ -214,6 +232,8 @@ struct Actor {
     budget_usd: Option<f64>,
     events_tx: mpsc::Sender<Event>,
     ended: watch::Sender<Option<Ended>>,
+    /// Admission control and the wake queue (see `hibernate`).
+    hosting: hibernate::Hosting,
 }
 
 /// The actor task: starts the initial children, then serves commands and events.
@@ -238,6 +258,7 @@ pub(crate) async fn run(
         budget_usd: b.budget_usd,
         events_tx,
         ended,
+        hosting: hibernate::Hosting::new(b.admission),
     };
     for spec in b.children {
         if let Err(e) = actor.add_child(spec).await {
@@ -258,6 +279,7 @@ pub(crate) async fn run(
         i
     });
     loop {
+        let idle_at = actor.next_idle_check();
         tokio::select! {
             cmd = cmd_rx.recv() => match cmd {
                 None => {
@@ -273,6 +295,7 @@ pub(crate) async fn run(
             },
             Some(event) = events_rx.recv() => actor.on_event(event).await,
             _ = tick(health.as_mut()), if health.is_some() => actor.check_health(),
+            _ = hibernate::sleep_until(idle_at), if idle_at.is_some() => actor.on_idle_tick().await,
         }
         if actor.ended.borrow().is_some() {
             return; // intensity exceeded; children already stopped
@@ -301,6 +324,14 @@ impl Actor {
         }
         self.children.push(Child::new(spec));
         let idx = self.children.len() - 1;
+        if self.children[idx].spec.start_hibernated {
+            self.children[idx].status = ChildStatus::Hibernated;
+            return Ok(());
+        }
+        if let Err(e) = self.admit_blocking(idx).await {
+            self.children.remove(idx);
+            return Err(e.into());
+        }
         if let Err(source) = self.start_process(idx).await {
             let child = self.children.remove(idx);
             tracing::warn!(supervisor = %self.name, child = %child.name(), error = %source,
@@ -316,9 +347,13 @@ impl Actor {
     /// Starts a process for child `idx` (resuming its conversation when it had one and
     /// its spec allows), registers a monitor, and answers waiting lookups.
     async fn start_process(&mut self, idx: usize) -> Result<(), Error> {
+        if self.children[idx].spec.nested.is_some() {
+            return self.start_nested(idx).await;
+        }
         let child = &self.children[idx];
         let mut opts = child.spec.options.clone();
-        if child.spec.resume_on_restart {
+        // A wake always resumes: hibernation must be invisible to the conversation.
+        if child.spec.resume_on_restart || child.status == ChildStatus::Hibernated {
             if let Some(id) = &child.last_session_id {
                 opts = opts.resume(id.clone());
             }
@@ -331,10 +366,14 @@ impl Actor {
         child.session = Some(session.clone());
         child.status = ChildStatus::Running;
         child.started_at = SystemTime::now();
-        tracing::info!(supervisor = %self.name, child = %child.spec.name, pid = session.pid(),
-            resumed = child.last_session_id.is_some() && child.spec.resume_on_restart,
-            restarts = child.restarts, start_ms = started.elapsed().as_millis() as u64,
-            "session started");
+        telemetry::child_started(
+            &self.name,
+            &child.spec.name,
+            session.pid(),
+            child.last_session_id.is_some() && child.spec.resume_on_restart,
+            child.restarts,
+            started.elapsed(),
+        );
         let (name, generation, events) = (
             child.spec.name.clone(),
             child.generation,
@@ -359,6 +398,10 @@ impl Actor {
 
     /// Stops child `idx`'s process, if any, so that its end is not treated as a failure.
     async fn stop_process(&mut self, idx: usize) {
+        if let Some(nested) = self.children[idx].nested.take() {
+            self.children[idx].detach();
+            let _ = nested.stop().await;
+        }
         if let Some(session) = self.children[idx].detach() {
             let _ = session.stop().await;
         }
@@ -393,6 +436,11 @@ impl Actor {
                         self.stop_process(idx).await;
                         self.children[idx].status = ChildStatus::Restarting;
                         self.children[idx].restarts += 1;
+                        telemetry::child_restart(&self.name, &name, self.children[idx].restarts);
+                        if let Err(e) = self.admit_blocking(idx).await {
+                            let _ = reply.send(Err(e.into()));
+                            return;
+                        }
                         match self.start_process(idx).await {
                             Ok(()) => Ok(()),
                             Err(source) => {
@@ -417,6 +465,10 @@ impl Actor {
                     let _ = reply.send(Err(SupervisorError::NotFound { name }));
                     return;
                 };
+                if self.children[idx].spec.nested.is_some() {
+                    let _ = reply.send(Err(SupervisorError::NotASession { name }));
+                    return;
+                }
                 if activity {
                     if let Err(e) = self.check_budget(idx) {
                         let _ = reply.send(Err(e));
@@ -424,8 +476,14 @@ impl Actor {
                     }
                 }
                 let child = &mut self.children[idx];
+                child.live.touch();
                 if activity {
                     child.last_activity = Some(SystemTime::now());
+                }
+                if child.status == ChildStatus::Hibernated {
+                    child.waiters.push(reply);
+                    self.request_wake(idx).await;
+                    return;
                 }
                 match (&child.status, &child.session) {
                     (ChildStatus::Running, Some(s)) if !s.is_closed() => {
@@ -438,7 +496,18 @@ impl Actor {
                     (ChildStatus::Stopped | ChildStatus::Exited(_), _) => {
                         let _ = reply.send(Err(SupervisorError::NotRunning { name }));
                     }
+                    (ChildStatus::Hibernated, _) => {} // handled above
                 }
+            }
+            Command::ChildSupervisor { name, reply } => {
+                let result = match self.find(&name).map(|i| &self.children[i]) {
+                    None => Err(SupervisorError::NotFound { name }),
+                    Some(c) if c.spec.nested.is_none() => {
+                        Err(SupervisorError::NotASupervisor { name })
+                    }
+                    Some(c) => c.nested.clone().ok_or(SupervisorError::NotRunning { name }),
+                };
+                let _ = reply.send(result);
             }
             Command::Count { reply } => {
                 let active = self
@@ -449,6 +518,12 @@ impl Actor {
                 let _ = reply.send(SessionCounts {
                     specs: self.children.len(),
                     active,
+                    hibernated: self
+                        .children
+                        .iter()
+                        .filter(|c| c.status == ChildStatus::Hibernated)
+                        .count(),
+                    wakes: self.hosting.wakes,
                 });
             }
             Command::Cost { reply } => {
@@ -510,13 +585,12 @@ impl Actor {
         };
         match &result {
             Ok(()) => tracing::info!(supervisor = %sup, child = %name, "session ended normally"),
-            Err(e) => {
-                tracing::warn!(supervisor = %sup, child = %name, error = %e, "session crashed")
-            }
+            Err(e) => telemetry::child_crashed(&sup, &name, e),
         }
         if !child.spec.restart.restarts_after(exit.is_some()) {
             let temporary = child.spec.restart == super::Restart::Temporary;
             child.status = exit.map_or(ChildStatus::Stopped, ChildStatus::Exited);
+            child.live.permit = None;
             child.answer_waiters(|| Err(SupervisorError::NotRunning { name: name.clone() }));
             if temporary {
                 let child = self.children.remove(idx);
@@ -526,9 +600,6 @@ impl Actor {
         }
         let recent = self.intensity.recent(Instant::now());
         if !self.intensity.add(Instant::now()) {
-            tracing::error!(supervisor = %sup, child = %name, max_restarts = self.max_restarts,
-                period_ms = self.period.as_millis() as u64,
-                "restart intensity exceeded; shutting the supervisor down");
             self.shutdown(Ended::Intensity {
                 max_restarts: self.max_restarts,
                 period: self.period,
@@ -559,6 +630,7 @@ impl Actor {
             if i == idx || c.status == ChildStatus::Running {
                 c.status = ChildStatus::Restarting;
                 c.restarts += 1;
+                telemetry::child_restart(&sup, &c.spec.name, c.restarts);
                 names.push(c.spec.name.clone());
             }
         }
@@ -611,6 +683,7 @@ impl Actor {
                     return;
                 }
                 self.children[idx].restarts += 1;
+                telemetry::child_restart(&self.name, name, self.children[idx].restarts);
                 let rest = names[k..].to_vec();
                 Box::pin(self.schedule(rest, recent)).await;
                 return;
@@ -659,6 +732,7 @@ impl Actor {
     /// Starts a health round in its own task (so probes never block the actor); it
     /// reports unhealthy children back as events. Skipped while a round still runs.
     fn check_health(&mut self) {
+        telemetry::sample_cli_rss();
         if self.health_running {
             return;
         }
@@ -709,6 +783,9 @@ impl Actor {
 
     /// Stops every child in reverse start order, fails waiting lookups, publishes why.
     async fn shutdown(&mut self, why: Ended) {
+        if let Ended::Intensity { child, .. } = &why {
+            telemetry::intensity_exceeded(&self.name, child, self.max_restarts, self.period);
+        }
         for idx in (0..self.children.len()).rev() {
             self.stop_process(idx).await;
         }

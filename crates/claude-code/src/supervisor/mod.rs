@@ -84,6 +84,22 @@ pub enum SupervisorError {
         /// The name.
         name: String,
     },
+    /// The child is a nested supervisor, not a session: address its sessions through
+    /// [`Supervisor::child_supervisor`].
+    #[error(
+        "the child `{name}` is a supervisor, not a session; use child_supervisor(\"{name}\") \
+         to reach its sessions"
+    )]
+    NotASession {
+        /// The name.
+        name: String,
+    },
+    /// The child is a session, not a nested supervisor.
+    #[error("the child `{name}` is a session, not a supervisor; use session(\"{name}\")")]
+    NotASupervisor {
+        /// The name.
+        name: String,
+    },
     /// A child failed to start.
     #[error("the session `{child}` failed to start: {source}")]
     StartFailed {
@@ -139,6 +155,9 @@ pub enum SupervisorError {
     /// The child's session reported an error.
     #[error(transparent)]
     Session(#[from] Error),
+    /// Admission control refused to start the child's CLI.
+    #[error(transparent)]
+    Admission(#[from] crate::admission::AdmissionError),
 }
 
 /// What a child is doing.
@@ -153,6 +172,10 @@ pub enum ChildStatus {
     Stopped,
     /// It crashed and is not restarted.
     Exited(ExitInfo),
+    /// Idle past its [`idle_timeout`](SessionSpec::idle_timeout) (or evicted for
+    /// admission): no CLI runs, but its name, options and conversation id are kept and
+    /// the next prompt resumes it.
+    Hibernated,
 }
 
 /// One child as [`Supervisor::list_sessions`] reports it.
@@ -179,6 +202,8 @@ pub struct ChildInfo {
     pub turns: u64,
     /// USD spent over all its processes, as far as turns went through the supervisor.
     pub cost_usd: f64,
+    /// How often it was woken from hibernation.
+    pub wakes: u32,
 }
 
 /// Child counts, like OTP's `count_children`.
@@ -189,6 +214,10 @@ pub struct SessionCounts {
     pub specs: usize,
     /// Children whose CLI is running.
     pub active: usize,
+    /// Children hibernated (no CLI, resumed on the next prompt).
+    pub hibernated: usize,
+    /// Wakes from hibernation so far.
+    pub wakes: u64,
 }
 
 /// One child's health from [`Supervisor::health`].
@@ -219,6 +248,7 @@ pub struct SupervisorBuilder {
     budget_usd: Option<f64>,
     call_timeout: Duration,
     children: Vec<SessionSpec>,
+    admission: Option<crate::admission::Admission>,
 }
 
 impl Default for SupervisorBuilder {
@@ -234,6 +264,7 @@ impl Default for SupervisorBuilder {
             budget_usd: None,
             call_timeout: Duration::from_secs(60),
             children: Vec::new(),
+            admission: None,
         }
     }
 }
@@ -304,10 +335,26 @@ impl SupervisorBuilder {
         self
     }
 
+    /// Counts every child's CLI against shared admission control. When no live slot is
+    /// free, the least recently used idle child that has an
+    /// [`idle_timeout`](SessionSpec::idle_timeout) is hibernated to make room.
+    pub fn admission(mut self, admission: crate::admission::Admission) -> Self {
+        self.admission = Some(admission);
+        self
+    }
+
     /// Adds a child, started in the order added.
     pub fn child(mut self, spec: SessionSpec) -> Self {
         self.children.push(spec);
         self
+    }
+
+    /// Adds a nested supervisor as a child, started in the order added, with
+    /// [`Restart::Permanent`] (see [`SessionSpec::supervisor`] for other restart types).
+    /// When it exceeds its own restart intensity it ends, and this supervisor counts
+    /// that as a failure of the child (OTP semantics).
+    pub fn child_supervisor(self, builder: SupervisorBuilder) -> Self {
+        self.child(SessionSpec::supervisor(builder))
     }
 
     /// Adds several children.
@@ -326,7 +373,7 @@ impl SupervisorBuilder {
         let probe = self.probe;
         let name = self.name.clone();
         let call_timeout = self.call_timeout;
-        tokio::spawn(actor::run(self, cmd_rx, ended_tx, ready_tx));
+        spawn_actor(self, cmd_rx, ended_tx, ready_tx);
         let sup = Supervisor {
             name,
             cmd: cmd_tx,
@@ -340,6 +387,19 @@ impl SupervisorBuilder {
             Err(_) => Err(sup.ended_error()),
         }
     }
+}
+
+/// Spawns a supervisor's actor. A plain function, not inlined into the `async`
+/// [`SupervisorBuilder::start`]: a nested supervisor child starts a supervisor from inside
+/// the actor, and the compiler can only prove that recursive future `Send` when the spawn
+/// (which requires it) sits outside `start`'s own future.
+fn spawn_actor(
+    builder: SupervisorBuilder,
+    cmd_rx: mpsc::Receiver<Command>,
+    ended_tx: watch::Sender<Option<Ended>>,
+    ready_tx: oneshot::Sender<Result<(), SupervisorError>>,
+) {
+    tokio::spawn(actor::run(builder, cmd_rx, ended_tx, ready_tx));
 }
 
 /// A running supervisor. Cheap to clone; every clone addresses the same actor. When the
@@ -377,6 +437,14 @@ impl Supervisor {
         })
         .await??;
         Ok(self.session(name))
+    }
+
+    /// The handle of the nested supervisor child `name` (its current incarnation: after
+    /// the parent restarts it, ask again).
+    pub async fn child_supervisor(&self, name: &str) -> Result<Supervisor, SupervisorError> {
+        let name = name.to_string();
+        self.call(|reply| Command::ChildSupervisor { name, reply })
+            .await?
     }
 
     /// Stops a child and removes it; it is not restarted.

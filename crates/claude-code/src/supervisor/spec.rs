@@ -51,6 +51,9 @@ pub struct SessionSpec {
     pub(crate) resume_on_restart: bool,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) budget_usd: Option<f64>,
+    /// Set for a child that is itself a supervisor (see [`SessionSpec::supervisor`]).
+    pub(crate) nested: Option<Box<super::SupervisorBuilder>>,
+    pub(crate) start_hibernated: bool,
 }
 
 impl SessionSpec {
@@ -64,7 +67,33 @@ impl SessionSpec {
             resume_on_restart: true,
             idle_timeout: None,
             budget_usd: None,
+            start_hibernated: false,
+            nested: None,
         }
+    }
+
+    /// A child that is itself a supervisor, named after the builder's
+    /// [`name`](super::SupervisorBuilder::name), [`Restart::Permanent`] unless changed
+    /// with [`restart`](Self::restart). Session settings (options, budget, idle timeout)
+    /// do not apply to it.
+    ///
+    /// ```
+    /// use claude_code::{Restart, SessionSpec, Supervisor};
+    /// let team = Supervisor::builder().name("team").max_restarts(1)
+    ///     .child(SessionSpec::new("writer"));
+    /// let spec = SessionSpec::supervisor(team).restart(Restart::Transient);
+    /// assert_eq!(spec.name(), "team");
+    /// assert!(spec.is_supervisor());
+    /// ```
+    pub fn supervisor(builder: super::SupervisorBuilder) -> Self {
+        let mut spec = SessionSpec::new(builder.name.clone());
+        spec.nested = Some(Box::new(builder));
+        spec
+    }
+
+    /// Whether this child is a nested supervisor.
+    pub fn is_supervisor(&self) -> bool {
+        self.nested.is_some()
     }
 
     /// Replaces the session's options wholesale.
@@ -107,10 +136,18 @@ impl SessionSpec {
         self
     }
 
-    /// How long the session may idle before it is hibernated. Stored only: hibernation
-    /// is not implemented yet.
+    /// Hibernate the session after it idles this long: its CLI is stopped, its name,
+    /// options and conversation id are kept, and the next prompt resumes it with
+    /// `--resume` (transparently, whatever [`resume_on_restart`](Self::resume_on_restart)
+    /// says). Also makes it eligible for eviction under admission control.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// Adds the child hibernated: no CLI starts until its first prompt.
+    pub fn start_hibernated(mut self) -> Self {
+        self.start_hibernated = true;
         self
     }
 

@@ -5,7 +5,7 @@
 //! crate formats flags. Process handling lives in `transport`, finding the binary in
 //! `cli`.
 
-use std::{collections::BTreeMap, ffi::OsString, fmt, path::PathBuf, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, fmt, path::PathBuf, sync::Arc, time::Duration};
 
 use crate::callbacks::{
     hooks::{self, HookEvent, HookInput, HookOutput, HookRegistration},
@@ -14,7 +14,16 @@ use crate::callbacks::{
     Callbacks,
 };
 use crate::cli::CliPath;
+
+mod args;
+mod kinds;
+
 use crate::error::{Error, Result};
+pub(crate) use kinds::schema_for;
+pub use kinds::{
+    AgentDefinition, Effort, McpServerConfig, SandboxSettings, SettingSource, Settings, Thinking,
+    Tools,
+};
 
 /// Default cap on one stdout line from the CLI (10 MiB).
 pub const DEFAULT_MAX_LINE_BYTES: usize = 10 * 1024 * 1024;
@@ -108,6 +117,43 @@ pub struct Options {
     pub(crate) stream_buffer: usize,
     pub(crate) callbacks: Callbacks,
     pub(crate) callback_timeout: Duration,
+    pub(crate) cli: CliFlags,
+}
+
+/// Options that map one-to-one onto CLI flags or initialize fields (beyond the core ones
+/// above). Defaults: everything unset, the CLI's own behaviour.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CliFlags {
+    pub(crate) fallback_model: Option<String>,
+    pub(crate) agent: Option<String>,
+    pub(crate) agents: BTreeMap<String, AgentDefinition>,
+    pub(crate) thinking: Option<Thinking>,
+    pub(crate) effort: Option<Effort>,
+    pub(crate) betas: Vec<String>,
+    pub(crate) max_budget_usd: Option<f64>,
+    pub(crate) tools: Option<Tools>,
+    pub(crate) add_dirs: Vec<PathBuf>,
+    pub(crate) permission_prompt_tool: Option<String>,
+    pub(crate) dangerously_skip_permissions: bool,
+    pub(crate) mcp_servers: BTreeMap<String, McpServerConfig>,
+    pub(crate) mcp_configs: Vec<String>,
+    pub(crate) strict_mcp_config: bool,
+    pub(crate) settings: Option<Settings>,
+    pub(crate) sandbox: Option<SandboxSettings>,
+    pub(crate) setting_sources: Option<Vec<SettingSource>>,
+    pub(crate) plugins: Vec<PathBuf>,
+    pub(crate) resume_session_at: Option<String>,
+    pub(crate) continue_conversation: bool,
+    pub(crate) fork_session: bool,
+    pub(crate) session_id: Option<String>,
+    pub(crate) no_session_persistence: bool,
+    pub(crate) json_schema: Option<serde_json::Value>,
+    pub(crate) replay_user_messages: bool,
+    pub(crate) disable_slash_commands: bool,
+    pub(crate) inherit_env: Option<Vec<String>>,
+    pub(crate) debug: Option<Option<String>>,
+    pub(crate) debug_file: Option<PathBuf>,
+    pub(crate) enable_file_checkpointing: bool,
 }
 
 impl Default for Options {
@@ -141,6 +187,7 @@ impl Default for Options {
             stream_buffer: 256,
             callbacks: Callbacks::default(),
             callback_timeout: Duration::from_secs(60),
+            cli: CliFlags::default(),
         }
     }
 }
@@ -165,6 +212,7 @@ impl fmt::Debug for Options {
             .field("max_line_bytes", &self.max_line_bytes)
             .field("stderr_callback", &self.stderr_callback.is_some())
             .field("callbacks", &self.callbacks)
+            .field("cli", &self.cli)
             .finish_non_exhaustive()
     }
 }
@@ -400,6 +448,221 @@ impl Options {
         self
     }
 
+    /// Model to fall back to when the main one is overloaded (`--fallback-model`).
+    pub fn fallback_model(mut self, model: impl Into<String>) -> Self {
+        self.cli.fallback_model = Some(model.into());
+        self
+    }
+
+    /// Run as this agent (`--agent`), one of [`Options::agents`] or a configured one.
+    pub fn agent(mut self, name: impl Into<String>) -> Self {
+        self.cli.agent = Some(name.into());
+        self
+    }
+
+    /// Defines a subagent the model can delegate to (sent in `initialize`).
+    pub fn agents<I, S>(mut self, agents: I) -> Self
+    where
+        I: IntoIterator<Item = (S, AgentDefinition)>,
+        S: Into<String>,
+    {
+        self.cli
+            .agents
+            .extend(agents.into_iter().map(|(k, v)| (k.into(), v)));
+        self
+    }
+
+    /// Extended thinking: adaptive, disabled, or a token budget.
+    pub fn thinking(mut self, thinking: Thinking) -> Self {
+        self.cli.thinking = Some(thinking);
+        self
+    }
+
+    /// Thinking with a token budget (`--max-thinking-tokens`); same as
+    /// `thinking(Thinking::Budget(tokens))`.
+    pub fn max_thinking_tokens(self, tokens: u32) -> Self {
+        self.thinking(Thinking::Budget(tokens))
+    }
+
+    /// Reasoning effort (`--effort`).
+    pub fn effort(mut self, effort: Effort) -> Self {
+        self.cli.effort = Some(effort);
+        self
+    }
+
+    /// Beta headers for API requests (`--betas`, API-key users only).
+    pub fn betas<I, S>(mut self, betas: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.cli.betas.extend(betas.into_iter().map(Into::into));
+        self
+    }
+
+    /// Stop once the session has spent this much (`--max-budget-usd`).
+    pub fn max_budget_usd(mut self, usd: f64) -> Self {
+        self.cli.max_budget_usd = Some(usd);
+        self
+    }
+
+    /// The base tool set (`--tools`): default, none, or a list.
+    pub fn tools(mut self, tools: Tools) -> Self {
+        self.cli.tools = Some(tools);
+        self
+    }
+
+    /// Extra directories the tools may access (`--add-dir`, repeatable).
+    pub fn add_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cli.add_dirs.push(dir.into());
+        self
+    }
+
+    /// An MCP tool that answers permission prompts (`--permission-prompt-tool`). Not
+    /// together with [`Options::can_use_tool`].
+    pub fn permission_prompt_tool(mut self, tool: impl Into<String>) -> Self {
+        self.cli.permission_prompt_tool = Some(tool.into());
+        self
+    }
+
+    /// Skip every permission check (`--dangerously-skip-permissions`; the CLI refuses it
+    /// when running as root).
+    pub fn dangerously_skip_permissions(mut self, on: bool) -> Self {
+        self.cli.dangerously_skip_permissions = on;
+        self
+    }
+
+    /// An external MCP server (stdio, HTTP or SSE), declared in `--mcp-config`.
+    pub fn mcp_server_config(mut self, name: impl Into<String>, config: McpServerConfig) -> Self {
+        self.cli.mcp_servers.insert(name.into(), config);
+        self
+    }
+
+    /// An MCP configuration file or JSON string, passed as its own `--mcp-config`.
+    pub fn mcp_config(mut self, path_or_json: impl Into<String>) -> Self {
+        self.cli.mcp_configs.push(path_or_json.into());
+        self
+    }
+
+    /// Use only the MCP servers given here, ignoring other configuration
+    /// (`--strict-mcp-config`).
+    pub fn strict_mcp_config(mut self, on: bool) -> Self {
+        self.cli.strict_mcp_config = on;
+        self
+    }
+
+    /// Settings file or inline settings (`--settings`).
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.cli.settings = Some(settings);
+        self
+    }
+
+    /// Sandbox settings, merged into the inline `--settings` JSON.
+    pub fn sandbox(mut self, sandbox: SandboxSettings) -> Self {
+        self.cli.sandbox = Some(sandbox);
+        self
+    }
+
+    /// Which filesystem settings the CLI loads (`--setting-sources`); an empty list
+    /// loads none.
+    pub fn setting_sources<I>(mut self, sources: I) -> Self
+    where
+        I: IntoIterator<Item = SettingSource>,
+    {
+        self.cli.setting_sources = Some(sources.into_iter().collect());
+        self
+    }
+
+    /// A local plugin directory (`--plugin-dir`, repeatable).
+    pub fn plugin_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cli.plugins.push(dir.into());
+        self
+    }
+
+    /// With [`Options::resume`]: resume at this message uuid (`--resume-session-at`).
+    pub fn resume_session_at(mut self, message_uuid: impl Into<String>) -> Self {
+        self.cli.resume_session_at = Some(message_uuid.into());
+        self
+    }
+
+    /// Continue the most recent conversation in the cwd (`--continue`).
+    pub fn continue_conversation(mut self, on: bool) -> Self {
+        self.cli.continue_conversation = on;
+        self
+    }
+
+    /// With resume or continue: fork into a new session id (`--fork-session`).
+    pub fn fork_session(mut self, on: bool) -> Self {
+        self.cli.fork_session = on;
+        self
+    }
+
+    /// Use this session id (a UUID) for a new conversation (`--session-id`).
+    pub fn session_id(mut self, id: impl Into<String>) -> Self {
+        self.cli.session_id = Some(id.into());
+        self
+    }
+
+    /// Don't write the transcript to disk (`--no-session-persistence`); such a session
+    /// cannot be resumed.
+    pub fn no_session_persistence(mut self, on: bool) -> Self {
+        self.cli.no_session_persistence = on;
+        self
+    }
+
+    /// Structured output: the final answer must match this JSON schema
+    /// (`--json-schema`); read it with [`crate::TurnSummary::structured`].
+    pub fn json_schema(mut self, schema: serde_json::Value) -> Self {
+        self.cli.json_schema = Some(schema);
+        self
+    }
+
+    /// Structured output with the schema derived from `T` (see [`Options::json_schema`]).
+    pub fn output_type<T: schemars::JsonSchema>(self) -> Self {
+        self.json_schema(kinds::schema_for::<T>())
+    }
+
+    /// Echo user messages back on stdout (`--replay-user-messages`).
+    pub fn replay_user_messages(mut self, on: bool) -> Self {
+        self.cli.replay_user_messages = on;
+        self
+    }
+
+    /// Disable slash commands (`--disable-slash-commands`).
+    pub fn disable_slash_commands(mut self, on: bool) -> Self {
+        self.cli.disable_slash_commands = on;
+        self
+    }
+
+    /// Start the CLI from an empty environment plus only these inherited variables (then
+    /// [`Options::env`] on top). Default: inherit everything.
+    pub fn inherit_env<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.cli.inherit_env = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Debug logging (`--debug`, with an optional category filter like `"api,hooks"`).
+    pub fn debug(mut self, filter: Option<&str>) -> Self {
+        self.cli.debug = Some(filter.map(str::to_string));
+        self
+    }
+
+    /// Write debug logs to this file (`--debug-file`).
+    pub fn debug_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.cli.debug_file = Some(path.into());
+        self
+    }
+
+    /// Track file changes so [`crate::Session::rewind_files`] can undo them.
+    pub fn enable_file_checkpointing(mut self, on: bool) -> Self {
+        self.cli.enable_file_checkpointing = on;
+        self
+    }
+
     /// Checks combinations that the CLI would reject or misread.
     pub(crate) fn validate(&self) -> Result<()> {
         if let Some(cwd) = &self.cwd {
@@ -413,7 +676,46 @@ impl Options {
         if self.max_turns == Some(0) {
             return Err(Error::InvalidOptions("max_turns must be at least 1".into()));
         }
+        let cli = &self.cli;
+        let conflict = |what: &str| Err(Error::InvalidOptions(what.to_string()));
+        if self.callbacks.can_use_tool.is_some() && cli.permission_prompt_tool.is_some() {
+            return conflict("can_use_tool and permission_prompt_tool are mutually exclusive: the callback is the prompt tool");
+        }
+        if cli.fork_session && self.resume.is_none() && !cli.continue_conversation {
+            return conflict("fork_session needs resume or continue_conversation");
+        }
+        if cli.resume_session_at.is_some() && self.resume.is_none() {
+            return conflict("resume_session_at needs resume");
+        }
+        if self.resume.is_some() && cli.continue_conversation {
+            return conflict("resume and continue_conversation are mutually exclusive");
+        }
+        if cli.session_id.is_some()
+            && (self.resume.is_some() || cli.continue_conversation)
+            && !cli.fork_session
+        {
+            return conflict("session_id with resume or continue needs fork_session");
+        }
+        if self.model.is_some() && cli.fallback_model == self.model {
+            return conflict("fallback_model must differ from model");
+        }
+        if matches!(cli.max_budget_usd, Some(b) if !(b > 0.0 && b.is_finite())) {
+            return conflict("max_budget_usd must be a positive number");
+        }
+        if cli.sandbox.is_some() && matches!(cli.settings, Some(Settings::Path(_))) {
+            return conflict(
+                "sandbox settings are merged into inline settings: pass settings as Settings::Json",
+            );
+        }
+        if let Some(Settings::Json(v)) = &cli.settings {
+            if !v.is_object() {
+                return conflict("inline settings must be a JSON object");
+            }
+        }
         let mut names = std::collections::HashSet::new();
+        for name in cli.mcp_servers.keys() {
+            names.insert(name);
+        }
         for server in &self.callbacks.mcp_servers {
             if server.name.is_empty() || !names.insert(&server.name) {
                 return Err(Error::InvalidOptions(format!(
@@ -430,280 +732,5 @@ impl Options {
             }
         }
         Ok(())
-    }
-
-    /// The CLI arguments for these options, after the binary name. Prompts never go on
-    /// argv: they are written to stdin.
-    pub fn to_args(&self) -> Vec<OsString> {
-        let mut args: Vec<OsString> = Vec::new();
-        fn push(args: &mut Vec<OsString>, name: &str, value: &str) {
-            args.push(format!("--{name}={value}").into());
-        }
-        macro_rules! flag {
-            ($name:expr, $value:expr) => {
-                push(&mut args, $name, $value)
-            };
-        }
-        flag!("output-format", "stream-json");
-        flag!("input-format", "stream-json");
-        match &self.system_prompt {
-            SystemPrompt::Text(text) => flag!("system-prompt", text),
-            SystemPrompt::ClaudeCode => {}
-        }
-        if let Some(text) = &self.append_system_prompt {
-            flag!("append-system-prompt", text);
-        }
-        if let Some(model) = &self.model {
-            flag!("model", model);
-        }
-        if let Some(turns) = self.max_turns {
-            flag!("max-turns", &turns.to_string());
-        }
-        if !self.allowed_tools.is_empty() {
-            flag!("allowedTools", &self.allowed_tools.join(","));
-        }
-        if !self.disallowed_tools.is_empty() {
-            flag!("disallowedTools", &self.disallowed_tools.join(","));
-        }
-        if let Some(mode) = self.permission_mode {
-            flag!("permission-mode", mode.as_str());
-        }
-        if let Some(id) = &self.resume {
-            flag!("resume", id);
-        }
-        if self.include_partial_messages {
-            args.push("--include-partial-messages".into());
-        }
-        if self.callbacks.can_use_tool.is_some() {
-            flag!("permission-prompt-tool", "stdio");
-        }
-        if let Some(config) = self.callbacks.mcp_config() {
-            flag!("mcp-config", &config);
-        }
-        for (name, value) in &self.extra_args {
-            match value {
-                Some(v) => flag!(name, v),
-                None => args.push(format!("--{name}").into()),
-            }
-        }
-        args.push("--verbose".into());
-        args
-    }
-
-    /// Environment changes for the CLI process: `(name, Some(value))` sets, `(name, None)`
-    /// removes. Applied over this process's inherited environment, in order.
-    pub fn to_env(&self) -> Vec<(String, Option<String>)> {
-        let mut env = vec![
-            // A nested CLI must not believe it runs inside Claude Code.
-            ("CLAUDECODE".to_string(), None),
-            (
-                "CLAUDE_CODE_ENTRYPOINT".to_string(),
-                Some(ENTRYPOINT.to_string()),
-            ),
-        ];
-        env.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        env.push((
-            "CLAUDE_AGENT_SDK_VERSION".to_string(),
-            Some(env!("CARGO_PKG_VERSION").to_string()),
-        ));
-        env
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(opts: &Options) -> Vec<String> {
-        opts.to_args()
-            .into_iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect()
-    }
-
-    /// Arguments beyond the fixed stream-json ones and the default empty system prompt.
-    fn extra(opts: &Options) -> Vec<String> {
-        args(opts)
-            .into_iter()
-            .filter(|a| {
-                !matches!(
-                    a.as_str(),
-                    "--output-format=stream-json"
-                        | "--input-format=stream-json"
-                        | "--verbose"
-                        | "--system-prompt="
-                )
-            })
-            .collect()
-    }
-
-    #[test]
-    fn defaults_are_stream_json_with_empty_system_prompt() {
-        assert_eq!(
-            args(&Options::new()),
-            [
-                "--output-format=stream-json",
-                "--input-format=stream-json",
-                "--system-prompt=",
-                "--verbose"
-            ]
-        );
-    }
-
-    #[test]
-    fn model_flag() {
-        assert_eq!(extra(&Options::new().model("opus")), ["--model=opus"]);
-    }
-
-    #[test]
-    fn system_prompt_flag_keeps_leading_dash_in_one_token() {
-        assert!(args(&Options::new().system_prompt("-x be terse"))
-            .contains(&"--system-prompt=-x be terse".to_string()));
-    }
-
-    #[test]
-    fn claude_code_preset_sends_no_system_prompt_flag() {
-        let a = args(&Options::new().claude_code_system_prompt());
-        assert!(!a.iter().any(|x| x.starts_with("--system-prompt")));
-    }
-
-    #[test]
-    fn append_system_prompt_flag() {
-        assert_eq!(
-            extra(&Options::new().append_system_prompt("Be brief")),
-            ["--append-system-prompt=Be brief"]
-        );
-    }
-
-    #[test]
-    fn max_turns_flag() {
-        assert_eq!(extra(&Options::new().max_turns(5)), ["--max-turns=5"]);
-    }
-
-    #[test]
-    fn allowed_and_disallowed_tools_flags() {
-        let o = Options::new()
-            .allowed_tools(["Read", "Bash(git *)"])
-            .disallowed_tools(["WebFetch"]);
-        assert_eq!(
-            extra(&o),
-            [
-                "--allowedTools=Read,Bash(git *)",
-                "--disallowedTools=WebFetch"
-            ]
-        );
-    }
-
-    #[test]
-    fn permission_mode_flag_uses_cli_spelling() {
-        for (mode, s) in [
-            (PermissionMode::Default, "default"),
-            (PermissionMode::AcceptEdits, "acceptEdits"),
-            (PermissionMode::Plan, "plan"),
-            (PermissionMode::BypassPermissions, "bypassPermissions"),
-            (PermissionMode::DontAsk, "dontAsk"),
-            (PermissionMode::Auto, "auto"),
-        ] {
-            assert_eq!(
-                extra(&Options::new().permission_mode(mode)),
-                [format!("--permission-mode={s}")]
-            );
-        }
-    }
-
-    #[test]
-    fn resume_flag_is_one_token() {
-        assert_eq!(
-            extra(&Options::new().resume("abc-123")),
-            ["--resume=abc-123"]
-        );
-    }
-
-    #[test]
-    fn include_partial_messages_flag() {
-        assert_eq!(
-            extra(&Options::new().include_partial_messages(true)),
-            ["--include-partial-messages"]
-        );
-        assert!(extra(&Options::new().include_partial_messages(false)).is_empty());
-    }
-
-    #[test]
-    fn can_use_tool_routes_permission_prompts_to_stdio() {
-        let o = Options::new().can_use_tool(|_| async { PermissionResult::allow() });
-        assert_eq!(extra(&o), ["--permission-prompt-tool=stdio"]);
-    }
-
-    #[test]
-    fn in_process_mcp_servers_are_declared_as_sdk_servers() {
-        let o = Options::new().mcp_server("calc", vec![]);
-        assert_eq!(
-            extra(&o),
-            [r#"--mcp-config={"mcpServers":{"calc":{"name":"calc","type":"sdk"}}}"#]
-        );
-        let dup = Options::new()
-            .mcp_server("a", vec![])
-            .mcp_server("a", vec![]);
-        assert!(matches!(dup.validate(), Err(Error::InvalidOptions(_))));
-    }
-
-    #[test]
-    fn hooks_are_not_flags() {
-        let o = Options::new().hook(HookEvent::PreToolUse, Some("Bash"), |_| async {
-            HookOutput::none()
-        });
-        assert!(extra(&o).is_empty());
-    }
-
-    #[test]
-    fn extra_args_with_and_without_value() {
-        let o = Options::new()
-            .extra_arg("debug", None)
-            .extra_arg("betas", Some("-b1".into()));
-        assert_eq!(extra(&o), ["--debug", "--betas=-b1"]);
-    }
-
-    #[test]
-    fn cwd_is_not_a_flag_and_must_exist() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let o = Options::new().cwd(dir.path());
-        assert!(extra(&o).is_empty());
-        assert!(o.validate().is_ok());
-        let missing = Options::new().cwd(dir.path().join("missing"));
-        assert!(matches!(missing.validate(), Err(Error::InvalidOptions(_))));
-    }
-
-    #[test]
-    fn env_sets_and_unsets_after_sdk_defaults() {
-        let o = Options::new().env("FOO", "1").env_remove("BAR");
-        let env = o.to_env();
-        assert_eq!(env[0], ("CLAUDECODE".into(), None));
-        assert_eq!(
-            env[1],
-            ("CLAUDE_CODE_ENTRYPOINT".into(), Some(ENTRYPOINT.into()))
-        );
-        assert!(env.contains(&("FOO".into(), Some("1".into()))));
-        assert!(env.contains(&("BAR".into(), None)));
-        // The user may override the entrypoint tag: their entry comes later.
-        let o = Options::new().env("CLAUDE_CODE_ENTRYPOINT", "mine");
-        let pos = |v: &str| {
-            o.to_env()
-                .iter()
-                .position(|(k, x)| k == "CLAUDE_CODE_ENTRYPOINT" && x.as_deref() == Some(v))
-        };
-        assert!(pos("mine") > pos(ENTRYPOINT));
-    }
-
-    #[test]
-    fn debug_output_hides_env_values() {
-        let o = Options::new().env("ANTHROPIC_API_KEY", "sk-secret");
-        let s = format!("{o:?}");
-        assert!(s.contains("ANTHROPIC_API_KEY"));
-        assert!(!s.contains("sk-secret"));
-    }
-
-    #[test]
-    fn zero_max_turns_is_rejected() {
-        assert!(Options::new().max_turns(0).validate().is_err());
     }
 }

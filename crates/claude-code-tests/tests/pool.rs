@@ -1,0 +1,536 @@
+//! Hosting on one host, end to end with the real CLI against the mock API: pools
+//! (concurrency cap, back-pressure), warm spares (no spawn on the request path, no
+//! cross-talk), hibernation (the CLI goes, the conversation stays), admission control
+//! (a live-CLI cap across named sessions) and graceful drain. The fake CLI covers the
+//! cheap resize loop. No test sleeps to synchronise: each waits on observable state
+//! (pool stats, the child list, the process table) with a deadline; a sampler thread
+//! records the most CLI processes alive at any moment.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use claude_code::{
+    Admission, ChildInfo, ChildStatus, Pool, PoolError, PoolStats, SessionSpec, Spares, Supervisor,
+};
+use claude_code_tests::{wait_until_gone, Reply, Script, TestEnv};
+
+fn fake_cli() -> &'static Path {
+    env!("CARGO_BIN_EXE_fake-claude").as_ref()
+}
+
+fn echo() -> Script {
+    Script::new().fallback(Reply::echo())
+}
+
+/// CLI processes alive now: process-group leaders (each CLI leads its own group; the
+/// helpers it forks share that group), zombies excluded.
+fn live_clis(env: &TestEnv) -> Vec<u32> {
+    env.processes()
+        .into_iter()
+        .filter(|p| p.pid == p.pgid && p.state != 'Z')
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// Samples the process table on a thread until dropped; `max()` is the most CLIs seen.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    max: Arc<AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sampler {
+    fn start(env: &TestEnv) -> Sampler {
+        let marker = format!("CLAUDE_RS_TEST_MARKER={}", env.marker);
+        let (stop, max) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let (s, m) = (stop.clone(), max.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let n = claude_code_tests::processes_with_env(&marker)
+                    .into_iter()
+                    .filter(|p| p.pid == p.pgid && p.state != 'Z')
+                    .count();
+                m.fetch_max(n, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        Sampler {
+            stop,
+            max,
+            thread: Some(thread),
+        }
+    }
+
+    fn max(&self) -> usize {
+        self.max.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Polls the pool's stats until `done` holds (bounded).
+async fn wait_stats(pool: &Pool, what: &str, done: impl Fn(&PoolStats) -> bool) -> PoolStats {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stats = pool.stats().await.expect("stats");
+        if done(&stats) {
+            return stats;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {stats:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Polls the supervisor's child list until `done` holds (bounded).
+async fn wait_children(sup: &Supervisor, what: &str, done: impl Fn(&[ChildInfo]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = sup.list_sessions().await.expect("list");
+        if done(&list) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {list:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn assert_no_leftovers(env: &TestEnv) {
+    let left = tokio::task::block_in_place(|| {
+        wait_until_gone(Duration::from_secs(15), || env.leftovers())
+    });
+    assert!(left.is_empty(), "leaked: {left:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_of_three_answers_ten_concurrent_prompts_with_at_most_three_clis() {
+    let env = TestEnv::new(echo()).await;
+    let sampler = Sampler::start(&env);
+    let pool = Pool::builder(SessionSpec::new("worker").options(env.options()))
+        .size(3)
+        .max_queue(16)
+        .start()
+        .await
+        .expect("pool starts");
+    let asks = (0..10).map(|i| {
+        let pool = pool.clone();
+        async move {
+            let text = pool
+                .stream(format!("prompt number {i}"))
+                .await
+                .expect("admitted")
+                .final_text()
+                .await
+                .expect("answered");
+            (i, text)
+        }
+    });
+    for (i, text) in futures::future::join_all(asks).await {
+        assert_eq!(text, format!("echo: prompt number {i}"));
+    }
+    let stats = pool.stats().await.expect("stats");
+    assert_eq!(stats.served, 10);
+    assert_eq!((stats.inflight, stats.queued, stats.rejected), (0, 0, 0));
+    assert_eq!(stats.members.len(), 3);
+    assert!(
+        stats
+            .members
+            .iter()
+            .all(|m| m.pid.is_some() && m.rss_kib.is_some()),
+        "per-CLI pid and RSS are sampled: {stats:#?}"
+    );
+    assert!(
+        stats.members.iter().all(|m| m.served >= 1),
+        "round robin spreads: {stats:#?}"
+    );
+    pool.stop().await.expect("stop");
+    let most = sampler.max();
+    assert!((1..=3).contains(&most), "at most 3 CLIs alive, saw {most}");
+    drop(sampler);
+    assert_no_leftovers(&env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_is_an_immediate_typed_error_and_a_long_wait_times_out() {
+    // The first turn is held by the mock until its stream is dropped.
+    let env = TestEnv::new(
+        Script::new()
+            .reply(Reply::echo().delay(Duration::from_secs(60)))
+            .fallback(Reply::echo()),
+    )
+    .await;
+    let pool = Pool::builder(SessionSpec::new("worker").options(env.options()))
+        .size(1)
+        .max_queue(1)
+        .queue_timeout(Duration::from_millis(800))
+        .start()
+        .await
+        .expect("pool starts");
+    let held = pool.stream("hold the only session").await.expect("first");
+    let waiting = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.stream("waits in the queue").await.map(drop) }
+    });
+    wait_stats(&pool, "one queued request", |s| s.queued == 1).await;
+
+    let started = Instant::now();
+    let err = pool.stream("one too many").await.expect_err("queue full");
+    assert!(
+        matches!(err, PoolError::QueueFull { capacity: 1 }),
+        "typed error: {err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_millis(500), "immediate");
+
+    let err = waiting.await.expect("task").expect_err("times out");
+    assert!(matches!(err, PoolError::QueueTimeout { .. }), "{err:?}");
+    let stats = pool.stats().await.expect("stats");
+    assert_eq!(stats.rejected, 1);
+    drop(held); // interrupts the held turn
+    pool.stop().await.expect("stop");
+    assert_no_leftovers(&env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_spare_answers_without_a_spawn_on_the_request_path_and_never_shares_a_conversation()
+{
+    let env = TestEnv::new(echo()).await;
+    let spares = Spares::builder(env.options())
+        .count(2)
+        .start()
+        .await
+        .expect("spares start");
+    let before = spares.stats().await.expect("stats");
+    assert_eq!(
+        (before.ready, before.spawned, before.cold_acquires),
+        (2, 2, 0)
+    );
+    let running_before = live_clis(&env);
+
+    let mut pids = Vec::new();
+    for secret in ["secret alpha", "secret beta"] {
+        let spare = spares.acquire().await.expect("acquire");
+        let pid = spare.pid().expect("pid");
+        assert!(
+            running_before.contains(&pid),
+            "the spare's CLI ran before the request: {pid} not in {running_before:?}"
+        );
+        let text = spare
+            .stream(secret)
+            .await
+            .expect("stream")
+            .final_text()
+            .await
+            .expect("turn");
+        assert_eq!(text, format!("echo: {secret}"));
+        pids.push(pid);
+        // The used spare's CLI is discarded, never reused.
+        let gone = tokio::task::block_in_place(|| {
+            wait_until_gone(Duration::from_secs(15), || {
+                env.processes()
+                    .into_iter()
+                    .filter(|p| p.pid == pid && p.state != 'Z')
+                    .collect()
+            })
+        });
+        assert!(gone.is_empty(), "used spare still alive: {gone:?}");
+    }
+    assert_ne!(pids[0], pids[1]);
+    let after = spares.stats().await.expect("stats");
+    assert_eq!(
+        after.cold_acquires, 0,
+        "no spawn on the request path: {after:?}"
+    );
+    assert_eq!(after.acquired, 2);
+
+    let turns = env.mock.turn_requests();
+    let beta = turns
+        .iter()
+        .find(|r| r.user_texts().iter().any(|t| t.contains("secret beta")))
+        .expect("beta's request");
+    assert!(
+        !beta.user_texts().iter().any(|t| t.contains("secret alpha")),
+        "no cross-talk: {:?}",
+        beta.user_texts()
+    );
+    spares.stop().await;
+    assert_no_leftovers(&env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_isolated_uses_a_warm_spare_and_refills_it() {
+    let env = TestEnv::new(echo()).await;
+    let pool = Pool::builder(SessionSpec::new("worker").options(env.options()))
+        .size(1)
+        .warm_spares(1)
+        .start()
+        .await
+        .expect("pool starts");
+    let text = pool
+        .stream("shared")
+        .await
+        .expect("stream")
+        .final_text()
+        .await
+        .expect("turn");
+    assert_eq!(text, "echo: shared");
+    let text = pool
+        .isolated("isolated one")
+        .await
+        .expect("isolated")
+        .final_text()
+        .await
+        .expect("turn");
+    assert_eq!(text, "echo: isolated one");
+    let stats = wait_stats(&pool, "the spare refilled", |s| {
+        s.spares.is_some_and(|sp| sp.ready == 1 && sp.spawned == 2)
+    })
+    .await;
+    assert_eq!(stats.spares.map(|s| s.cold_acquires), Some(0));
+    let isolated = env
+        .mock
+        .turn_requests()
+        .into_iter()
+        .find(|r| r.user_texts().iter().any(|t| t.contains("isolated one")))
+        .expect("request");
+    assert!(!isolated.user_texts().iter().any(|t| t.contains("shared")));
+    pool.stop().await.expect("stop");
+    assert_no_leftovers(&env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_hibernates_and_the_next_prompt_resumes_its_history() {
+    let env = TestEnv::new(echo()).await;
+    let sup = Supervisor::builder()
+        .child(
+            SessionSpec::new("notes")
+                .options(env.options())
+                .idle_timeout(Duration::from_secs(1)),
+        )
+        .start()
+        .await
+        .expect("start");
+    let notes = sup.session("notes");
+    // Read before the turn: any lookup counts as use, and a lookup after hibernation
+    // would wake the session.
+    let pid = notes.pid().await.expect("pid").expect("some");
+    let first = notes
+        .stream("remember the word pineapple")
+        .await
+        .expect("stream")
+        .collect()
+        .await
+        .expect("turn");
+    assert_eq!(first.text, "echo: remember the word pineapple");
+    let id = first.session_id().expect("known").to_string();
+
+    wait_children(&sup, "hibernation", |l| {
+        l[0].status == ChildStatus::Hibernated && l[0].pid.is_none()
+    })
+    .await;
+    let left = tokio::task::block_in_place(|| {
+        wait_until_gone(Duration::from_secs(15), || {
+            env.processes()
+                .into_iter()
+                .filter(|p| p.pid == pid && p.state != 'Z')
+                .collect()
+        })
+    });
+    assert!(left.is_empty(), "the hibernated CLI is gone: {left:?}");
+    let list = sup.list_sessions().await.expect("list");
+    assert_eq!(
+        list[0].session_id.as_deref(),
+        Some(id.as_str()),
+        "the id is kept"
+    );
+    let counts = sup.count_sessions().await.expect("count");
+    assert_eq!((counts.active, counts.hibernated), (0, 1));
+
+    let second = notes
+        .stream("which word?")
+        .await
+        .expect("wakes transparently")
+        .final_text()
+        .await
+        .expect("turn");
+    assert_eq!(second, "echo: which word?");
+    let texts = env
+        .mock
+        .turn_requests()
+        .last()
+        .expect("request")
+        .user_texts();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("remember the word pineapple")),
+        "the resumed conversation carries the old history: {texts:?}"
+    );
+    let list = sup.list_sessions().await.expect("list");
+    assert_eq!(list[0].wakes, 1, "{list:#?}");
+    assert_eq!(list[0].restarts, 0, "a wake is not a restart");
+    assert_eq!(sup.count_sessions().await.expect("count").wakes, 1);
+    sup.stop().await.expect("stop");
+    assert_no_leftovers(&env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admission_limit_of_two_holds_across_five_named_sessions() {
+    let env = TestEnv::new(echo()).await;
+    let sampler = Sampler::start(&env);
+    let names: Vec<String> = (0..5).map(|i| format!("user{i}")).collect();
+    let sup = Supervisor::builder()
+        .admission(Admission::new().max_live(2))
+        .children(names.iter().map(|n| {
+            SessionSpec::new(n.as_str())
+                .options(env.options())
+                .idle_timeout(Duration::from_secs(600))
+                .start_hibernated()
+        }))
+        .start()
+        .await
+        .expect("start");
+    // Round one, in turn: each prompt wakes its session, evicting an idle one.
+    for n in &names {
+        let text = sup
+            .session(n.as_str())
+            .stream(format!("{n} says hello"))
+            .await
+            .expect("stream")
+            .final_text()
+            .await
+            .expect("turn");
+        assert_eq!(text, format!("echo: {n} says hello"));
+    }
+    // Round two, all at once: wakes queue for the two slots.
+    let asks = names.iter().map(|n| {
+        let s = sup.session(n.as_str());
+        async move {
+            s.stream(format!("{n} again"))
+                .await
+                .expect("stream")
+                .final_text()
+                .await
+                .expect("turn")
+        }
+    });
+    let texts = futures::future::join_all(asks).await;
+    for (n, text) in names.iter().zip(texts) {
+        assert_eq!(text, format!("echo: {n} again"));
+    }
+    for n in &names {
+        let req = env
+            .mock
+            .turn_requests()
+            .into_iter()
+            .find(|r| r.last_user_text().as_deref() == Some(format!("{n} again").as_str()))
+            .expect("round two request");
+        assert!(
+            req.user_texts()
+                .iter()
+                .any(|t| t == &format!("{n} says hello")),
+            "{n} resumed its own history: {:?}",
+            req.user_texts()
+        );
+    }
+    let counts = sup.count_sessions().await.expect("count");
+    assert!(counts.active <= 2, "{counts:?}");
+    assert!(counts.wakes >= 8, "{counts:?}");
+    sup.stop().await.expect("stop");
+    let most = sampler.max();
+    assert!((1..=2).contains(&most), "at most 2 CLIs alive, saw {most}");
+    drop(sampler);
+    assert_no_leftovers(&env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_refuses_new_work_and_finishes_an_in_flight_turn() {
+    let env = TestEnv::new(
+        Script::new()
+            .reply(Reply::echo().delay(Duration::from_millis(1500)))
+            .fallback(Reply::echo()),
+    )
+    .await;
+    let pool = Pool::builder(SessionSpec::new("worker").options(env.options()))
+        .size(1)
+        .start()
+        .await
+        .expect("pool starts");
+    let in_flight = pool.stream("finish me").await.expect("stream");
+    let drain = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.drain(Duration::from_secs(60)).await }
+    });
+    wait_stats(&pool, "draining", |s| s.draining).await;
+    let err = pool.stream("too late").await.expect_err("refused");
+    assert!(matches!(err, PoolError::Draining), "{err:?}");
+    let text = in_flight
+        .final_text()
+        .await
+        .expect("the in-flight turn finishes");
+    assert_eq!(text, "echo: finish me");
+    drain.await.expect("task").expect("drained cleanly");
+    assert!(pool.stream("after").await.is_err());
+    assert_no_leftovers(&env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resize_grows_and_shrinks_the_pool() {
+    let env = TestEnv::new(echo()).await;
+    let pool = Pool::builder(SessionSpec::new("w").options(env.options_for(fake_cli())))
+        .size(1)
+        .start()
+        .await
+        .expect("pool starts");
+    pool.resize(4).await.expect("grow");
+    assert_eq!(pool.stats().await.expect("stats").size, 4);
+    let asks = (0..8).map(|i| {
+        let pool = pool.clone();
+        async move {
+            pool.stream(format!("p{i}"))
+                .await
+                .expect("s")
+                .final_text()
+                .await
+        }
+    });
+    for r in futures::future::join_all(asks).await {
+        assert!(r.expect("turn").starts_with("echo: p"));
+    }
+    pool.resize(2).await.expect("shrink");
+    wait_stats(&pool, "two members", |s| {
+        s.size == 2 && s.members.len() == 2
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while live_clis(&env).len() > 2 {
+        assert!(Instant::now() < deadline, "retired members stopped");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let text = pool
+        .stream("still works")
+        .await
+        .expect("s")
+        .final_text()
+        .await
+        .expect("t");
+    assert_eq!(text, "echo: still works");
+    pool.stop().await.expect("stop");
+    assert_no_leftovers(&env).await;
+}
