@@ -178,15 +178,6 @@ impl Session {
     pub async fn start(opts: Options) -> Result<Session> {
         opts.validate()?;
         let cli = opts.cli_path.resolve()?;
-        let version = cli_version(&cli.path).await;
-        match version {
-            Some(v) if CliVersion::parse(MIN_CLI_VERSION).is_some_and(|min| v < min) => {
-                tracing::warn!(version = %v, min = MIN_CLI_VERSION, path = %cli.path.display(),
-                    "claude CLI is older than the oldest version this SDK is tested with");
-            }
-            None => tracing::warn!(path = %cli.path.display(), "could not read `claude --version`"),
-            _ => {}
-        }
         let transport = Transport::spawn(&cli.path, &opts)?;
         let pid = transport.pid();
         tracing::debug!(pid, path = %cli.path.display(), "claude CLI spawned");
@@ -233,6 +224,7 @@ impl Session {
             Err(_) => return Err(status_rx.borrow().closed_error()),
         };
         telemetry::session_ready(&span, pid, init_started.elapsed());
+        let version = check_version(&init, &cli.path).await;
         Ok(Session {
             cmd: cmd_tx,
             status: status_rx,
@@ -505,6 +497,28 @@ impl Session {
     fn closed_error(&self) -> Error {
         self.status.borrow().closed_error()
     }
+}
+
+/// The CLI's version, from the handshake (CLI >= 2.1.332 reports it) or, for older CLIs,
+/// from `claude --version` (once per binary); warns when it is older than we test.
+async fn check_version(init: &InitializeResponse, path: &std::path::Path) -> Option<CliVersion> {
+    let version = match init
+        .claude_code_version
+        .as_deref()
+        .and_then(CliVersion::parse)
+    {
+        Some(v) => Some(v),
+        None => cli_version(path).await,
+    };
+    match version {
+        Some(v) if CliVersion::parse(MIN_CLI_VERSION).is_some_and(|min| v < min) => {
+            tracing::warn!(version = %v, min = MIN_CLI_VERSION, path = %path.display(),
+                "claude CLI is older than the oldest version this SDK is tested with");
+        }
+        None => tracing::warn!(path = %path.display(), "could not read the claude CLI's version"),
+        _ => {}
+    }
+    version
 }
 
 /// A control request we sent and still wait for.
