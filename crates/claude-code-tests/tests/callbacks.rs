@@ -286,3 +286,72 @@ async fn post_tool_use_hook_sees_the_tool_response() {
     );
     session.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn post_tool_use_hook_context_reaches_the_model() {
+    let env = TestEnv::new(Script::new()).await;
+    env.mock.push(Reply::tool_use(
+        "Bash",
+        json!({"command": "echo hi", "description": "echo"}),
+    ));
+    env.mock.push(Reply::text("ok"));
+    let session = Session::start(env.options().allowed_tools(["Bash"]).hook(
+        HookEvent::PostToolUse,
+        Some("Bash"),
+        |_| async { HookOutput::none().additional_context("POST-TOOL-CONTEXT-7") },
+    ))
+    .await
+    .expect("start");
+    session
+        .stream("go")
+        .await
+        .expect("stream")
+        .final_text()
+        .await
+        .expect("turn");
+    let sent = serde_json::to_string(env.mock.turn_requests()[1].messages()).expect("json");
+    assert!(
+        sent.contains("POST-TOOL-CONTEXT-7"),
+        "the hook's context reached the model"
+    );
+    session.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn set_permission_mode_accept_edits_lets_a_write_through() {
+    let env = TestEnv::new(Script::new()).await;
+    let refused = env.cwd.path().join("refused.txt");
+    let accepted = env.cwd.path().join("accepted.txt");
+    for path in [&refused, &accepted] {
+        env.mock.push(Reply::tool_use(
+            "Write",
+            json!({"file_path": path.to_string_lossy(), "content": "x\n"}),
+        ));
+        env.mock.push(Reply::text("ok"));
+    }
+    let session = Session::start(env.options()).await.expect("start");
+    session
+        .stream("write one")
+        .await
+        .expect("stream")
+        .final_text()
+        .await
+        .expect("turn");
+    assert!(
+        !refused.exists(),
+        "default mode refuses an unapproved write"
+    );
+    session
+        .set_permission_mode(claude_code::PermissionMode::AcceptEdits)
+        .await
+        .expect("set_permission_mode");
+    session
+        .stream("write two")
+        .await
+        .expect("stream")
+        .final_text()
+        .await
+        .expect("turn");
+    assert!(accepted.exists(), "acceptEdits lets the write through");
+    session.stop().await.expect("stop");
+}

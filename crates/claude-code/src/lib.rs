@@ -30,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod cost;
 mod error;
+pub mod history;
 pub mod options;
 pub mod pool;
 pub mod protocol;
