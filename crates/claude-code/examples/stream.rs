@@ -2,16 +2,19 @@
 //!
 //! `cargo run -p claude-code --example stream -- "your prompt"`. With `ANTHROPIC_API_KEY`
 //! set it talks to the real API; without it, it starts the project's mock Messages API on
-//! 127.0.0.1 and says so, so it works offline.
+//! 127.0.0.1 and says so, so it works offline. Guide: `docs/guides/sessions-and-streams.md`.
+
+#[path = "common/offline.rs"]
+mod offline;
 
 use std::io::Write;
 
 use claude_code::{Options, Session};
-use claude_code_mock::{MockServer, Reply, Script};
+use claude_code_mock::{Reply, Script};
 use futures::StreamExt;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), offline::BoxError> {
     let prompt = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
     let prompt = if prompt.is_empty() {
         "Write a haiku about Rust's borrow checker.".to_string()
@@ -19,27 +22,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         prompt
     };
 
-    let mut options = Options::new()
-        .system_prompt("You are a concise assistant.")
-        .include_partial_messages(true);
-    // Offline mode: a mock API and a throwaway config dir, so nothing touches ~/.claude.
-    let mut _offline = None;
-    if std::env::var_os("ANTHROPIC_API_KEY").is_none() {
-        let reply =
-            Reply::text("Borrowed, not taken:\nlifetimes hum in quiet scope,\nfree of data races.");
-        let mock = MockServer::start(Script::new().fallback(reply)).await?;
-        let config = tempfile::tempdir()?;
-        eprintln!(
-            "ANTHROPIC_API_KEY is not set: using the offline mock Messages API at {}",
-            mock.url()
-        );
-        options = options
-            .env("ANTHROPIC_BASE_URL", mock.url())
-            .env("ANTHROPIC_API_KEY", "sk-offline-mock")
-            .env("CLAUDE_CONFIG_DIR", config.path().to_string_lossy())
-            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1");
-        _offline = Some((mock, config));
-    }
+    // Offline, the mock answers every turn with this haiku.
+    let reply =
+        Reply::text("Borrowed, not taken:\nlifetimes hum in quiet scope,\nfree of data races.");
+    let env = offline::Offline::start(Script::new().fallback(reply)).await?;
+    let options = env.options(
+        Options::new()
+            .system_prompt("You are a concise assistant.")
+            .include_partial_messages(true),
+    );
 
     let session = Session::start(options).await?;
     eprintln!(

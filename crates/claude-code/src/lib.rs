@@ -23,6 +23,12 @@
 //! Module map: [`options`] (the one place options become CLI flags), [`cli`] (finding
 //! the binary), `transport` (the process), [`protocol`] (wire types), `session` (the
 //! actor), `stream` (turn streams and adapters).
+//!
+//! Guides, one per capability, each with an example that runs offline against the mock
+//! API: `docs/guides/` in the repository (callbacks: [`Options::can_use_tool`],
+//! [`Options::hook`], [`Options::mcp_server`]; structured output:
+//! [`Options::output_type`]; runtime control: [`Session`]'s methods; sessions on disk:
+//! [`Options::resume`] and [`history`]).
 
 pub mod admission;
 pub mod callbacks;

@@ -272,12 +272,14 @@ impl Session {
         }
     }
 
-    /// Interrupts the running turn (its stream then ends with the CLI's result).
+    /// Interrupts the running turn. Its stream then ends with the CLI's error result,
+    /// which the adapters report as [`Error::TurnFailed`] (`error_during_execution`).
     pub async fn interrupt(&self) -> Result<()> {
         self.control(OutboundRequest::Interrupt).await.map(drop)
     }
 
-    /// Switches the model for later turns (`None`: the CLI's default).
+    /// Switches the model for later requests, e.g. `set_model("opus".to_string())`
+    /// (`None`: the CLI's default).
     pub async fn set_model(&self, model: impl Into<Option<String>>) -> Result<()> {
         self.control(OutboundRequest::SetModel {
             model: model.into(),
@@ -338,7 +340,8 @@ impl Session {
 
     /// Undoes file changes made since the user message `user_message_id` (needs
     /// [`Options::enable_file_checkpointing`](crate::Options::enable_file_checkpointing)).
-    /// With `dry_run`, only reports what would change.
+    /// Name the message yourself with [`UserInput::with_uuid`]. With `dry_run`, only
+    /// reports what would change (`{canRewind, filesChanged, insertions, deletions}`).
     pub async fn rewind_files(
         &self,
         user_message_id: impl Into<String>,
@@ -351,7 +354,9 @@ impl Session {
         .await
     }
 
-    /// Stops a background task (a subagent or shell) by id.
+    /// Stops a background task (a subagent or shell) by the `task_id` of its
+    /// `task_started` system message
+    /// ([`SystemKind::TaskStarted`](crate::protocol::SystemKind::TaskStarted)).
     pub async fn stop_task(&self, task_id: impl Into<String>) -> Result<()> {
         self.control(OutboundRequest::StopTask {
             task_id: task_id.into(),
@@ -360,7 +365,8 @@ impl Session {
         .map(drop)
     }
 
-    /// Context window usage by category.
+    /// Context window usage as the CLI reports it (`totalTokens`, `maxTokens`, usage by
+    /// category).
     pub async fn context_usage(&self) -> Result<Value> {
         self.control_payload(OutboundRequest::GetContextUsage).await
     }
@@ -462,7 +468,8 @@ impl Session {
         self.info.pid
     }
 
-    /// The CLI's version, when `claude --version` could be read.
+    /// The CLI's version, from the initialize reply (else `claude --version`); `None`
+    /// when neither could be read.
     pub fn cli_version(&self) -> Option<CliVersion> {
         self.info.cli_version
     }

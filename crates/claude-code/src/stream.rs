@@ -4,7 +4,8 @@
 //! `result`. If the session ends first, the last item is the error saying why (exit
 //! status and stderr tail for a dead CLI). Adapters consume the stream:
 //! [`final_text`](MessageStream::final_text), [`collect`](MessageStream::collect),
-//! [`until_result`](MessageStream::until_result), [`text_deltas`](MessageStream::text_deltas),
+//! [`until_result`](MessageStream::until_result), [`structured`](MessageStream::structured),
+//! [`text_deltas`](MessageStream::text_deltas), [`content_deltas`](MessageStream::content_deltas),
 //! [`tool_uses`](MessageStream::tool_uses). Routing messages to streams is `session`'s job.
 
 use std::{

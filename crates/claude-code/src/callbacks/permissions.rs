@@ -88,7 +88,9 @@ impl PermissionResult {
         self
     }
 
-    /// Add a permission update (no effect on a deny).
+    /// Add a permission update (no effect on a deny), e.g. a rule for the rest of the
+    /// session: `{"type":"addRules","rules":[{"toolName":"Bash","ruleContent":"make"}],
+    /// "behavior":"allow","destination":"session"}`.
     #[must_use]
     pub fn with_permission_update(mut self, update: Value) -> Self {
         if let PermissionResult::Allow {

@@ -401,8 +401,17 @@ impl Options {
         self
     }
 
-    /// Registers a hook for `event`, for tools matching `matcher` (`None`: all), with a
+    /// Registers a hook for `event`, for tools matching `matcher` (a tool-name pattern as
+    /// in Claude Code's settings, e.g. `"Bash"` or `"Edit|Write"`; `None`: all), with a
     /// 60 s timeout. A slow or panicking hook becomes an error reply, never a hang.
+    ///
+    /// ```
+    /// use claude_code::{HookEvent, HookOutput, Options};
+    /// let opts = Options::new().hook(HookEvent::PreToolUse, Some("Bash"), |input| async move {
+    ///     let cmd = input.tool_input.as_ref().and_then(|i| i["command"].as_str()).unwrap_or("");
+    ///     if cmd.contains("rm ") { HookOutput::deny("no deletions") } else { HookOutput::none() }
+    /// });
+    /// ```
     pub fn hook<F, Fut>(self, event: HookEvent, matcher: Option<&str>, callback: F) -> Self
     where
         F: Fn(HookInput) -> Fut + Send + Sync + 'static,
@@ -433,7 +442,8 @@ impl Options {
     }
 
     /// Serves `tools` from an in-process MCP server named `name`; the model sees them as
-    /// `mcp__<name>__<tool>` (allow them with [`Options::allowed_tools`]).
+    /// `mcp__<name>__<tool>` (allow them with [`Options::allowed_tools`] or answer them in
+    /// [`Options::can_use_tool`]; otherwise the permission mode refuses them).
     pub fn mcp_server(mut self, name: impl Into<String>, tools: Vec<McpTool>) -> Self {
         self.callbacks
             .mcp_servers
@@ -617,7 +627,8 @@ impl Options {
         self
     }
 
-    /// Structured output with the schema derived from `T` (see [`Options::json_schema`]).
+    /// Structured output with the schema derived from `T` (see [`Options::json_schema`]),
+    /// generated as JSON Schema draft-07: the CLI refuses the 2020-12 dialect.
     pub fn output_type<T: schemars::JsonSchema>(self) -> Self {
         self.json_schema(kinds::schema_for::<T>())
     }

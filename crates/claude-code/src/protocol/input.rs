@@ -48,7 +48,8 @@ impl UserInput {
         }
     }
 
-    /// Sets the message id.
+    /// Sets the message id (a UUID); [`Session::rewind_files`](crate::Session::rewind_files)
+    /// rewinds to a message named this way.
     #[must_use]
     pub fn with_uuid(mut self, uuid: impl Into<String>) -> Self {
         self.uuid = Some(uuid.into());
