@@ -7,11 +7,14 @@
 //! the command to run; it never skips.
 
 use std::{
+    fmt::Debug,
+    future::Future,
     path::{Path, PathBuf},
     sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
 };
 
-use claude_code::{CliPath, Options};
+use claude_code::{ChildInfo, ChildStatus, CliPath, Options, Supervisor};
 pub use claude_code_mock::{Block, MockServer, RecordedRequest, Reply, Script};
 
 /// The workspace root (two levels above this crate).
@@ -89,6 +92,19 @@ impl TestEnv {
             .env("DISABLE_AUTOUPDATER", "1")
             .env("CLAUDE_RS_TEST_MARKER", &self.marker)
             .env_remove("ANTHROPIC_AUTH_TOKEN")
+    }
+
+    /// Waits (bounded) until nothing this test started is left, then asserts it.
+    pub async fn assert_no_leftovers(&self) {
+        eventually(Duration::from_secs(15), "no leftover process", || async {
+            let left = self.leftovers();
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(left)
+            }
+        })
+        .await
     }
 
     /// Processes (zombies included) carrying this test's marker.
@@ -230,4 +246,56 @@ pub fn kill_9(pid: u32) {
         .status()
         .expect("run kill");
     assert!(status.success(), "kill -9 {pid} failed");
+}
+
+/// Re-runs `probe` every 20 ms until it returns `Ok`, for at most `within`; then panics
+/// with `what` and the last observation. For waiting on observable state (a restart
+/// happened, a process is gone), never on time itself.
+pub async fn eventually<T, S, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
+where
+    S: Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, S>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        match probe().await {
+            Ok(done) => return done,
+            Err(seen) if Instant::now() >= deadline => {
+                panic!("timed out after {within:?} waiting for {what}; last seen: {seen:#?}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// Waits (bounded) until the supervisor's children satisfy `done`; returns them.
+pub async fn wait_for_children(
+    sup: &Supervisor,
+    what: &str,
+    done: impl Fn(&[ChildInfo]) -> bool,
+) -> Vec<ChildInfo> {
+    eventually(Duration::from_secs(60), what, || async {
+        let list = sup.list_sessions().await.expect("list sessions");
+        if done(&list) {
+            Ok(list)
+        } else {
+            Err(list)
+        }
+    })
+    .await
+}
+
+/// Waits (bounded) until child `name` runs again after at least `restarts` restarts.
+pub async fn wait_restarted(sup: &Supervisor, name: &str, restarts: u32) -> Vec<ChildInfo> {
+    wait_for_children(
+        sup,
+        &format!("{name} restarted {restarts} time(s)"),
+        |list| {
+            list.iter().any(|c| {
+                c.name == name && c.restarts >= restarts && c.status == ChildStatus::Running
+            })
+        },
+    )
+    .await
 }

@@ -2,25 +2,8 @@
 //! supervisor totals equal what the mock reported, across a restart (a new CLI process
 //! whose cumulative counters start from zero), and budgets refuse further turns.
 
-use std::time::{Duration, Instant};
-
 use claude_code::{CostTracker, SessionSpec, Supervisor, SupervisorError, TurnSummary};
-use claude_code_tests::{kill_9, Reply, Script, TestEnv};
-
-async fn wait_restarted(sup: &Supervisor, name: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let list = sup.list_sessions().await.expect("list");
-        if list
-            .iter()
-            .any(|c| c.name == name && c.restarts >= 1 && c.pid.is_some())
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no restart: {list:#?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use claude_code_tests::{kill_9, wait_restarted, Reply, Script, TestEnv};
 
 #[tokio::test]
 async fn cost_totals_equal_the_sum_of_the_mock_usage_across_a_restart() {
@@ -46,7 +29,7 @@ async fn cost_totals_equal_the_sum_of_the_mock_usage_across_a_restart() {
         );
     }
     kill_9(a.pid().await.expect("pid").expect("some"));
-    wait_restarted(&sup, "a").await;
+    wait_restarted(&sup, "a", 1).await;
     summaries.push(
         a.stream("third")
             .await
@@ -175,5 +158,62 @@ async fn a_spent_budget_refuses_further_turns() {
         matches!(err, SupervisorError::BudgetExceeded { ref scope, .. } if scope.contains("supervisor")),
         "{err}"
     );
+    sup.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_graceful_restart_that_restores_the_cli_cost_is_not_counted_twice() {
+    // A CLI that exits cleanly saves its session cost, and the one resuming that session
+    // starts its cumulative `total_cost_usd` from it; each turn must still count once.
+    let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
+    env.mock.push(Reply::text("one").usage(100, 20));
+    env.mock.push(Reply::text("two").usage(50, 7));
+    let sup = Supervisor::builder()
+        .child(SessionSpec::new("a").options(env.options()))
+        .start()
+        .await
+        .expect("start");
+    let a = sup.session("a");
+    let first = a
+        .stream("first")
+        .await
+        .expect("stream")
+        .collect()
+        .await
+        .expect("turn");
+    sup.restart_session("a").await.expect("graceful restart");
+    let second = a
+        .stream("second")
+        .await
+        .expect("stream")
+        .collect()
+        .await
+        .expect("turn");
+    let turn_cost = |s: &TurnSummary| -> f64 {
+        let r = s.result.as_ref().expect("a result");
+        r.model_usage_since_last_result
+            .as_ref()
+            .expect("per-turn model usage (CLI >= 2.1.332)")
+            .values()
+            .map(|m| m.cost_usd)
+            .sum()
+    };
+    let (one, two) = (turn_cost(&first), turn_cost(&second));
+    assert!(one > 0.0 && two > 0.0);
+    let report = sup.cost_report().await.expect("report");
+    let session = &report.sessions["a"];
+    assert_eq!(session.turns, 2);
+    assert_eq!(session.usage.input_tokens, 150, "{report:#?}");
+    assert!(
+        (session.cost_usd - (one + two)).abs() < 1e-9,
+        "{} vs {} + {} (cumulative per result: {:?}, {:?})",
+        session.cost_usd,
+        one,
+        two,
+        first.cost_usd(),
+        second.cost_usd()
+    );
+    let by_model: f64 = session.model_usage.values().map(|m| m.cost_usd).sum();
+    assert!((by_model - session.cost_usd).abs() < 1e-9, "{report:#?}");
     sup.stop().await.expect("stop");
 }

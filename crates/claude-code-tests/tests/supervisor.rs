@@ -5,13 +5,13 @@
 //! on observable state (`closed()`, a child's status, the process table) with a deadline.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use claude_code::{
     ChildInfo, ChildStatus, Error, Health, Restart, SessionSpec, Strategy, Supervisor,
     SupervisorError, UnhealthyReason,
 };
-use claude_code_tests::{kill_9, proc_info, Reply, Script, TestEnv};
+use claude_code_tests::{kill_9, proc_info, wait_for_children, Reply, Script, TestEnv};
 use futures::StreamExt;
 
 fn fake_cli() -> &'static Path {
@@ -20,23 +20,6 @@ fn fake_cli() -> &'static Path {
 
 fn echo_env() -> Script {
     Script::new().fallback(Reply::echo())
-}
-
-/// Polls the supervisor's child list until `done` holds (bounded; the supervisor's
-/// state is what we wait on, not time).
-async fn wait_until(sup: &Supervisor, what: &str, done: impl Fn(&[ChildInfo]) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let list = sup.list_sessions().await.expect("list");
-        if done(&list) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {list:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn child<'a>(list: &'a [ChildInfo], name: &str) -> &'a ChildInfo {
@@ -48,15 +31,6 @@ fn child<'a>(list: &'a [ChildInfo], name: &str) -> &'a ChildInfo {
 fn running_with_restarts(list: &[ChildInfo], name: &str, n: u32) -> bool {
     list.iter()
         .any(|c| c.name == name && c.restarts >= n && c.status == ChildStatus::Running)
-}
-
-/// Waits until no live process with this test's marker remains.
-async fn assert_no_leftovers(env: &TestEnv) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !env.leftovers().is_empty() {
-        assert!(Instant::now() < deadline, "leaked: {:#?}", env.leftovers());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn is_alive(pid: u32) -> bool {
@@ -85,7 +59,7 @@ async fn kill_9_restarts_the_child_and_the_old_handle_resumes_the_conversation()
     let pid_before = handle.pid().await.expect("pid").expect("some");
 
     kill_9(pid_before);
-    wait_until(&sup, "the restart", |l| {
+    wait_for_children(&sup, "the restart", |l| {
         running_with_restarts(l, "assistant", 1)
     })
     .await;
@@ -125,7 +99,7 @@ async fn kill_9_restarts_the_child_and_the_old_handle_resumes_the_conversation()
 
     sup.stop().await.expect("stop");
     sup.closed().await.expect("a stop is a normal end");
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 #[tokio::test]
@@ -149,7 +123,7 @@ async fn resume_on_restart_false_starts_a_fresh_conversation() {
         .await
         .expect("turn");
     kill_9(handle.pid().await.expect("pid").expect("some"));
-    wait_until(&sup, "the restart", |l| {
+    wait_for_children(&sup, "the restart", |l| {
         running_with_restarts(l, "fresh", 1)
     })
     .await;
@@ -166,7 +140,7 @@ async fn resume_on_restart_false_starts_a_fresh_conversation() {
         "a fresh conversation has no history: {texts:?}"
     );
     sup.stop().await.expect("stop");
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 #[tokio::test]
@@ -184,7 +158,7 @@ async fn killing_past_the_intensity_stops_the_supervisor_and_reports_it() {
     let victim = sup.session("victim");
     for n in 1..=2 {
         kill_9(victim.pid().await.expect("pid").expect("some"));
-        wait_until(&sup, "a restart", |l| running_with_restarts(l, "victim", n)).await;
+        wait_for_children(&sup, "a restart", |l| running_with_restarts(l, "victim", n)).await;
     }
     kill_9(victim.pid().await.expect("pid").expect("some"));
     let err = tokio::time::timeout(Duration::from_secs(30), sup.closed())
@@ -209,7 +183,7 @@ async fn killing_past_the_intensity_stops_the_supervisor_and_reports_it() {
         victim.stream("hello?").await,
         Err(SupervisorError::MaxRestartIntensity { .. })
     ));
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 #[tokio::test]
@@ -242,7 +216,7 @@ async fn transient_is_restarted_only_after_a_crash_and_permanent_always() {
         .stop()
         .await
         .expect("stop");
-    wait_until(&sup, "the permanent restart and the transient stop", |l| {
+    wait_for_children(&sup, "the permanent restart and the transient stop", |l| {
         running_with_restarts(l, "permanent", 1)
             && child(l, "transient").status == ChildStatus::Stopped
     })
@@ -265,12 +239,12 @@ async fn transient_is_restarted_only_after_a_crash_and_permanent_always() {
         .expect("pid")
         .expect("some");
     kill_9(pid);
-    wait_until(&sup, "the transient crash restart", |l| {
+    wait_for_children(&sup, "the transient crash restart", |l| {
         running_with_restarts(l, "transient", 2)
     })
     .await;
     sup.stop().await.expect("stop");
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 #[tokio::test]
@@ -291,7 +265,7 @@ async fn temporary_child_is_never_restarted() {
         .expect("start temp");
     let pid = temp.pid().await.expect("pid").expect("some");
     kill_9(pid);
-    wait_until(&sup, "the temporary child to go", |l| {
+    wait_for_children(&sup, "the temporary child to go", |l| {
         !l.iter().any(|c| c.name == "temp")
     })
     .await;
@@ -306,7 +280,7 @@ async fn temporary_child_is_never_restarted() {
         "no other child was touched"
     );
     sup.stop().await.expect("stop");
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 async fn three_children(env: &TestEnv, strategy: Strategy) -> (Supervisor, Vec<u32>) {
@@ -326,7 +300,7 @@ async fn one_for_all_restarts_every_sibling() {
     let env = TestEnv::new(echo_env()).await;
     let (sup, before) = three_children(&env, Strategy::OneForAll).await;
     kill_9(before[1]);
-    wait_until(&sup, "all three restarted", |l| {
+    wait_for_children(&sup, "all three restarted", |l| {
         ["a", "b", "c"]
             .iter()
             .all(|n| running_with_restarts(l, n, 1))
@@ -353,7 +327,7 @@ async fn one_for_all_restarts_every_sibling() {
         .expect("turn");
     assert_eq!(text, "echo: still there?");
     sup.stop().await.expect("stop");
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 #[tokio::test]
@@ -361,7 +335,7 @@ async fn rest_for_one_restarts_the_failed_child_and_those_started_after_it() {
     let env = TestEnv::new(echo_env()).await;
     let (sup, before) = three_children(&env, Strategy::RestForOne).await;
     kill_9(before[1]);
-    wait_until(&sup, "b and c restarted", |l| {
+    wait_for_children(&sup, "b and c restarted", |l| {
         running_with_restarts(l, "b", 1) && running_with_restarts(l, "c", 1)
     })
     .await;
@@ -372,7 +346,7 @@ async fn rest_for_one_restarts_the_failed_child_and_those_started_after_it() {
     assert_ne!(child(&list, "c").pid, Some(before[2]));
     assert!(!is_alive(before[2]), "c's old CLI was stopped");
     sup.stop().await.expect("stop");
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 #[tokio::test]
@@ -380,13 +354,13 @@ async fn one_for_one_restarts_only_the_failed_child() {
     let env = TestEnv::new(echo_env()).await;
     let (sup, before) = three_children(&env, Strategy::OneForOne).await;
     kill_9(before[2]);
-    wait_until(&sup, "c restarted", |l| running_with_restarts(l, "c", 1)).await;
+    wait_for_children(&sup, "c restarted", |l| running_with_restarts(l, "c", 1)).await;
     let list = sup.list_sessions().await.expect("list");
     assert_eq!(child(&list, "a").pid, Some(before[0]));
     assert_eq!(child(&list, "b").pid, Some(before[1]));
     assert_eq!(child(&list, "a").restarts + child(&list, "b").restarts, 0);
     sup.stop().await.expect("stop");
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 #[tokio::test]
@@ -414,7 +388,7 @@ async fn terminating_a_dynamic_session_ends_its_process() {
         sup.terminate_session("dyn").await,
         Err(SupervisorError::NotFound { .. })
     ));
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
     sup.stop().await.expect("stop");
 }
 
@@ -432,7 +406,7 @@ async fn duplicate_names_are_refused() {
         matches!(err, SupervisorError::DuplicateName { ref name } if name == "twin"),
         "{err}"
     );
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 
     let sup = Supervisor::builder()
         .child(SessionSpec::new("twin").options(opts.clone()))
@@ -449,7 +423,7 @@ async fn duplicate_names_are_refused() {
     );
     assert_eq!(sup.count_sessions().await.expect("count").specs, 1);
     sup.stop().await.expect("stop");
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 #[tokio::test]
@@ -474,7 +448,7 @@ async fn a_child_that_fails_to_start_fails_the_supervisor_start() {
         }
         other => panic!("expected StartFailed, got {other}"),
     }
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 #[tokio::test]
@@ -534,7 +508,7 @@ async fn health_reports_each_child() {
         .stop()
         .await
         .expect("stop");
-    wait_until(&sup, "t stopped", |l| {
+    wait_for_children(&sup, "t stopped", |l| {
         child(l, "t").status == ChildStatus::Stopped
     })
     .await;
@@ -542,7 +516,7 @@ async fn health_reports_each_child() {
     assert_eq!(health[0].health, Health::Healthy);
     assert!(!health[1].health.is_healthy());
     sup.stop().await.expect("stop");
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 #[tokio::test]
@@ -560,7 +534,7 @@ async fn dropping_every_handle_stops_the_children() {
         .expect("the child stops once the supervisor is dropped")
         .expect("a normal stop");
     drop(watcher);
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 /// Options for a fake CLI that stops reading stdin for 10 minutes once a turn arrives.
@@ -589,7 +563,7 @@ async fn health_probe_reports_a_hung_cli_as_unresponsive() {
     );
     assert_eq!(health[1].health, Health::Healthy);
     sup.stop().await.expect("stop");
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 #[tokio::test]
@@ -605,7 +579,7 @@ async fn health_monitor_restarts_an_unresponsive_child() {
     let handle = sup.session("hung");
     let old_pid = handle.pid().await.expect("pid").expect("some");
     let mut turn = handle.stream("hang").await.expect("accepted");
-    wait_until(&sup, "the monitor's restart", |l| {
+    wait_for_children(&sup, "the monitor's restart", |l| {
         running_with_restarts(l, "hung", 1)
     })
     .await;
@@ -629,5 +603,5 @@ async fn health_monitor_restarts_an_unresponsive_child() {
     let health = sup.health().await.expect("health");
     assert_eq!(health[0].health, Health::Healthy);
     sup.stop().await.expect("stop");
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }

@@ -4,10 +4,10 @@
 //! the real one: only process lifetimes matter here. Waits are on observable state.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use claude_code::{ChildStatus, SessionSpec, Strategy, Supervisor, SupervisorError};
-use claude_code_tests::{kill_9, proc_info, Script, TestEnv};
+use claude_code_tests::{kill_9, proc_info, wait_for_children, Script, TestEnv};
 
 fn fake_cli() -> &'static Path {
     env!("CARGO_BIN_EXE_fake-claude").as_ref()
@@ -31,29 +31,6 @@ async fn worker_pid(sup: &Supervisor) -> u32 {
         .await
         .expect("pid")
         .expect("running")
-}
-
-async fn wait_for(sup: &Supervisor, what: &str, done: impl Fn(&[claude_code::ChildInfo]) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let list = sup.list_sessions().await.expect("list");
-        if done(&list) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {list:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn assert_no_leftovers(env: &TestEnv) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !env.leftovers().is_empty() {
-        assert!(Instant::now() < deadline, "leaked: {:#?}", env.leftovers());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]
@@ -80,7 +57,7 @@ async fn a_child_supervisor_past_its_intensity_is_a_child_failure_and_is_restart
         matches!(&ended, Err(SupervisorError::MaxRestartIntensity { supervisor, .. }) if supervisor == "team"),
         "{ended:?}"
     );
-    wait_for(&parent, "the parent's restart of `team`", |l| {
+    wait_for_children(&parent, "the parent's restart of `team`", |l| {
         l.iter()
             .any(|c| c.name == "team" && c.restarts == 1 && c.status == ChildStatus::Running)
     })
@@ -108,7 +85,7 @@ async fn a_child_supervisor_past_its_intensity_is_a_child_failure_and_is_restart
         team.is_closed(),
         "stopping the parent stops the child supervisor"
     );
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 #[tokio::test]
@@ -139,7 +116,7 @@ async fn a_failing_child_supervisor_past_the_parent_intensity_stops_the_parent()
         }
         other => panic!("expected MaxRestartIntensity, got {other:?}"),
     }
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 #[tokio::test]
@@ -164,7 +141,7 @@ async fn one_for_all_restarts_session_siblings_of_a_failed_child_supervisor() {
         .await
         .expect("nested handle");
     kill_9(worker_pid(&team).await);
-    wait_for(&parent, "both children restarted", |l| {
+    wait_for_children(&parent, "both children restarted", |l| {
         l.len() == 2
             && l.iter()
                 .all(|c| c.restarts == 1 && c.status == ChildStatus::Running)
@@ -183,5 +160,5 @@ async fn one_for_all_restarts_session_siblings_of_a_failed_child_supervisor() {
         Err(SupervisorError::NotASupervisor { .. })
     ));
     parent.stop().await.expect("stop");
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }

@@ -7,11 +7,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use claude_code::telemetry::metric;
-use claude_code::{ChildStatus, Session, SessionSpec, Supervisor, SupervisorError};
-use claude_code_tests::{kill_9, Reply, Script, TestEnv};
+use claude_code::{Session, SessionSpec, Supervisor, SupervisorError};
+use claude_code_tests::{kill_9, wait_restarted, Reply, Script, TestEnv};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
 fn fake_cli() -> &'static Path {
@@ -138,21 +138,6 @@ async fn a_real_turn_moves_session_turn_token_and_cost_metrics() {
     assert!(counter(&format!("{}{{reason=stopped}}", metric::SESSION_ENDS)) >= 1);
 }
 
-async fn wait_for_restart(sup: &Supervisor, name: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let list = sup.list_sessions().await.expect("list");
-        if list
-            .iter()
-            .any(|c| c.name == name && c.restarts == 1 && c.status == ChildStatus::Running)
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no restart: {list:#?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_kill_9_restart_moves_the_restart_and_crash_counters() {
     recorder();
@@ -166,7 +151,7 @@ async fn a_kill_9_restart_moves_the_restart_and_crash_counters() {
     let worker = sup.session("worker");
     let crashed = counter(&format!("{}{{reason=crashed}}", metric::SESSION_ENDS));
     kill_9(worker.pid().await.expect("pid").expect("some"));
-    wait_for_restart(&sup, "worker").await;
+    wait_restarted(&sup, "worker", 1).await;
 
     let labels = "child=worker,supervisor=metrics-restart";
     assert_eq!(counter(&format!("{}{{{labels}}}", metric::RESTARTS)), 1);

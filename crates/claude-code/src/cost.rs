@@ -5,7 +5,10 @@
 //! `result.modelUsage` are cumulative over one CLI process, so a turn's cost is the
 //! difference to the previous result of the same process; `result.usage` is the turn's
 //! own tokens; CLI ≥ 2.1.332 also sends the turn's own per-model usage
-//! (`model_usage_since_last_result`), preferred when present. A restart is a new process
+//! (`model_usage_since_last_result`), preferred when present, for the turn's cost too: a
+//! CLI that resumes a conversation it saved on a clean exit (a graceful restart, a wake
+//! from hibernation) starts its cumulative `total_cost_usd` from the saved cost, so a
+//! difference would count the earlier turns again. Otherwise a restart is a new process
 //! whose counters start from zero: [`CostTracker::new_process`] marks it (a result with
 //! `result_index` 0, or a cumulative cost that went down, is detected as one too).
 //! Results are counted once (deduplicated by uuid); assistant messages' usage is counted
@@ -249,7 +252,11 @@ impl CostTracker {
             self.new_process();
         }
         self.process_results += 1;
-        let cost_usd = (cumulative - self.process_cost).max(0.0);
+        let cost_usd = match &r.model_usage_since_last_result {
+            // The turn's own figures, whatever the cumulative counter started from.
+            Some(per_turn) => per_turn.values().map(|m| m.cost_usd).sum::<f64>().max(0.0),
+            None => (cumulative - self.process_cost).max(0.0),
+        };
         self.process_cost = cumulative;
 
         let cumulative_models: BTreeMap<String, ModelCost> = r
