@@ -4,7 +4,8 @@
 //!    target < 64 KiB per session.
 //! 2. Per-request latency: a warm spare (acquire + turn) against a cold `query()`,
 //!    median over `REQUESTS` (default 20) requests with the real CLI and a mock that
-//!    replies at once; target warm <= 1/10 of cold.
+//!    replies at once; target warm <= 1/10 of cold. Spares without and with the
+//!    blank-prompt warm-up are measured in turn, in the same run.
 //! 3. 1,000 concurrent turns through a pool of 8 fake-CLI sessions: all complete,
 //!    queue-wait percentiles, turns per second, and a leak check.
 //!
@@ -14,8 +15,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use claude_code::{Pool, SessionSpec, Spares, Supervisor};
+use claude_code::{Message, Pool, SessionSpec, Spares, Supervisor};
 use claude_code_tests::{rss_kib, wait_until_gone, Reply, Script, TestEnv};
+use futures::StreamExt;
 
 const FAKE: &str = env!("CARGO_BIN_EXE_fake-claude");
 
@@ -123,64 +125,103 @@ async fn latency(requests: usize) {
         .await
         .expect("warm-up");
 
+    // A cold query(), then a spare without warm-up, then one warmed up (the default),
+    // in turn, so that all three see the same host load. A spare's replacement starts
+    // after the request, not during it (2 cores here), and no start runs while any
+    // request is measured.
+    let set = |warm_up: bool| {
+        Spares::builder(opts.clone())
+            .count(2)
+            .refill_delay(Duration::from_millis(800))
+            .warm_up(warm_up)
+            .start()
+    };
+    let (plain, warmed) = (
+        set(false).await.expect("spares"),
+        set(true).await.expect("spares"),
+    );
+    let mut samples = [Vec::new(), Vec::new()];
+    let mut first = [Vec::new(), Vec::new()];
     let mut cold = Vec::new();
     for i in 0..requests {
+        plain.wait_ready(2).await.expect("ready");
+        warmed.wait_ready(2).await.expect("ready");
         let started = Instant::now();
         let summary = claude_code::query(format!("cold {i}"), opts.clone())
             .await
             .expect("cold query");
         cold.push(started.elapsed());
         assert_eq!(summary.text, format!("echo: cold {i}"));
+        for (k, spares) in [&plain, &warmed].into_iter().enumerate() {
+            // Requests arrive no faster than the spares refill: every one finds a spare.
+            spares.wait_ready(2).await.expect("ready");
+            let prompt = format!("warm {i}");
+            let started = Instant::now();
+            let mut stream = spares
+                .acquire()
+                .await
+                .expect("acquire")
+                .stream(prompt.as_str())
+                .await
+                .expect("stream");
+            let mut text = None;
+            let mut first_message = None;
+            while let Some(message) = stream.next().await {
+                first_message.get_or_insert_with(|| started.elapsed());
+                if let Message::Result(result) = message.expect("message") {
+                    text = result.result;
+                    break;
+                }
+            }
+            drop(stream);
+            samples[k].push(started.elapsed());
+            first[k].push(first_message.unwrap_or_default());
+            assert_eq!(text.as_deref(), Some(format!("echo: {prompt}").as_str()));
+        }
     }
-
-    // The replacement starts after the request, not during it (2 cores here).
-    let spares = Spares::builder(opts.clone())
-        .count(2)
-        .refill_delay(Duration::from_millis(800))
-        .start()
-        .await
-        .expect("spares");
-    let mut warm = Vec::new();
-    for i in 0..requests {
-        // Requests arrive no faster than the spares refill: every one finds a spare,
-        // and no start is running when it begins.
-        spares.wait_ready(2).await.expect("ready");
-        let started = Instant::now();
-        let text = spares
-            .acquire()
-            .await
-            .expect("acquire")
-            .stream(format!("warm {i}"))
-            .await
-            .expect("stream")
-            .final_text()
-            .await
-            .expect("turn");
-        warm.push(started.elapsed());
-        assert_eq!(text, format!("echo: warm {i}"));
-    }
-    let stats = spares.stats().await.expect("stats");
-    spares.stop().await;
+    let (a, b) = (
+        plain.stats().await.expect("stats"),
+        warmed.stats().await.expect("stats"),
+    );
+    plain.stop().await;
+    warmed.stop().await;
     cold.sort();
-    warm.sort();
-    let (c, w) = (percentile(&cold, 0.5), percentile(&warm, 0.5));
+    for s in samples.iter_mut().chain(first.iter_mut()) {
+        s.sort();
+    }
+    let c = percentile(&cold, 0.5);
     println!(
         "latency: cold query() median {:.1} ms (p90 {:.1} ms) over {requests} requests",
         ms(c),
         ms(percentile(&cold, 0.9))
     );
+    for (name, warm, first, stats) in [
+        ("warm spare, no warm-up", &samples[0], &first[0], a),
+        ("warm spare, warmed up (default)", &samples[1], &first[1], b),
+    ] {
+        let w = percentile(warm, 0.5);
+        let ratio = w.as_secs_f64() / c.as_secs_f64();
+        println!(
+            "latency: {name}: median {:.1} ms (p90 {:.1} ms; first message, the CLI's \
+             system/init, after {:.1} ms), warm / cold = {ratio:.3} (1/{:.1}; target <= 1/10: \
+             {}); cold acquires {}, warmed {}",
+            ms(w),
+            ms(percentile(warm, 0.9)),
+            ms(percentile(first, 0.5)),
+            1.0 / ratio,
+            if ratio <= 0.1 { "met" } else { "MISSED" },
+            stats.cold_acquires,
+            stats.warmed,
+        );
+    }
     println!(
-        "latency: warm spare median {:.1} ms (p90 {:.1} ms) over {requests} requests; \
-         cold acquires {}",
-        ms(w),
-        ms(percentile(&warm, 0.9)),
-        stats.cold_acquires
-    );
-    let ratio = w.as_secs_f64() / c.as_secs_f64();
-    println!(
-        "latency: warm / cold = {ratio:.3} (1/{:.1}; target <= 1/10: {})",
-        1.0 / ratio,
-        if ratio <= 0.1 { "met" } else { "MISSED" }
+        "latency: note: the warm request is the CLI's first turn, 2-4x slower than its later \
+         turns: first execution of the CLI's JavaScript, CPU-bound (~130 ms of CPU against \
+         ~45 ms), not I/O, API side requests or the SDK. The blank-prompt warm-up runs the \
+         input path only; the engine, HTTP client and stream parser run for the first time \
+         only on a model call, and slash commands (the other local turns) leave their \
+         output in the conversation. Even a fully warm later turn (~30-50 ms here) would \
+         be only 1/8-1/13 of a cold start."
     );
     println!(
         "latency: leftover processes: {}",

@@ -52,6 +52,9 @@ pub struct TestEnv {
     pub cwd: tempfile::TempDir,
     /// `CLAUDE_CONFIG_DIR` for the CLI.
     pub config: tempfile::TempDir,
+    /// `CLAUDE_CODE_TMPDIR` for the CLI: its scratch files (which it does not always
+    /// clean up) go away with the test instead of piling up in `/tmp/claude-<uid>`.
+    pub tmp: tempfile::TempDir,
     /// Value of `CLAUDE_RS_TEST_MARKER` in every process this test starts.
     pub marker: String,
 }
@@ -71,6 +74,7 @@ impl TestEnv {
             mock,
             cwd: tempfile::tempdir().expect("temp cwd"),
             config: tempfile::tempdir().expect("temp config dir"),
+            tmp: tempfile::tempdir().expect("temp scratch dir"),
             marker,
         }
     }
@@ -88,6 +92,7 @@ impl TestEnv {
             .env("ANTHROPIC_BASE_URL", self.mock.url())
             .env("ANTHROPIC_API_KEY", "sk-test-key")
             .env("CLAUDE_CONFIG_DIR", self.config.path().to_string_lossy())
+            .env("CLAUDE_CODE_TMPDIR", self.tmp.path().to_string_lossy())
             .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
             .env("DISABLE_AUTOUPDATER", "1")
             .env("CLAUDE_RS_TEST_MARKER", &self.marker)

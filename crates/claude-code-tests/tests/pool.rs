@@ -221,6 +221,15 @@ async fn a_warm_spare_answers_without_a_spawn_on_the_request_path_and_never_shar
         (before.ready, before.spawned, before.cold_acquires),
         (2, 2, 0)
     );
+    assert_eq!(
+        before.warmed, 2,
+        "spares are warmed up by default: {before:?}"
+    );
+    assert!(
+        env.mock.requests().is_empty(),
+        "the warm-up reaches no API: {:?}",
+        env.mock.requests()
+    );
     let running_before = live_clis(&env);
 
     let mut pids = Vec::new();
@@ -269,6 +278,47 @@ async fn a_warm_spare_answers_without_a_spawn_on_the_request_path_and_never_shar
         "no cross-talk: {:?}",
         beta.user_texts()
     );
+    // The warm-ups (two initial spares, two refills) made no model call and left
+    // nothing in the conversations: each request holds its own prompt and nothing else.
+    assert_eq!(turns.len(), 2, "one model call per request");
+    for (turn, secret) in turns.iter().zip(["secret alpha", "secret beta"]) {
+        assert_eq!(turn.user_texts(), vec![secret.to_string()]);
+    }
+    spares.stop().await;
+    assert_no_leftovers(&env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spare_whose_warm_up_reached_the_model_is_discarded_and_warm_up_switched_off() {
+    // The fake CLI answers every prompt, the blank warm-up too, with `num_turns: 1`.
+    let env = TestEnv::new(echo()).await;
+    let spares = Spares::builder(env.options_for(fake_cli()))
+        .count(2)
+        .refill_concurrency(1)
+        .start()
+        .await
+        .expect("spares start");
+    let stats = spares.stats().await.expect("stats");
+    assert_eq!(stats.warmed, 0, "{stats:?}");
+    assert_eq!(
+        (stats.ready, stats.spawned),
+        (2, 3),
+        "one spare discarded, then warm-up off: {stats:?}"
+    );
+    let text = spares
+        .acquire()
+        .await
+        .expect("acquire")
+        .stream("after the fallback")
+        .await
+        .expect("stream")
+        .final_text()
+        .await
+        .expect("turn");
+    assert_eq!(text, "echo: after the fallback");
+    spares.wait_ready(2).await.expect("refilled");
+    let stats = spares.stats().await.expect("stats");
+    assert_eq!((stats.spawned, stats.warmed), (4, 0), "{stats:?}");
     spares.stop().await;
     assert_no_leftovers(&env).await;
 }

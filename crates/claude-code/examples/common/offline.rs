@@ -57,6 +57,8 @@ impl Offline {
                 .env("ANTHROPIC_BASE_URL", mock.url())
                 .env("ANTHROPIC_API_KEY", "sk-offline-mock")
                 .env("CLAUDE_CONFIG_DIR", config.path().to_string_lossy())
+                // The CLI's scratch files go into the same throwaway (private) dir.
+                .env("CLAUDE_CODE_TMPDIR", config.path().to_string_lossy())
                 .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
             _ => options,
         }
