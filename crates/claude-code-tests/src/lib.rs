@@ -14,7 +14,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use claude_code::{ChildInfo, ChildStatus, CliPath, Options, Supervisor};
+use claude_code::{
+    protocol::UserInput, ChildInfo, ChildStatus, CliPath, MessageStream, Options, Pool, Session,
+    SupervisedSession, Supervisor,
+};
 pub use claude_code_mock::{Block, MockServer, RecordedRequest, Reply, Script};
 
 /// The workspace root (two levels above this crate).
@@ -303,4 +306,52 @@ pub async fn wait_restarted(sup: &Supervisor, name: &str, restarts: u32) -> Vec<
         },
     )
     .await
+}
+
+/// Anything a test sends prompts to: a [`Session`], a [`SupervisedSession`], a [`Pool`].
+pub trait Turns {
+    /// Opens one turn, with the error rendered for a test failure message.
+    fn open_turn(&self, prompt: UserInput) -> impl Future<Output = Result<MessageStream, String>>;
+}
+
+impl Turns for Session {
+    async fn open_turn(&self, prompt: UserInput) -> Result<MessageStream, String> {
+        self.stream(prompt).await.map_err(|e| e.to_string())
+    }
+}
+
+impl Turns for SupervisedSession {
+    async fn open_turn(&self, prompt: UserInput) -> Result<MessageStream, String> {
+        self.stream(prompt).await.map_err(|e| e.to_string())
+    }
+}
+
+impl Turns for Pool {
+    async fn open_turn(&self, prompt: UserInput) -> Result<MessageStream, String> {
+        self.stream(prompt).await.map_err(|e| e.to_string())
+    }
+}
+
+/// Runs one turn to its result and returns the final text; panics (failing the test)
+/// with the error otherwise.
+pub async fn ask(target: &impl Turns, prompt: impl Into<UserInput>) -> String {
+    let prompt = prompt.into();
+    let stream = target
+        .open_turn(prompt.clone())
+        .await
+        .unwrap_or_else(|e| panic!("opening a turn for {prompt:?} failed: {e}"));
+    stream
+        .final_text()
+        .await
+        .unwrap_or_else(|e| panic!("the turn for {prompt:?} failed: {e}"))
+}
+
+/// Asserts that a `tool_result` the CLI sent in `request` contains `needle` (the model
+/// saw the tool's output or the denial), printing every tool result otherwise.
+pub fn assert_tool_result(request: &RecordedRequest, needle: &str) {
+    let results = request.tool_results();
+    assert!(
+        results.iter().any(|r| r.to_string().contains(needle)),
+        "no tool_result contains {needle:?}: {results:#?}"
+    );
 }

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use claude_code::{HookEvent, HookOutput, McpTool, PermissionResult, Session};
-use claude_code_tests::{Reply, Script, TestEnv};
+use claude_code_tests::{ask, assert_tool_result, Reply, Script, TestEnv};
 use serde_json::json;
 
 #[tokio::test]
@@ -41,13 +41,7 @@ async fn can_use_tool_deny_blocks_the_tool_and_the_model_sees_why() {
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0].0, "Bash");
     assert!(summary.tool_calls[0].is_error);
-    let results = env.mock.turn_requests()[1].tool_results();
-    assert!(
-        results
-            .iter()
-            .any(|r| r.to_string().contains("not in this test")),
-        "{results:?}"
-    );
+    assert_tool_result(&env.mock.turn_requests()[1], "not in this test");
     session.stop().await.expect("stop");
 }
 
@@ -72,13 +66,7 @@ async fn can_use_tool_allow_with_updated_input_runs_the_rewritten_command() {
     }))
     .await
     .expect("start");
-    session
-        .stream("touch")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    ask(&session, "touch").await;
     assert!(rewritten.exists(), "the rewritten command ran");
     assert!(!asked.exists(), "the original command did not");
     session.stop().await.expect("stop");
@@ -108,25 +96,13 @@ async fn pre_tool_use_hook_denies_bash_and_sees_the_tool_input() {
     ))
     .await
     .expect("start");
-    session
-        .stream("touch")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    ask(&session, "touch").await;
     assert!(!target.exists(), "the hook's deny wins over the allow rule");
     let seen = seen.lock().expect("lock").clone();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].event, "PreToolUse");
     assert_eq!(seen[0].tool_name.as_deref(), Some("Bash"));
-    let results = env.mock.turn_requests()[1].tool_results();
-    assert!(
-        results
-            .iter()
-            .any(|r| r.to_string().contains("hooks say no")),
-        "{results:?}"
-    );
+    assert_tool_result(&env.mock.turn_requests()[1], "hooks say no");
     session.stop().await.expect("stop");
 }
 
@@ -145,13 +121,7 @@ async fn a_panicking_hook_becomes_an_error_reply_not_a_hung_session() {
     ))
     .await
     .expect("start");
-    let text = session
-        .stream("go")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn ends");
+    let text = ask(&session, "go").await;
     assert_eq!(text, "survived");
     session.stop().await.expect("stop");
 }
@@ -199,11 +169,7 @@ async fn in_process_mcp_tool_is_called_by_the_real_cli() {
         .expect("turn");
     assert_eq!(*calls.lock().expect("lock"), 1);
     let turns = env.mock.turn_requests();
-    let results = turns[1].tool_results();
-    assert!(
-        results.iter().any(|r| r.to_string().contains("sum=42")),
-        "{results:?}"
-    );
+    assert_tool_result(&turns[1], "sum=42");
     assert!(!summary.tool_calls[0].is_error);
     session.stop().await.expect("stop");
 }
@@ -228,13 +194,7 @@ async fn user_prompt_submit_hook_adds_context_the_model_sees() {
     ))
     .await
     .expect("start");
-    session
-        .stream("what is the context")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    ask(&session, "what is the context").await;
     assert_eq!(*prompts.lock().expect("lock"), ["what is the context"]);
     let sent = serde_json::to_string(env.mock.turn_requests()[0].messages()).expect("json");
     assert!(
@@ -267,13 +227,7 @@ async fn post_tool_use_hook_sees_the_tool_response() {
     ))
     .await
     .expect("start");
-    session
-        .stream("go")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    ask(&session, "go").await;
     let seen = seen.lock().expect("lock").clone();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].event, "PostToolUse");
@@ -302,13 +256,7 @@ async fn post_tool_use_hook_context_reaches_the_model() {
     ))
     .await
     .expect("start");
-    session
-        .stream("go")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    ask(&session, "go").await;
     let sent = serde_json::to_string(env.mock.turn_requests()[1].messages()).expect("json");
     assert!(
         sent.contains("POST-TOOL-CONTEXT-7"),
@@ -330,13 +278,7 @@ async fn set_permission_mode_accept_edits_lets_a_write_through() {
         env.mock.push(Reply::text("ok"));
     }
     let session = Session::start(env.options()).await.expect("start");
-    session
-        .stream("write one")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    ask(&session, "write one").await;
     assert!(
         !refused.exists(),
         "default mode refuses an unapproved write"
@@ -345,13 +287,7 @@ async fn set_permission_mode_accept_edits_lets_a_write_through() {
         .set_permission_mode(claude_code::PermissionMode::AcceptEdits)
         .await
         .expect("set_permission_mode");
-    session
-        .stream("write two")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    ask(&session, "write two").await;
     assert!(accepted.exists(), "acceptEdits lets the write through");
     session.stop().await.expect("stop");
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use claude_code::{Error, ExitInfo, Health, Message, Options, Session, UnhealthyReason};
-use claude_code_tests::{leftovers, processes_in_group, wait_until_gone, Script, TestEnv};
+use claude_code_tests::{ask, leftovers, processes_in_group, wait_until_gone, Script, TestEnv};
 use futures::StreamExt;
 
 const FAKE: &str = env!("CARGO_BIN_EXE_fake-claude");
@@ -124,13 +124,7 @@ async fn a_megabyte_of_stderr_does_not_block_the_cli() {
     )
     .await
     .expect("start despite a flood of stderr");
-    let text = session
-        .stream("hi")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    let text = ask(&session, "hi").await;
     assert_eq!(text, "echo: hi");
     assert!(seen.load(std::sync::atomic::Ordering::Relaxed) > 100);
     session.stop().await.expect("stop");
@@ -142,13 +136,7 @@ async fn invalid_utf8_and_non_json_lines_are_skipped() {
     let session = Session::start(fake(&env).env("FAKE_CLAUDE_INVALID_UTF8", "1"))
         .await
         .expect("start");
-    let text = session
-        .stream("hi")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    let text = ask(&session, "hi").await;
     assert_eq!(text, "echo: hi");
     session.stop().await.expect("stop");
 }
@@ -204,13 +192,7 @@ async fn sdk_identifies_itself_and_sends_prompts_on_stdin_not_argv() {
     )
     .await
     .expect("start");
-    session
-        .stream("secret prompt")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    ask(&session, "secret prompt").await;
     session.stop().await.expect("stop");
     let argv = std::fs::read_to_string(argv).expect("argv recorded");
     assert!(
@@ -249,13 +231,7 @@ async fn unknown_cli_requests_get_an_error_reply() {
         Session::start(fake(&env).env("FAKE_CLAUDE_REQUEST", r#"{"subtype":"no_such_request"}"#))
             .await
             .expect("start");
-    let text = session
-        .stream("hi")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    let text = ask(&session, "hi").await;
     assert!(text.contains(r#""subtype":"error""#), "{text}");
     assert!(
         text.contains("Unsupported control request subtype: no_such_request"),
@@ -273,13 +249,7 @@ async fn can_use_tool_request_is_answered_by_the_callback() {
     ))
     .await
     .expect("start");
-    let text = session
-        .stream("hi")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    let text = ask(&session, "hi").await;
     assert!(
         text.contains(r#""behavior":"deny""#) && text.contains("no Bash"),
         "{text}"
@@ -378,13 +348,7 @@ async fn a_slow_hook_times_out_into_an_error_reply() {
     )
     .await
     .expect("start");
-    let text = session
-        .stream("hi")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    let text = ask(&session, "hi").await;
     assert!(
         text.contains(r#""subtype":"error""#) && text.contains("timed out"),
         "{text}"

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use claude_code::{Options, Session, SessionSpec, Supervisor};
-use claude_code_tests::{Reply, Script, TestEnv};
+use claude_code_tests::{ask, Reply, Script, TestEnv};
 
 const CYCLES: usize = 50;
 
@@ -102,13 +102,7 @@ fn options(env: &TestEnv) -> Options {
 async fn one_plain_cycle(opts: &Options, i: usize, turn: bool) {
     let session = Session::start(opts.clone()).await.expect("start");
     if turn {
-        let text = session
-            .stream(format!("plain {i}"))
-            .await
-            .expect("stream")
-            .final_text()
-            .await
-            .expect("turn");
+        let text = ask(&session, format!("plain {i}")).await;
         assert_eq!(text, format!("echo: plain {i}"));
     }
     session.stop().await.expect("stop");
@@ -137,13 +131,7 @@ async fn fifty_start_stop_cycles_leak_no_process_fd_or_task() {
             .await
             .expect("start_session");
         if i % 5 == 0 {
-            let text = session
-                .stream(format!("ping {i}"))
-                .await
-                .expect("stream")
-                .final_text()
-                .await
-                .expect("turn");
+            let text = ask(&session, format!("ping {i}")).await;
             assert_eq!(text, format!("echo: ping {i}"));
         }
         sup.terminate_session(&name).await.expect("terminate");

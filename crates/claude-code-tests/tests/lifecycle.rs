@@ -4,20 +4,14 @@
 use std::time::{Duration, Instant};
 
 use claude_code::{Error, ExitInfo, Health, Message, Session, UnhealthyReason};
-use claude_code_tests::{kill_9, Reply, Script, TestEnv};
+use claude_code_tests::{ask, kill_9, Reply, Script, TestEnv};
 use futures::StreamExt;
 
 #[tokio::test]
 async fn stop_leaves_no_process_behind() {
     let env = TestEnv::new(Script::new().fallback(Reply::text("hi"))).await;
     let session = Session::start(env.options()).await.expect("start");
-    session
-        .stream("hello")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    ask(&session, "hello").await;
     assert!(
         !env.processes().is_empty(),
         "the CLI runs while the session lives"
@@ -129,13 +123,7 @@ async fn interrupt_mid_stream_ends_the_turn_and_the_session_goes_on() {
         result.result.as_deref(),
         Some("a b c d e f g h i j k l m n o p q r s t u v w x y z")
     );
-    let next = session
-        .stream("next")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    let next = ask(&session, "next").await;
     assert_eq!(next, "after interrupt");
     session.stop().await.expect("stop");
 }

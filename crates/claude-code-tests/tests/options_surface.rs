@@ -6,7 +6,7 @@ use claude_code::{
     protocol::UserInput, AgentDefinition, ContentBlock, Effort, McpTool, SandboxSettings, Session,
     SettingSource, Settings, Tools,
 };
-use claude_code_tests::{Reply, Script, TestEnv};
+use claude_code_tests::{ask, Reply, Script, TestEnv};
 use serde_json::json;
 
 #[tokio::test]
@@ -111,24 +111,12 @@ async fn set_model_switches_the_model_of_later_requests() {
     let session = Session::start(env.options().model("claude-first"))
         .await
         .expect("start");
-    session
-        .stream("one")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    ask(&session, "one").await;
     session
         .set_model(Some("claude-second".to_string()))
         .await
         .expect("set_model");
-    session
-        .stream("two")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    ask(&session, "two").await;
     let models: Vec<String> = env
         .mock
         .turn_requests()
@@ -150,13 +138,7 @@ async fn mcp_status_lists_the_in_process_server() {
         .await
         .expect("start");
     // The CLI connects MCP servers once the conversation starts.
-    session
-        .stream("hi")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    ask(&session, "hi").await;
     let status = session.mcp_status().await.expect("mcp_status");
     let servers = status["mcpServers"].as_array().expect("servers");
     let probe = servers
@@ -177,13 +159,7 @@ async fn content_block_prompts_reach_the_model() {
         ContentBlock::text("describe this image"),
         ContentBlock::image(json!({"type": "base64", "media_type": "image/png", "data": png})),
     ]);
-    let text = session
-        .stream(input)
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    let text = ask(&session, input).await;
     assert_eq!(text, "seen");
     let turn = &env.mock.turn_requests()[0];
     let sent = serde_json::to_string(turn.messages()).expect("json");

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use claude_code::{
     Admission, ChildInfo, ChildStatus, Pool, PoolError, PoolStats, SessionSpec, Spares, Supervisor,
 };
-use claude_code_tests::{wait_until_gone, Reply, Script, TestEnv};
+use claude_code_tests::{ask, wait_until_gone, Reply, Script, TestEnv};
 
 fn fake_cli() -> &'static Path {
     env!("CARGO_BIN_EXE_fake-claude").as_ref()
@@ -332,13 +332,7 @@ async fn pool_isolated_uses_a_warm_spare_and_refills_it() {
         .start()
         .await
         .expect("pool starts");
-    let text = pool
-        .stream("shared")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    let text = ask(&pool, "shared").await;
     assert_eq!(text, "echo: shared");
     let text = pool
         .isolated("isolated one")
@@ -471,14 +465,7 @@ async fn an_admission_limit_of_two_holds_across_five_named_sessions() {
     // Round two, all at once: wakes queue for the two slots.
     let asks = names.iter().map(|n| {
         let s = sup.session(n.as_str());
-        async move {
-            s.stream(format!("{n} again"))
-                .await
-                .expect("stream")
-                .final_text()
-                .await
-                .expect("turn")
-        }
+        async move { ask(&s, format!("{n} again")).await }
     });
     let texts = futures::future::join_all(asks).await;
     for (n, text) in names.iter().zip(texts) {

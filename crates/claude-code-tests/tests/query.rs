@@ -1,7 +1,7 @@
 //! One-shot queries and multi-turn conversations against the real CLI.
 
 use claude_code::{query, Message, Session};
-use claude_code_tests::{Reply, Script, TestEnv};
+use claude_code_tests::{ask, Reply, Script, TestEnv};
 use futures::StreamExt;
 
 #[tokio::test]
@@ -32,13 +32,7 @@ async fn five_turn_conversation_carries_history_to_the_model() {
     let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
     let session = Session::start(env.options()).await.expect("start");
     for i in 1..=5 {
-        let text = session
-            .stream(format!("message {i}"))
-            .await
-            .expect("stream")
-            .final_text()
-            .await
-            .expect("turn");
+        let text = ask(&session, format!("message {i}")).await;
         assert_eq!(text, format!("echo: message {i}"));
     }
     let turns = env.mock.turn_requests();

@@ -2,20 +2,14 @@
 //! and reading the stored transcript through `claude_code::history`.
 
 use claude_code::{history::History, Session};
-use claude_code_tests::{Reply, Script, TestEnv};
+use claude_code_tests::{ask, Reply, Script, TestEnv};
 
 /// Runs `prompts` in one session and returns its id (the session is stopped, so the
 /// CLI has flushed its transcript).
 async fn conversation(env: &TestEnv, prompts: &[&str]) -> String {
     let session = Session::start(env.options()).await.expect("start");
     for p in prompts {
-        session
-            .stream(*p)
-            .await
-            .expect("stream")
-            .final_text()
-            .await
-            .expect("turn");
+        ask(&session, *p).await;
     }
     let id = session.session_id().expect("session id");
     session.stop().await.expect("stop");
@@ -30,13 +24,7 @@ async fn resume_in_a_new_process_carries_the_old_history() {
     let resumed = Session::start(env.options().resume(&id))
         .await
         .expect("resume");
-    let text = resumed
-        .stream("what was the word?")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    let text = ask(&resumed, "what was the word?").await;
     assert_eq!(text, "echo: what was the word?");
     assert_eq!(
         resumed.session_id().as_deref(),
@@ -63,13 +51,7 @@ async fn continue_picks_up_the_most_recent_conversation() {
     let continued = Session::start(env.options().continue_conversation(true))
         .await
         .expect("continue");
-    continued
-        .stream("and now?")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    ask(&continued, "and now?").await;
     let history = env
         .mock
         .turn_requests()
@@ -90,12 +72,7 @@ async fn fork_session_gets_a_new_id_and_keeps_the_history() {
     let fork = Session::start(env.options().resume(&id).fork_session(true))
         .await
         .expect("fork");
-    fork.stream("branch off")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    ask(&fork, "branch off").await;
     let fork_id = fork.session_id().expect("id");
     assert_ne!(fork_id, id, "a fork is a new session");
     let history = env

@@ -11,7 +11,7 @@ use claude_code::{
     ChildInfo, ChildStatus, Error, Health, Restart, SessionSpec, Strategy, Supervisor,
     SupervisorError, UnhealthyReason,
 };
-use claude_code_tests::{kill_9, proc_info, wait_for_children, Reply, Script, TestEnv};
+use claude_code_tests::{ask, kill_9, proc_info, wait_for_children, Reply, Script, TestEnv};
 use futures::StreamExt;
 
 fn fake_cli() -> &'static Path {
@@ -47,13 +47,7 @@ async fn kill_9_restarts_the_child_and_the_old_handle_resumes_the_conversation()
         .await
         .expect("start");
     let handle = sup.session("assistant");
-    let first = handle
-        .stream("remember the word pineapple")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    let first = ask(&handle, "remember the word pineapple").await;
     assert_eq!(first, "echo: remember the word pineapple");
     let id_before = handle.session_id().await.expect("id").expect("known");
     let pid_before = handle.pid().await.expect("pid").expect("some");
@@ -115,25 +109,13 @@ async fn resume_on_restart_false_starts_a_fresh_conversation() {
         .await
         .expect("start");
     let handle = sup.session("fresh");
-    handle
-        .stream("remember the word mango")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    ask(&handle, "remember the word mango").await;
     kill_9(handle.pid().await.expect("pid").expect("some"));
     wait_for_children(&sup, "the restart", |l| {
         running_with_restarts(l, "fresh", 1)
     })
     .await;
-    handle
-        .stream("which word?")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("turn");
+    ask(&handle, "which word?").await;
     let texts = env.mock.turn_requests().last().expect("turn").user_texts();
     assert!(
         !texts.iter().any(|t| t.contains("mango")),
@@ -462,13 +444,7 @@ async fn fifty_sessions_started_and_terminated_leak_no_process() {
             .await
             .expect("start_session");
         if i % 10 == 0 {
-            let text = s
-                .stream("ping")
-                .await
-                .expect("stream")
-                .final_text()
-                .await
-                .expect("turn");
+            let text = ask(&s, "ping").await;
             assert_eq!(text, "echo: ping");
         }
         sup.terminate_session(&name).await.expect("terminate");

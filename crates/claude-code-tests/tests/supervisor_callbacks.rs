@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use claude_code::{ChildStatus, HookEvent, HookInput, HookOutput, SessionSpec, Supervisor};
-use claude_code_tests::{kill_9, Reply, Script, TestEnv};
+use claude_code_tests::{ask, assert_tool_result, kill_9, Reply, Script, TestEnv};
 use serde_json::json;
 
 #[tokio::test]
@@ -45,13 +45,7 @@ async fn hooks_still_fire_after_a_kill_9_restart() {
         .expect("start");
     let agent = sup.session("agent");
 
-    let text = agent
-        .stream("touch the first file")
-        .await
-        .expect("stream")
-        .final_text()
-        .await
-        .expect("first turn");
+    let text = ask(&agent, "touch the first file").await;
     assert_eq!(text, "first done");
     assert_eq!(seen.lock().expect("lock").len(), 1, "the hook fired once");
 
@@ -87,17 +81,9 @@ async fn hooks_still_fire_after_a_kill_9_restart() {
     assert_eq!(seen[1].event, "PreToolUse");
     assert_eq!(seen[1].tool_name.as_deref(), Some("Bash"));
     assert!(!first.exists() && !second.exists(), "both denied");
-    let results = env
-        .mock
-        .turn_requests()
-        .last()
-        .expect("a turn request")
-        .tool_results();
-    assert!(
-        results
-            .iter()
-            .any(|r| r.to_string().contains("hooks say no")),
-        "the restarted CLI sent the hook's reason to the model: {results:?}"
+    assert_tool_result(
+        env.mock.turn_requests().last().expect("a turn request"),
+        "hooks say no",
     );
     sup.stop().await.expect("stop");
 }

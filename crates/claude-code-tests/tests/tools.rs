@@ -1,7 +1,7 @@
 //! Tool-use turns that the real CLI executes.
 
 use claude_code::Session;
-use claude_code_tests::{Reply, Script, TestEnv};
+use claude_code_tests::{assert_tool_result, Reply, Script, TestEnv};
 use futures::StreamExt;
 use serde_json::json;
 
@@ -67,13 +67,7 @@ async fn bash_echo_output_reaches_the_model_and_tool_uses_adapter_sees_the_call(
     assert_eq!(uses[0].input["command"], "echo tool-output-42");
 
     let turns = env.mock.turn_requests();
-    let results = turns.last().expect("second call").tool_results();
-    assert!(
-        results
-            .iter()
-            .any(|r| r.to_string().contains("tool-output-42")),
-        "bash output sent back: {results:?}"
-    );
+    assert_tool_result(turns.last().expect("second call"), "tool-output-42");
     session.stop().await.expect("stop");
 }
 
