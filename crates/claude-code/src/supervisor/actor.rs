@@ -362,27 +362,54 @@ impl Actor {
         let session = Session::start(opts).await?;
         let child = &mut self.children[idx];
         lock(&child.cost).new_process();
-        child.generation += 1;
         child.session = Some(session.clone());
+        let resumed = child.last_session_id.is_some() && child.spec.resume_on_restart;
+        self.mark_running(idx, session.pid(), resumed, started);
+        let monitored = session.clone();
+        self.monitor(idx, async move { monitored.closed().await });
+        let child = &mut self.children[idx];
+        let target = child.target(&session);
+        child.answer_waiters(|| Ok(target.clone()));
+        Ok(())
+    }
+
+    /// Records that child `idx` is running again (a new generation) and reports it.
+    pub(super) fn mark_running(
+        &mut self,
+        idx: usize,
+        pid: Option<u32>,
+        resumed: bool,
+        started: std::time::Instant,
+    ) {
+        let child = &mut self.children[idx];
+        child.generation += 1;
         child.status = ChildStatus::Running;
         child.started_at = SystemTime::now();
         telemetry::child_started(
             &self.name,
             &child.spec.name,
-            session.pid(),
-            child.last_session_id.is_some() && child.spec.resume_on_restart,
+            pid,
+            resumed,
             child.restarts,
             started.elapsed(),
         );
+    }
+
+    /// Reports child `idx`'s end (when `ended` resolves) to the actor, tagged with its
+    /// current generation so that the end of a replaced process is ignored.
+    pub(super) fn monitor(
+        &self,
+        idx: usize,
+        ended: impl std::future::Future<Output = Result<(), Error>> + Send + 'static,
+    ) {
+        let child = &self.children[idx];
         let (name, generation, events) = (
             child.spec.name.clone(),
             child.generation,
             self.events_tx.clone(),
         );
-        let monitored = session.clone();
         tokio::spawn(async move {
-            let result = monitored.closed().await;
-            drop(monitored);
+            let result = ended.await;
             let _ = events
                 .send(Event::Exited {
                     name,
@@ -391,9 +418,6 @@ impl Actor {
                 })
                 .await;
         });
-        let target = child.target(&session);
-        child.answer_waiters(|| Ok(target.clone()));
-        Ok(())
     }
 
     /// Stops child `idx`'s process, if any, so that its end is not treated as a failure.

@@ -7,12 +7,9 @@
 //! restart type and intensity act on, as in OTP. Everything else (strategies, intensity,
 //! shutdown order) is the parent actor's ordinary code.
 
-use std::time::SystemTime;
-
-use super::{Actor, Event};
+use super::Actor;
 use crate::error::Error;
 use crate::supervisor::{Supervisor, SupervisorError};
-use crate::telemetry;
 
 impl Actor {
     /// Starts child `idx`'s nested supervisor and registers a monitor for its end.
@@ -28,43 +25,15 @@ impl Actor {
         let sup = start
             .await
             .map_err(|e| Error::closed(format!("child supervisor failed to start: {e}")))?;
+        self.children[idx].nested = Some(sup.clone());
+        self.mark_running(idx, None, false, started);
         let child = &mut self.children[idx];
-        child.generation += 1;
-        child.nested = Some(sup.clone());
-        child.status = crate::supervisor::ChildStatus::Running;
-        child.started_at = SystemTime::now();
-        telemetry::child_started(
-            &self.name,
-            &child.spec.name,
-            None,
-            false,
-            child.restarts,
-            started.elapsed(),
-        );
-        let (name, generation, events) = (
-            child.spec.name.clone(),
-            child.generation,
-            self.events_tx.clone(),
-        );
-        let answer = name.clone();
-        child.answer_waiters(|| {
-            Err(SupervisorError::NotASession {
-                name: answer.clone(),
-            })
-        });
-        tokio::spawn(async move {
-            let result = sup
-                .closed()
+        let name = child.spec.name.clone();
+        child.answer_waiters(|| Err(SupervisorError::NotASession { name: name.clone() }));
+        self.monitor(idx, async move {
+            sup.closed()
                 .await
-                .map_err(|e| Error::closed(format!("child supervisor ended: {e}")));
-            drop(sup);
-            let _ = events
-                .send(Event::Exited {
-                    name,
-                    generation,
-                    result,
-                })
-                .await;
+                .map_err(|e| Error::closed(format!("child supervisor ended: {e}")))
         });
         Ok(())
     }
