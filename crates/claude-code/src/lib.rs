@@ -49,8 +49,9 @@ mod transport;
 
 pub use admission::{Admission, AdmissionError, AdmissionStats, AdmittedError, LivePermit};
 pub use callbacks::{
+    elicitation::{ElicitationRequest, ElicitationResponse},
     hooks::{HookEvent, HookInput, HookOutput},
-    mcp::{McpTool, ToolResult},
+    mcp::{McpPrompt, McpResource, McpServer, McpTool, ToolAnnotations, ToolResult},
     permissions::{PermissionResult, ToolPermissionRequest},
 };
 pub use cli::{CliPath, PINNED_CLI_VERSION};

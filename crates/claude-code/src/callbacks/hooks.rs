@@ -178,6 +178,47 @@ impl HookOutput {
         self
     }
 
+    /// Rejects an answer that makes no sense for `event` (a gate hook then denies).
+    pub(crate) fn check(&self, event: &str) -> Result<(), String> {
+        if event == "PreToolUse" {
+            if let Some(d) = self.specific.get("permissionDecision") {
+                if !matches!(d.as_str(), Some("allow" | "deny" | "ask" | "defer")) {
+                    return Err(format!(
+                        "the PreToolUse hook answered permissionDecision {d}, not allow, deny, ask or defer"
+                    ));
+                }
+            }
+            if let Some(input) = self.specific.get("updatedInput") {
+                if !input.is_object() {
+                    return Err(format!(
+                        "the PreToolUse hook's updatedInput must be a JSON object, got {}",
+                        super::permissions::kind_of(input)
+                    ));
+                }
+            }
+        }
+        if event == "PermissionRequest" {
+            if let Some(d) = self.specific.get("decision") {
+                if !matches!(
+                    d.get("behavior").and_then(Value::as_str),
+                    Some("allow" | "deny")
+                ) {
+                    return Err(format!(
+                        "the PermissionRequest hook answered decision {d}, whose behavior is not allow or deny"
+                    ));
+                }
+            }
+        }
+        if let Some(d) = &self.decision {
+            if !matches!(d.as_str(), "block" | "approve") {
+                return Err(format!(
+                    "the {event} hook answered decision {d:?}, not \"block\""
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The wire payload for an answer to `event`.
     pub(crate) fn to_wire(&self, event: &str) -> Value {
         let mut v = Map::new();
@@ -235,6 +276,15 @@ where
     Arc::new(move |input| Box::pin(f(input)))
 }
 
+/// Whether a failing hook on `event` must deny the tool (the hook is a gate).
+pub(crate) fn is_gate(event: &str) -> bool {
+    matches!(event, "PreToolUse" | "PermissionRequest")
+}
+
+/// Extra time the CLI waits for a hook beyond the SDK's own timeout, so that the SDK's
+/// fail-closed answer, not the CLI's timeout, decides.
+const CLI_TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
+
 /// The callback id of the hook at `index` in registration order.
 pub(crate) fn callback_id(index: usize) -> String {
     format!("hook_{index}")
@@ -247,11 +297,15 @@ pub(crate) fn initialize_config(hooks: &[HookRegistration]) -> Option<Value> {
     }
     let mut config = Map::new();
     for (i, h) in hooks.iter().enumerate() {
-        let entry = json!({
+        let mut entry = json!({
             "matcher": h.matcher,
             "hookCallbackIds": [callback_id(i)],
-            "timeout": h.timeout.as_secs().max(1),
+            "timeout": (h.timeout + CLI_TIMEOUT_MARGIN).as_secs_f64().ceil() as u64,
         });
+        if is_gate(h.event.as_str()) {
+            // Should the SDK's answer never arrive, the CLI blocks rather than runs.
+            entry["onFailure"] = json!("block");
+        }
         match config
             .entry(h.event.as_str().to_string())
             .or_insert_with(|| Value::Array(Vec::new()))
@@ -317,10 +371,10 @@ mod tests {
             v,
             json!({
                 "PreToolUse": [
-                    {"matcher": "Bash", "hookCallbackIds": ["hook_0"], "timeout": 30},
-                    {"matcher": null, "hookCallbackIds": ["hook_2"], "timeout": 30}
+                    {"matcher": "Bash", "hookCallbackIds": ["hook_0"], "timeout": 35, "onFailure": "block"},
+                    {"matcher": null, "hookCallbackIds": ["hook_2"], "timeout": 35, "onFailure": "block"}
                 ],
-                "PostToolUse": [{"matcher": null, "hookCallbackIds": ["hook_1"], "timeout": 30}]
+                "PostToolUse": [{"matcher": null, "hookCallbackIds": ["hook_1"], "timeout": 35}]
             })
         );
     }

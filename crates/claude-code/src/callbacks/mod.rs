@@ -1,23 +1,31 @@
 //! Callbacks the CLI invokes over the control protocol: the permission callback
-//! (`can_use_tool`), hooks (`hook_callback`) and in-process MCP servers
-//! (`mcp_message`). This module holds what the user registered and answers one request;
-//! the session runs each answer on its own task (so a slow callback never blocks the
-//! session), bounds it with a timeout, turns a panic into an error reply, and cancels it
-//! on `control_cancel_request`.
+//! (`can_use_tool`), hooks (`hook_callback`), in-process MCP servers (`mcp_message`) and
+//! MCP elicitation (`elicitation`). This module holds what the user registered and
+//! answers one request; the session runs each answer on its own task (so a slow callback
+//! never blocks the session) and cancels it on `control_cancel_request`.
+//!
+//! Every piece of user code runs guarded: a panic, a timeout or an answer that makes no
+//! sense never hangs the session, and never lets a tool run that a gate did not allow.
+//! Failures **fail closed**: a failing permission callback, `PreToolUse` or
+//! `PermissionRequest` hook denies the tool and tells the model why; a failing MCP tool
+//! is an error result; a failing elicitation callback cancels the elicitation. Other
+//! hooks (observers such as `PostToolUse`) answer the CLI with an error, which it logs
+//! and goes on.
 
+pub mod elicitation;
 pub mod hooks;
 pub mod mcp;
 pub mod permissions;
 
-use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use futures::FutureExt;
 use serde_json::{json, Value};
 
 use crate::protocol::{InboundRequest, InitializeRequest};
-use hooks::{HookInput, HookRegistration};
-use mcp::McpServer;
-use permissions::{CanUseToolFn, ToolPermissionRequest};
+use elicitation::{ElicitationFn, ElicitationRequest, ElicitationResponse};
+use hooks::{HookInput, HookOutput, HookRegistration};
+use mcp::{guarded, McpServer};
+use permissions::{CanUseToolFn, PermissionResult, ToolPermissionRequest};
 
 /// Everything registered for one session. Cheap to clone (closures are shared).
 #[derive(Clone, Default)]
@@ -25,6 +33,7 @@ pub(crate) struct Callbacks {
     pub(crate) can_use_tool: Option<CanUseToolFn>,
     pub(crate) hooks: Vec<HookRegistration>,
     pub(crate) mcp_servers: Vec<Arc<McpServer>>,
+    pub(crate) on_elicitation: Option<ElicitationFn>,
 }
 
 impl std::fmt::Debug for Callbacks {
@@ -36,6 +45,7 @@ impl std::fmt::Debug for Callbacks {
                 "mcp_servers",
                 &self.mcp_servers.iter().map(|s| &s.name).collect::<Vec<_>>(),
             )
+            .field("on_elicitation", &self.on_elicitation.is_some())
             .finish()
     }
 }
@@ -50,8 +60,8 @@ impl Callbacks {
     }
 
     /// Answers one CLI request: the success payload, or an error message for the CLI.
-    /// Panics in user code become errors; `timeout` bounds the permission callback and
-    /// each hook's own timeout bounds it.
+    /// `timeout` bounds the permission callback, MCP handlers and the elicitation
+    /// callback; each hook has its own.
     pub(crate) async fn answer(
         &self,
         request: InboundRequest,
@@ -60,11 +70,24 @@ impl Callbacks {
         match request {
             InboundRequest::CanUseTool(req) => {
                 let Some(callback) = &self.can_use_tool else {
-                    return Err("no permission callback is registered".into());
+                    return Ok(PermissionResult::deny(
+                        "no permission callback is registered in the SDK; the tool was not run",
+                    )
+                    .to_wire(&Value::Null));
                 };
                 let original = req.input.clone();
-                let decision =
-                    guarded(callback(ToolPermissionRequest::from(*req)), timeout).await?;
+                let tool = req.tool_name.clone();
+                let decision = match guarded(callback(ToolPermissionRequest::from(*req)), timeout)
+                    .await
+                {
+                    Ok(decision) => match decision.check() {
+                        Ok(()) => decision,
+                        Err(why) => fail_closed_permission(&tool, &why),
+                    },
+                    Err(failure) => {
+                        fail_closed_permission(&tool, &format!("the permission callback {failure}"))
+                    }
+                };
                 Ok(decision.to_wire(&original))
             }
             InboundRequest::HookCallback(req) => {
@@ -80,12 +103,26 @@ impl Callbacks {
                 } else {
                     input.event.clone()
                 };
-                let output = guarded((hook.callback)(input), hook.timeout).await?;
+                let gate = hooks::is_gate(&event);
+                let output = match guarded((hook.callback)(input), hook.timeout).await {
+                    Ok(output) => match output.check(&event) {
+                        Ok(()) => output,
+                        Err(why) if gate => fail_closed_hook(&event, &why),
+                        Err(why) => return Err(why),
+                    },
+                    Err(failure) if gate => {
+                        fail_closed_hook(&event, &format!("the {event} hook {failure}"))
+                    }
+                    Err(failure) => {
+                        tracing::warn!(event, error = failure, "hook callback failed");
+                        return Err(format!("the {event} hook {failure}"));
+                    }
+                };
                 Ok(output.to_wire(&event))
             }
             InboundRequest::McpMessage(req) => {
                 let response = match self.mcp_servers.iter().find(|s| s.name == req.server_name) {
-                    Some(server) => server.handle(&req.message).await,
+                    Some(server) => server.handle(&req.message, timeout).await,
                     None => json!({
                         "jsonrpc": "2.0",
                         "id": req.message.get("id").cloned().unwrap_or(Value::Null),
@@ -94,6 +131,25 @@ impl Callbacks {
                 };
                 Ok(json!({ "mcp_response": response }))
             }
+            InboundRequest::Unknown { subtype, raw } if subtype == "elicitation" => {
+                let Some(callback) = &self.on_elicitation else {
+                    return Ok(ElicitationResponse::Decline.to_wire());
+                };
+                let request = ElicitationRequest::from_wire(raw);
+                let server = request.server_name.clone();
+                let response = match guarded(callback(request), timeout).await {
+                    Ok(ElicitationResponse::Accept(content)) if !content.is_object() => {
+                        tracing::warn!(server, "elicitation answer is not an object; cancelled");
+                        ElicitationResponse::Cancel
+                    }
+                    Ok(response) => response,
+                    Err(failure) => {
+                        tracing::warn!(server, error = failure, "elicitation callback failed");
+                        ElicitationResponse::Cancel
+                    }
+                };
+                Ok(response.to_wire())
+            }
             InboundRequest::Unknown { subtype, .. } => {
                 Err(format!("Unsupported control request subtype: {subtype}"))
             }
@@ -101,14 +157,172 @@ impl Callbacks {
     }
 }
 
-/// Runs user code with a timeout, turning a panic into an error.
-async fn guarded<T>(
-    fut: impl std::future::Future<Output = T>,
-    timeout: Duration,
-) -> Result<T, String> {
-    match tokio::time::timeout(timeout, AssertUnwindSafe(fut).catch_unwind()).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(_)) => Err("the callback panicked".into()),
-        Err(_) => Err(format!("the callback timed out after {timeout:?}")),
+/// The denial sent when the permission callback fails: the tool does not run.
+fn fail_closed_permission(tool: &str, why: &str) -> PermissionResult {
+    tracing::warn!(
+        tool,
+        error = why,
+        "permission callback failed; denying the tool"
+    );
+    PermissionResult::deny(format!("{why}; the tool was not run"))
+}
+
+/// The denial sent when a gate hook fails: the tool does not run.
+fn fail_closed_hook(event: &str, why: &str) -> HookOutput {
+    tracing::warn!(event, error = why, "gate hook failed; denying the tool");
+    let reason = format!("{why}; the tool was not run");
+    if event == "PermissionRequest" {
+        HookOutput::none().specific("decision", json!({"behavior": "deny", "message": reason}))
+    } else {
+        HookOutput::deny(reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{CanUseToolRequest, HookCallbackRequest};
+
+    fn can_use_tool() -> InboundRequest {
+        let req: CanUseToolRequest = serde_json::from_value(json!({
+            "tool_name": "Bash", "input": {"command": "rm -rf /"}
+        }))
+        .expect("request");
+        InboundRequest::CanUseTool(Box::new(req))
+    }
+
+    fn hook_call(event: &str) -> InboundRequest {
+        let req: HookCallbackRequest = serde_json::from_value(json!({
+            "callback_id": "hook_0",
+            "input": {"hook_event_name": event, "tool_name": "Bash", "tool_input": {}}
+        }))
+        .expect("request");
+        InboundRequest::HookCallback(req)
+    }
+
+    fn with_permission<F, Fut>(f: F) -> Callbacks
+    where
+        F: Fn(ToolPermissionRequest) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = PermissionResult> + Send + 'static,
+    {
+        Callbacks {
+            can_use_tool: Some(permissions::boxed(f)),
+            ..Callbacks::default()
+        }
+    }
+
+    fn with_hook<F, Fut>(event: hooks::HookEvent, f: F) -> Callbacks
+    where
+        F: Fn(HookInput) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = HookOutput> + Send + 'static,
+    {
+        Callbacks {
+            hooks: vec![HookRegistration {
+                event,
+                matcher: None,
+                timeout: Duration::from_secs(2),
+                callback: hooks::boxed(f),
+            }],
+            ..Callbacks::default()
+        }
+    }
+
+    const T: Duration = Duration::from_secs(2);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_permission_callback_denies() {
+        let panics = with_permission(|_| async { panic!("callback bug") });
+        let hangs = with_permission(|_| async {
+            std::future::pending::<()>().await;
+            PermissionResult::allow()
+        });
+        let garbage = with_permission(|_| async {
+            PermissionResult::allow().updated_input(json!("not an object"))
+        });
+        for (callbacks, needle) in [
+            (panics, "panicked: callback bug"),
+            (hangs, "did not answer within 2s"),
+            (garbage, "updated input must be a JSON object"),
+        ] {
+            let v = callbacks.answer(can_use_tool(), T).await.expect("answer");
+            assert_eq!(v["behavior"], "deny", "{v}");
+            let message = v["message"].as_str().unwrap_or_default();
+            assert!(message.contains(needle), "{message}");
+            assert!(message.contains("the tool was not run"), "{message}");
+        }
+        let none = Callbacks::default().answer(can_use_tool(), T).await;
+        assert_eq!(none.expect("answer")["behavior"], "deny");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_pre_tool_use_hook_denies_and_an_observer_hook_errors() {
+        use hooks::HookEvent;
+        let panics = with_hook(HookEvent::PreToolUse, |_| async { panic!("hook bug") });
+        let v = panics
+            .answer(hook_call("PreToolUse"), T)
+            .await
+            .expect("answer");
+        let specific = &v["hookSpecificOutput"];
+        assert_eq!(specific["permissionDecision"], "deny", "{v}");
+        assert!(specific["permissionDecisionReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("panicked: hook bug")));
+
+        let hangs = with_hook(HookEvent::PreToolUse, |_| async {
+            std::future::pending::<HookOutput>().await
+        });
+        let v = hangs
+            .answer(hook_call("PreToolUse"), T)
+            .await
+            .expect("answer");
+        assert_eq!(v["hookSpecificOutput"]["permissionDecision"], "deny");
+
+        let garbage = with_hook(HookEvent::PreToolUse, |_| async {
+            HookOutput::none().specific("permissionDecision", "maybe")
+        });
+        let v = garbage
+            .answer(hook_call("PreToolUse"), T)
+            .await
+            .expect("answer");
+        assert_eq!(v["hookSpecificOutput"]["permissionDecision"], "deny");
+
+        let permission = with_hook(HookEvent::PermissionRequest, |_| async { panic!("x") });
+        let v = permission
+            .answer(hook_call("PermissionRequest"), T)
+            .await
+            .expect("answer");
+        assert_eq!(v["hookSpecificOutput"]["decision"]["behavior"], "deny");
+
+        let observer = with_hook(HookEvent::PostToolUse, |_| async { panic!("x") });
+        let e = observer.answer(hook_call("PostToolUse"), T).await;
+        assert!(e.is_err_and(|e| e.contains("panicked")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn elicitation_without_a_callback_declines_and_a_failing_one_cancels() {
+        let req = || InboundRequest::Unknown {
+            subtype: "elicitation".into(),
+            raw: json!({"subtype": "elicitation", "mcp_server_name": "s", "message": "name?"}),
+        };
+        let v = Callbacks::default().answer(req(), T).await.expect("answer");
+        assert_eq!(v, json!({"action": "decline"}));
+        let failing = Callbacks {
+            on_elicitation: Some(elicitation::boxed(|_| async { panic!("x") })),
+            ..Callbacks::default()
+        };
+        assert_eq!(
+            failing.answer(req(), T).await.expect("answer"),
+            json!({"action": "cancel"})
+        );
+        let accepting = Callbacks {
+            on_elicitation: Some(elicitation::boxed(|r: ElicitationRequest| async move {
+                ElicitationResponse::Accept(json!({"name": r.message}))
+            })),
+            ..Callbacks::default()
+        };
+        assert_eq!(
+            accepting.answer(req(), T).await.expect("answer"),
+            json!({"action": "accept", "content": {"name": "name?"}})
+        );
     }
 }

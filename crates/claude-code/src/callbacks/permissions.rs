@@ -114,6 +114,20 @@ impl PermissionResult {
 
     /// The control response payload. An allow always carries `updatedInput` (the
     /// original input when unchanged), which every CLI version accepts.
+    /// Rejects an answer the CLI could not apply as meant (the caller then denies).
+    pub(crate) fn check(&self) -> Result<(), String> {
+        match self {
+            PermissionResult::Allow {
+                updated_input: Some(input),
+                ..
+            } if !input.is_object() => Err(format!(
+                "the permission callback's updated input must be a JSON object, got {}",
+                kind_of(input)
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn to_wire(&self, original_input: &Value) -> Value {
         match self {
             PermissionResult::Allow {
@@ -133,6 +147,18 @@ impl PermissionResult {
                 json!({"behavior": "deny", "message": message, "interrupt": interrupt})
             }
         }
+    }
+}
+
+/// A short name for a JSON value's kind, for error messages.
+pub(crate) fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 

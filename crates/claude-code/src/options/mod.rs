@@ -8,6 +8,7 @@
 use std::{collections::BTreeMap, fmt, path::PathBuf, sync::Arc, time::Duration};
 
 use crate::callbacks::{
+    elicitation::{self, ElicitationRequest, ElicitationResponse},
     hooks::{self, HookEvent, HookInput, HookOutput, HookRegistration},
     mcp::{McpServer, McpTool},
     permissions::{self, PermissionResult, ToolPermissionRequest},
@@ -403,7 +404,10 @@ impl Options {
 
     /// Registers a hook for `event`, for tools matching `matcher` (a tool-name pattern as
     /// in Claude Code's settings, e.g. `"Bash"` or `"Edit|Write"`; `None`: all), with a
-    /// 60 s timeout. A slow or panicking hook becomes an error reply, never a hang.
+    /// 60 s timeout. A hook never hangs the session: a `PreToolUse` or
+    /// `PermissionRequest` hook that panics, times out or answers nonsense denies the
+    /// tool (fail closed) and the model sees why; other hooks that fail answer the CLI
+    /// with an error, which it logs before going on.
     ///
     /// ```
     /// use claude_code::{HookEvent, HookOutput, Options};
@@ -444,15 +448,31 @@ impl Options {
     /// Serves `tools` from an in-process MCP server named `name`; the model sees them as
     /// `mcp__<name>__<tool>` (allow them with [`Options::allowed_tools`] or answer them in
     /// [`Options::can_use_tool`]; otherwise the permission mode refuses them).
-    pub fn mcp_server(mut self, name: impl Into<String>, tools: Vec<McpTool>) -> Self {
-        self.callbacks
-            .mcp_servers
-            .push(std::sync::Arc::new(McpServer::new(name.into(), tools)));
+    pub fn mcp_server(self, name: impl Into<String>, tools: Vec<McpTool>) -> Self {
+        self.mcp(McpServer::new(name).tools(tools))
+    }
+
+    /// Serves an in-process MCP server with tools, resources and prompts.
+    pub fn mcp(mut self, server: McpServer) -> Self {
+        self.callbacks.mcp_servers.push(std::sync::Arc::new(server));
         self
     }
 
-    /// Timeout for the permission callback (default 60 s); past it the CLI gets an
-    /// error reply, which it treats as a denial.
+    /// Answers MCP elicitations (an MCP server asking the user for input mid-call).
+    /// Without it, elicitations are declined; a callback that panics, times out
+    /// ([`Options::callback_timeout`]) or accepts with a non-object is taken as cancel.
+    pub fn on_elicitation<F, Fut>(mut self, callback: F) -> Self
+    where
+        F: Fn(ElicitationRequest) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ElicitationResponse> + Send + 'static,
+    {
+        self.callbacks.on_elicitation = Some(elicitation::boxed(callback));
+        self
+    }
+
+    /// Timeout for the permission callback, each in-process MCP handler without its
+    /// own ([`McpTool::timeout`]) and the elicitation callback (default 60 s). Past it
+    /// the tool is denied, the MCP call is an error result, the elicitation cancelled.
     pub fn callback_timeout(mut self, timeout: Duration) -> Self {
         self.callback_timeout = timeout;
         self
@@ -728,6 +748,7 @@ impl Options {
             names.insert(name);
         }
         for server in &self.callbacks.mcp_servers {
+            server.validate().map_err(Error::InvalidOptions)?;
             if server.name.is_empty() || !names.insert(&server.name) {
                 return Err(Error::InvalidOptions(format!(
                     "in-process MCP server names must be unique and non-empty (got {:?})",

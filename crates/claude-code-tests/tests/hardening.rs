@@ -1,0 +1,241 @@
+//! Failure paths of user callbacks against the real CLI: panics, hangs and garbage in
+//! permission callbacks, hooks and in-process MCP tools fail closed and fast, and the
+//! session goes on.
+
+use std::time::Duration;
+
+use claude_code::{HookEvent, HookOutput, McpTool, PermissionResult, Session};
+use claude_code_tests::{ask, assert_tool_result, Reply, Script, TestEnv};
+use serde_json::{json, Value};
+
+/// Bounds a test step so that a regression fails instead of hanging CI.
+async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what} hung"))
+}
+
+fn touch(env: &TestEnv, name: &str) -> (std::path::PathBuf, Reply) {
+    let target = env.cwd.path().join(name);
+    let reply = Reply::tool_use(
+        "Bash",
+        json!({"command": format!("touch {}", target.display()), "description": "touch"}),
+    );
+    (target, reply)
+}
+
+#[tokio::test]
+async fn a_panicking_mcp_tool_is_an_error_result_and_the_session_goes_on() {
+    let env = TestEnv::new(Script::new()).await;
+    env.mock.push(Reply::tool_use("mcp__t__boom", json!({})));
+    env.mock.push(Reply::text("after the panic"));
+    env.mock.push(Reply::text("second turn"));
+    let session = Session::start(
+        env.options()
+            .mcp_server(
+                "t",
+                vec![McpTool::new("boom", "panics", |_: Value| async move {
+                    if true {
+                        panic!("tool bug 31");
+                    }
+                    Ok::<_, String>("unreachable")
+                })],
+            )
+            .allowed_tools(["mcp__t__boom"]),
+    )
+    .await
+    .expect("start");
+    let summary = within("the turn", async {
+        session.stream("go").await.expect("stream").collect().await
+    })
+    .await
+    .expect("turn");
+    assert_eq!(summary.text, "after the panic");
+    assert!(summary.tool_calls[0].is_error);
+    assert_tool_result(&env.mock.turn_requests()[1], "tool bug 31");
+    assert_eq!(
+        within("turn 2", ask(&session, "again")).await,
+        "second turn"
+    );
+    session.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_hanging_mcp_tool_times_out_with_an_error_result() {
+    let env = TestEnv::new(Script::new()).await;
+    env.mock.push(Reply::tool_use("mcp__t__hang", json!({})));
+    env.mock.push(Reply::tool_use("mcp__t__slow", json!({})));
+    env.mock.push(Reply::text("done"));
+    let hang = |_: Value| async move {
+        std::future::pending::<()>().await;
+        Ok::<_, String>("unreachable")
+    };
+    let session = Session::start(
+        env.options()
+            .callback_timeout(Duration::from_millis(800))
+            .mcp_server(
+                "t",
+                vec![
+                    McpTool::new("hang", "never answers", hang),
+                    McpTool::new("slow", "never answers", hang).timeout(Duration::from_millis(300)),
+                ],
+            )
+            .allowed_tools(["mcp__t__hang", "mcp__t__slow"]),
+    )
+    .await
+    .expect("start");
+    let text = within("the turn", ask(&session, "go")).await;
+    assert_eq!(text, "done");
+    let turns = env.mock.turn_requests();
+    assert_tool_result(&turns[1], "did not answer within 800ms");
+    assert_tool_result(&turns[2], "did not answer within 300ms");
+    session.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn mcp_tools_whose_input_is_not_an_object_are_registered_and_called() {
+    let env = TestEnv::new(Script::new()).await;
+    env.mock.push(Reply::tool_use(
+        "mcp__raw__any",
+        json!({"free": "form", "n": 3}),
+    ));
+    env.mock
+        .push(Reply::tool_use("mcp__raw__double", json!({"value": 21})));
+    env.mock.push(Reply::text("done"));
+    let session = Session::start(
+        env.options()
+            .mcp_server(
+                "raw",
+                vec![
+                    McpTool::new("any", "takes anything", |v: Value| async move {
+                        Ok::<_, String>(format!("got {v}"))
+                    }),
+                    McpTool::new("double", "doubles", |v: i64| async move {
+                        Ok::<_, String>(format!("doubled={}", v * 2))
+                    }),
+                ],
+            )
+            .allowed_tools(["mcp__raw__any", "mcp__raw__double"]),
+    )
+    .await
+    .expect("start");
+    let summary = within("the turn", async {
+        session.stream("go").await.expect("stream").collect().await
+    })
+    .await
+    .expect("turn");
+    assert_eq!(summary.text, "done");
+    let turns = env.mock.turn_requests();
+    assert_tool_result(&turns[1], r#"got {\"free\":\"form\",\"n\":3}"#);
+    assert_tool_result(&turns[2], "doubled=42");
+    assert!(
+        summary.tool_calls.iter().all(|c| !c.is_error),
+        "{summary:?}"
+    );
+    let status = session.mcp_status().await.expect("mcp_status");
+    let tools = &status["mcpServers"][0]["tools"];
+    assert_eq!(tools.as_array().map(Vec::len), Some(2), "{status}");
+    session.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_panicking_pre_tool_use_hook_blocks_the_tool() {
+    let env = TestEnv::new(Script::new()).await;
+    let (target, reply) = touch(&env, "hook-panic.txt");
+    env.mock.push(reply);
+    env.mock.push(Reply::text("survived"));
+    let session = Session::start(env.options().allowed_tools(["Bash"]).hook(
+        HookEvent::PreToolUse,
+        None,
+        |_| async { panic!("hook bug 7") },
+    ))
+    .await
+    .expect("start");
+    assert_eq!(within("the turn", ask(&session, "go")).await, "survived");
+    assert!(
+        !target.exists(),
+        "the tool ran although its gate hook failed"
+    );
+    assert_tool_result(&env.mock.turn_requests()[1], "hook bug 7");
+    session.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_hanging_or_garbage_pre_tool_use_hook_blocks_the_tool() {
+    let env = TestEnv::new(Script::new()).await;
+    let (hung, reply) = touch(&env, "hook-hang.txt");
+    env.mock.push(reply);
+    env.mock.push(Reply::text("one"));
+    let (garbage, reply) = touch(&env, "hook-garbage.txt");
+    env.mock.push(reply);
+    env.mock.push(Reply::text("two"));
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let session = Session::start(env.options().allowed_tools(["Bash"]).hook_with_timeout(
+        HookEvent::PreToolUse,
+        None,
+        Duration::from_millis(500),
+        move |_| {
+            let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    std::future::pending::<()>().await;
+                }
+                HookOutput::none().specific("permissionDecision", "sure, why not")
+            }
+        },
+    ))
+    .await
+    .expect("start");
+    assert_eq!(within("turn 1", ask(&session, "go")).await, "one");
+    assert!(!hung.exists(), "the tool ran although its hook hung");
+    assert_tool_result(&env.mock.turn_requests()[1], "did not answer within 500ms");
+    assert_eq!(within("turn 2", ask(&session, "go")).await, "two");
+    assert!(!garbage.exists(), "the tool ran on a nonsense hook answer");
+    assert_tool_result(&env.mock.turn_requests()[3], "sure, why not");
+    session.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_failing_permission_callback_denies_the_tool() {
+    let env = TestEnv::new(Script::new()).await;
+    let (panicked, reply) = touch(&env, "perm-panic.txt");
+    env.mock.push(reply);
+    env.mock.push(Reply::text("one"));
+    let (hung, reply) = touch(&env, "perm-hang.txt");
+    env.mock.push(reply);
+    env.mock.push(Reply::text("two"));
+    let (garbage, reply) = touch(&env, "perm-garbage.txt");
+    env.mock.push(reply);
+    env.mock.push(Reply::text("three"));
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let session = Session::start(
+        env.options()
+            .callback_timeout(Duration::from_millis(500))
+            .can_use_tool(move |_| {
+                let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    match n {
+                        0 => panic!("permission bug 5"),
+                        1 => std::future::pending::<PermissionResult>().await,
+                        _ => {
+                            PermissionResult::allow().updated_input(json!(["not", "an", "object"]))
+                        }
+                    }
+                }
+            }),
+    )
+    .await
+    .expect("start");
+    for (i, (expected, file)) in [("one", &panicked), ("two", &hung), ("three", &garbage)]
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(within("a turn", ask(&session, "go")).await, expected);
+        assert!(!file.exists(), "turn {i}: the tool ran");
+    }
+    let turns = env.mock.turn_requests();
+    assert_tool_result(&turns[1], "permission bug 5");
+    assert_tool_result(&turns[3], "did not answer within 500ms");
+    assert_tool_result(&turns[5], "must be a JSON object");
+    session.stop().await.expect("stop");
+}
