@@ -100,3 +100,45 @@ async fn query_json_prints_one_cli_message_per_line() {
         assert_eq!(again, original);
     }
 }
+
+#[tokio::test]
+async fn query_with_a_bad_key_fails_fast_despite_the_clis_retries() {
+    let env = TestEnv::new(Script::new().fallback(Reply::unauthorized())).await;
+    let mut cmd = command(&env);
+    // The CLI's default: ten retries with growing back-off.
+    cmd.env_remove("CLAUDE_CODE_MAX_RETRIES");
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        run(&mut cmd, &["query", "hello"]),
+    )
+    .await
+    .expect("query ended (the CLI's retries take minutes)");
+    assert!(!out.status.success(), "stdout: {}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("authentication failed (401): check ANTHROPIC_API_KEY"),
+        "stderr: {err}"
+    );
+    assert!(env.mock.turn_requests().len() <= 2);
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}
+
+#[tokio::test]
+async fn query_shows_each_api_retry_as_a_progress_line() {
+    let env = TestEnv::new(
+        Script::new()
+            .reply(Reply::overloaded())
+            .reply(Reply::text("after a retry")),
+    )
+    .await;
+    let mut cmd = command(&env);
+    cmd.env("CLAUDE_CODE_MAX_RETRIES", "2");
+    let out = run(&mut cmd, &["query", "hello"]).await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("API error 529; retry 1/2"),
+        "stderr: {}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "after a retry\n");
+}

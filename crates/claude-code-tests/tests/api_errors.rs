@@ -73,3 +73,97 @@ async fn malformed_sse_fails_the_turn_without_hanging_the_session() {
     assert!(matches!(first, Err(Error::TurnFailed { .. })), "{first:?}");
     session.stop().await.expect("stop");
 }
+
+/// With the CLI's default retries, a status that retrying cannot fix ends the turn at the
+/// CLI's first retry report with a typed error, instead of minutes of back-off.
+async fn fatal_error(reply: Reply) -> (Error, usize) {
+    let env = TestEnv::new(Script::new().fallback(reply)).await;
+    let session = Session::start(env.options()).await.expect("start");
+    let started = std::time::Instant::now();
+    let err = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        session
+            .stream("hi")
+            .await
+            .expect("stream")
+            .final_text()
+            .await
+            .expect_err("the turn fails")
+    })
+    .await
+    .expect("the turn ended (the CLI's ten retries take minutes)");
+    let requests = env.mock.turn_requests().len();
+    eprintln!(
+        "ended after {:?} and {requests} requests",
+        started.elapsed()
+    );
+    assert!(!session.is_closed(), "the session survives a failed turn");
+    session.stop().await.expect("stop");
+    (err, requests)
+}
+
+#[tokio::test]
+async fn a_bad_key_ends_the_turn_at_once_with_an_auth_error() {
+    let (err, requests) = fatal_error(Reply::unauthorized()).await;
+    assert!(
+        matches!(err, Error::Api { status: 401, .. }),
+        "expected Error::Api 401, got {err:?}"
+    );
+    assert!(err.is_auth());
+    assert!(err.to_string().contains("check ANTHROPIC_API_KEY"), "{err}");
+    assert!(requests <= 2, "{requests} requests: the CLI kept retrying");
+}
+
+#[tokio::test]
+async fn forbidden_and_not_found_end_the_turn_at_once() {
+    // The pinned CLI does not retry these itself; either way the turn ends at once.
+    let (err, requests) = fatal_error(Reply::error(403, "permission_error", "no access")).await;
+    assert_eq!(err.api_status(), Some(403), "{err:?}");
+    assert!(err.is_auth());
+    assert_eq!(requests, 1);
+    let (err, requests) = fatal_error(Reply::error(404, "not_found_error", "no model")).await;
+    assert_eq!(err.api_status(), Some(404), "{err:?}");
+    assert!(requests <= 2, "{requests} requests");
+    assert!(
+        !err.to_string().contains("(success)"),
+        "an API error reads as one: {err}"
+    );
+}
+
+#[tokio::test]
+async fn retryable_errors_are_retried_and_each_retry_is_on_the_stream() {
+    use claude_code::protocol::SystemKind;
+    use claude_code::Message;
+    use futures::StreamExt;
+    let env = TestEnv::new(
+        Script::new()
+            .reply(Reply::rate_limited(0))
+            .reply(Reply::overloaded())
+            .fallback(Reply::text("recovered")),
+    )
+    .await;
+    let session = Session::start(env.options().max_api_retries(3))
+        .await
+        .expect("start");
+    let mut stream = session.stream("hi").await.expect("stream");
+    let mut retries = Vec::new();
+    let mut text = None;
+    while let Some(item) = stream.next().await {
+        match item.expect("no error") {
+            Message::System(m) => {
+                if let SystemKind::ApiRetry {
+                    error_status,
+                    max_retries,
+                    ..
+                } = m.kind()
+                {
+                    retries.push((error_status, max_retries));
+                }
+            }
+            Message::Result(r) => text = r.result.clone(),
+            _ => {}
+        }
+    }
+    assert_eq!(retries, [(Some(429), Some(3)), (Some(529), Some(3))]);
+    assert_eq!(text.as_deref(), Some("recovered"));
+    session.stop().await.expect("stop");
+}

@@ -239,3 +239,62 @@ async fn a_failing_permission_callback_denies_the_tool() {
     assert_tool_result(&turns[5], "must be a JSON object");
     session.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn final_text_and_collect_pass_over_a_skipped_over_long_line() {
+    let env = TestEnv::new(Script::new()).await;
+    // The assistant line carrying a 100 KB Write input exceeds the cap (and so may the
+    // tool's result line); the final text and the result fit.
+    let write = |name: &str| {
+        Reply::tool_use(
+            "Write",
+            json!({
+                "file_path": env.cwd.path().join(name).to_string_lossy(),
+                "content": "x".repeat(100_000),
+            }),
+        )
+    };
+    env.mock.push(write("one.txt"));
+    env.mock.push(Reply::text("collected"));
+    env.mock.push(write("two.txt"));
+    env.mock.push(Reply::text("final"));
+    let session = Session::start(
+        env.options()
+            .allowed_tools(["Write"])
+            .max_line_bytes(claude_code::options::MIN_MAX_LINE_BYTES),
+    )
+    .await
+    .expect("start");
+    let summary = within("collect", async {
+        session.stream("one").await.expect("stream").collect().await
+    })
+    .await
+    .expect("collect passes over the skipped line");
+    assert_eq!(summary.text, "collected");
+    assert!(summary.skipped_lines >= 1, "no line was skipped");
+    assert!(env.cwd.path().join("one.txt").exists());
+    let text = within("final_text", async {
+        session
+            .stream("two")
+            .await
+            .expect("stream")
+            .final_text()
+            .await
+    })
+    .await
+    .expect("final_text passes over the skipped line");
+    assert_eq!(text, "final");
+    session.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_line_cap_below_the_minimum_is_refused_before_spawn() {
+    let env = TestEnv::new(Script::new()).await;
+    let err = Session::start(env.options().max_line_bytes(8 * 1024))
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&err, claude_code::Error::InvalidOptions(m) if m.contains("max_line_bytes")),
+        "{err}"
+    );
+}

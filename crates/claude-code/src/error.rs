@@ -122,7 +122,7 @@ pub enum Error {
     },
 
     /// The turn ended with an error result (API error, max turns, budget, …).
-    #[error("the turn failed ({subtype}){}: {message}", status_suffix(*.api_status))]
+    #[error("{}: {message}", turn_failed_text(.subtype, *.api_status))]
     TurnFailed {
         /// The result subtype (`success` with `is_error`, `error_max_turns`, …).
         subtype: String,
@@ -130,6 +130,17 @@ pub enum Error {
         api_status: Option<u16>,
         /// The error text from the result.
         message: String,
+    },
+
+    /// The API refused the turn's request with a status that retrying cannot fix (400,
+    /// 401, 403, 404). The SDK ends the turn at the CLI's first report of it instead of
+    /// waiting through the CLI's retries.
+    #[error("{}", api_error_text(*.status, .error))]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The error as the CLI reported it (e.g. `authentication_failed`).
+        error: String,
     },
 
     /// The turn's message stream ended before a `result` arrived.
@@ -157,6 +168,27 @@ fn stderr_suffix(stderr: &str) -> String {
     }
 }
 
+fn api_error_text(status: u16, error: &str) -> String {
+    let what = match status {
+        401 => "authentication failed (401): check ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN, \
+                and ANTHROPIC_BASE_URL if you set it"
+            .to_string(),
+        403 => "permission denied (403): the credentials are valid but not allowed to do this; \
+                check the key's organisation, workspace and model access"
+            .to_string(),
+        404 => "not found (404): check the model name (Options::model) and ANTHROPIC_BASE_URL"
+            .to_string(),
+        400 => "the API rejected the request (400): check the model, the options and the prompt"
+            .to_string(),
+        s => format!("the API refused the request ({s})"),
+    };
+    if error.is_empty() {
+        what
+    } else {
+        format!("{what}; the CLI reported: {error}")
+    }
+}
+
 fn reason_suffix(reason: &Option<String>) -> String {
     reason
         .as_deref()
@@ -164,14 +196,85 @@ fn reason_suffix(reason: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
-fn status_suffix(status: Option<u16>) -> String {
-    status.map(|s| format!(", HTTP {s}")).unwrap_or_default()
+fn turn_failed_text(subtype: &str, status: Option<u16>) -> String {
+    // The CLI reports an API error as subtype `success` with `is_error`.
+    match (subtype, status) {
+        (_, Some(s)) => format!("the turn failed with an API error (HTTP {s})"),
+        ("success", None) => "the turn failed with an error".to_string(),
+        (other, None) => format!("the turn failed ({other})"),
+    }
 }
 
 impl Error {
+    /// The HTTP status of an API failure (a non-retryable [`Error::Api`] or a turn that
+    /// ended with an API error), if this is one.
+    pub fn api_status(&self) -> Option<u16> {
+        match self {
+            Error::Api { status, .. } => Some(*status),
+            Error::TurnFailed { api_status, .. } => *api_status,
+            _ => None,
+        }
+    }
+
+    /// True when the failure is about credentials (401 or 403).
+    pub fn is_auth(&self) -> bool {
+        matches!(self.api_status(), Some(401 | 403))
+    }
+
+    /// True when a wait timed out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    /// True when the session can take no more work (stopped, or its CLI is gone).
+    pub fn is_closed(&self) -> bool {
+        matches!(
+            self,
+            Error::SessionClosed { .. } | Error::ProcessExited { .. }
+        )
+    }
+
     pub(crate) fn closed(reason: impl Into<String>) -> Self {
         Error::SessionClosed {
             reason: Some(reason.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_error_result_reads_as_one() {
+        let e = Error::TurnFailed {
+            subtype: "success".into(),
+            api_status: Some(403),
+            message: "API Error: 403 no access".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the turn failed with an API error (HTTP 403): API Error: 403 no access"
+        );
+        let e = Error::TurnFailed {
+            subtype: "error_max_turns".into(),
+            api_status: None,
+            message: "max turns".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the turn failed (error_max_turns): max turns"
+        );
+        assert!(Error::Api {
+            status: 401,
+            error: String::new()
+        }
+        .is_auth());
+        assert!(Error::Api {
+            status: 401,
+            error: "authentication_failed".into()
+        }
+        .to_string()
+        .starts_with("authentication failed (401): check ANTHROPIC_API_KEY"));
     }
 }

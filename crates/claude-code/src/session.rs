@@ -698,6 +698,13 @@ impl Actor {
                             Some(Ok(Line::TooLong)) => {
                                 let limit = self.t.max_line_bytes();
                                 tracing::warn!(limit, "skipped an over-long stdout line");
+                                if matches!(self.status.borrow().state, State::Starting) {
+                                    // Most likely the initialize response itself: fail
+                                    // now rather than at the initialize timeout.
+                                    if let Some(Pending::Init(tx)) = self.take_init() {
+                                        return Exit::InitFailed((tx, Error::LineTooLong { limit }));
+                                    }
+                                }
                                 self.push(Delivery::Error(Error::LineTooLong { limit }), false);
                             }
                             Some(Err(_)) | None => {
@@ -1003,7 +1010,20 @@ impl Actor {
         if let (Message::Result(r), Some(a)) = (&message, &mut self.active) {
             self.telemetry.turn_result(&mut a.telemetry, r);
         }
+        let fatal = fatal_api_error(&message);
         self.push(Delivery::Message(Box::new(message)), is_result);
+        if let Some(err) = fatal {
+            // Retrying cannot fix this status: end the turn now rather than after the
+            // CLI's retries (minutes of back-off for a bad key).
+            tracing::warn!(pid = self.t.pid(), error = %err, "non-retryable API error; ending the turn");
+            self.push(Delivery::Error(err), false);
+            self.flush().await;
+            if let Some(a) = &mut self.active {
+                a.abandoned = true;
+            }
+            self.interrupt_active().await;
+            return;
+        }
         if is_result {
             // Later lines belong to the next turn: hand this one over now.
             self.flush().await;
@@ -1126,6 +1146,32 @@ impl Actor {
         }
         self.outbox.clear();
     }
+}
+
+/// HTTP statuses that the CLI retries but retrying cannot fix.
+const NON_RETRYABLE: [u64; 4] = [400, 401, 403, 404];
+
+/// The typed error for a `system/api_retry` message about a non-retryable status.
+fn fatal_api_error(message: &Message) -> Option<Error> {
+    let Message::System(m) = message else {
+        return None;
+    };
+    if m.subtype != "api_retry" {
+        return None;
+    }
+    let status = m.extra.get("error_status").and_then(Value::as_u64)?;
+    if !NON_RETRYABLE.contains(&status) {
+        return None;
+    }
+    let error = match m.extra.get("error") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    Some(Error::Api {
+        status: u16::try_from(status).unwrap_or(u16::MAX),
+        error,
+    })
 }
 
 fn new_session_id(message: &Message, status: &Status) -> Option<String> {

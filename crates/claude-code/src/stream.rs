@@ -99,10 +99,14 @@ impl MessageStream {
 
     /// Drains the turn and returns its `result` message, or [`Error::TurnFailed`] if the
     /// result reports an error.
+    /// A line skipped for its length ([`Error::LineTooLong`]) is not fatal: it is
+    /// passed over and the turn goes on.
     pub async fn until_result(mut self) -> Result<ResultMessage> {
         while let Some(item) = self.next().await {
-            if let Message::Result(result) = item? {
-                return check(result);
+            match item {
+                Ok(Message::Result(result)) => return check(result),
+                Ok(_) | Err(Error::LineTooLong { .. }) => {}
+                Err(e) => return Err(e),
             }
         }
         Err(Error::NoResult)
@@ -110,10 +114,18 @@ impl MessageStream {
 
     /// Collects the whole turn: text, tool calls paired with their results, thinking,
     /// the result with usage and cost, and every message in order.
+    /// Lines skipped for their length are counted in [`TurnSummary::skipped_lines`].
     pub async fn collect(mut self) -> Result<TurnSummary> {
         let mut summary = TurnSummary::default();
         while let Some(item) = self.next().await {
-            let message = item?;
+            let message = match item {
+                Ok(message) => message,
+                Err(Error::LineTooLong { .. }) => {
+                    summary.skipped_lines += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             summary.absorb(&message);
             let result = match &message {
                 Message::Result(r) => Some(r.clone()),
@@ -216,6 +228,8 @@ impl MessageStream {
     {
         self.flat_map(move |item| {
             let items: Vec<Result<T>> = match item {
+                // Not fatal, and nothing to show: the session logged it.
+                Err(Error::LineTooLong { .. }) => Vec::new(),
                 Err(e) => vec![Err(e)],
                 Ok(Message::Result(r)) => match check(*r) {
                     Ok(_) => Vec::new(),
@@ -403,6 +417,9 @@ pub struct TurnSummary {
     pub result: Option<ResultMessage>,
     /// Every message of the turn, in order.
     pub messages: Vec<Message>,
+    /// Stdout lines skipped because they exceeded [`Options::max_line_bytes`]
+    /// (crate::Options::max_line_bytes).
+    pub skipped_lines: usize,
     assistant_text: Vec<String>,
 }
 

@@ -5,7 +5,7 @@
 use std::{io::Read, time::Duration};
 
 use claude_code::{
-    protocol::{ContentBlock, ResultMessage},
+    protocol::{ContentBlock, ResultMessage, SystemKind},
     Message, Session,
 };
 use futures::StreamExt;
@@ -145,6 +145,23 @@ impl TextView {
                     self.text(t, spinner)?;
                 }
             }
+            Message::System(m) => {
+                if let SystemKind::ApiRetry {
+                    attempt,
+                    max_retries,
+                    retry_delay_ms,
+                    error_status,
+                    ..
+                } = m.kind()
+                {
+                    spinner.stop();
+                    self.end_line()?;
+                    eprintln!(
+                        "{}",
+                        retry_line(attempt, max_retries, retry_delay_ms, error_status)
+                    );
+                }
+            }
             // An API error the CLI turned into a message: reported by the result.
             Message::Assistant(a) if a.error.is_some() => {}
             Message::Assistant(a) => {
@@ -176,6 +193,22 @@ impl TextView {
         }
         Ok(())
     }
+}
+
+/// `API error 529; retry 2/10 in 1.2 s` (a progress line on stderr).
+fn retry_line(
+    attempt: Option<u64>,
+    max: Option<u64>,
+    delay_ms: Option<u64>,
+    status: Option<u64>,
+) -> String {
+    let status = status.map_or_else(
+        || "a connection error".to_string(),
+        |s| format!("API error {s}"),
+    );
+    let of = |n: Option<u64>| n.map_or_else(|| "?".to_string(), |n| n.to_string());
+    let delay = delay_ms.map_or_else(String::new, |ms| format!(" in {:.1} s", ms as f64 / 1000.0));
+    format!("… {status}; retry {}/{}{delay}", of(attempt), of(max))
 }
 
 /// `done in 0.6 s · $0.0012 · 1 turn · session …` (the cost covers the CLI process).

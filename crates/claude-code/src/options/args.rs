@@ -124,6 +124,9 @@ impl Options {
         if self.cli.enable_file_checkpointing {
             env.push(set("CLAUDE_CODE_ENABLE_SDK_FILE_CHECKPOINTING", "true"));
         }
+        if let Some(n) = self.cli.max_api_retries {
+            env.push(set("CLAUDE_CODE_MAX_RETRIES", &n.to_string()));
+        }
         env.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.push(set("CLAUDE_AGENT_SDK_VERSION", env!("CARGO_PKG_VERSION")));
         env
@@ -389,6 +392,16 @@ mod tests {
                 .position(|(k, x)| k == "CLAUDE_CODE_ENTRYPOINT" && x.as_deref() == Some(v))
         };
         assert!(pos("mine") > pos(ENTRYPOINT));
+    }
+
+    #[test]
+    fn max_api_retries_sets_the_cli_variable() {
+        let env = Options::new().max_api_retries(2).to_env();
+        assert!(env.contains(&("CLAUDE_CODE_MAX_RETRIES".into(), Some("2".into()))));
+        assert!(!Options::new()
+            .to_env()
+            .iter()
+            .any(|(k, _)| k == "CLAUDE_CODE_MAX_RETRIES"));
     }
 
     #[test]

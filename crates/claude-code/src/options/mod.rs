@@ -29,6 +29,9 @@ pub use kinds::{
 /// Default cap on one stdout line from the CLI (10 MiB).
 pub const DEFAULT_MAX_LINE_BYTES: usize = 10 * 1024 * 1024;
 
+/// The smallest accepted [`Options::max_line_bytes`] (64 KiB).
+pub const MIN_MAX_LINE_BYTES: usize = 64 * 1024;
+
 /// Value of `CLAUDE_CODE_ENTRYPOINT` identifying this SDK to the CLI.
 pub const ENTRYPOINT: &str = "sdk-rust";
 
@@ -125,6 +128,7 @@ pub struct Options {
 /// above). Defaults: everything unset, the CLI's own behaviour.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CliFlags {
+    pub(crate) max_api_retries: Option<u32>,
     pub(crate) fallback_model: Option<String>,
     pub(crate) agent: Option<String>,
     pub(crate) agents: BTreeMap<String, AgentDefinition>,
@@ -266,6 +270,16 @@ impl Options {
         self
     }
 
+    /// How often the CLI retries a failed API call that may succeed later (429, 5xx,
+    /// 529, connection errors; the CLI reads `CLAUDE_CODE_MAX_RETRIES`, default 10). Each
+    /// retry is a `system/api_retry` message on the turn's stream. Statuses that retrying
+    /// cannot fix (400, 401, 403, 404) end the turn at once with [`Error::Api`] whatever
+    /// this says.
+    pub fn max_api_retries(mut self, retries: u32) -> Self {
+        self.cli.max_api_retries = Some(retries);
+        self
+    }
+
     /// Remove an inherited environment variable from the CLI's environment.
     pub fn env_remove(mut self, key: impl Into<String>) -> Self {
         self.env.insert(key.into(), None);
@@ -324,10 +338,12 @@ impl Options {
         self
     }
 
-    /// Cap on one stdout line in bytes (default 10 MiB). Longer lines are skipped and
-    /// reported as [`Error::LineTooLong`]; memory stays bounded by this cap.
+    /// Cap on one stdout line in bytes (default 10 MiB, at least [`MIN_MAX_LINE_BYTES`]).
+    /// Longer lines are skipped and
+    /// reported as [`Error::LineTooLong`] (the adapters pass over them); memory stays
+    /// bounded by this cap.
     pub fn max_line_bytes(mut self, bytes: usize) -> Self {
-        self.max_line_bytes = bytes.max(1024);
+        self.max_line_bytes = bytes;
         self
     }
 
@@ -703,6 +719,13 @@ impl Options {
                     cwd.display()
                 )));
             }
+        }
+        if self.max_line_bytes < MIN_MAX_LINE_BYTES {
+            return Err(Error::InvalidOptions(format!(
+                "max_line_bytes must be at least {MIN_MAX_LINE_BYTES} (got {}): the CLI's \
+                 initialize response alone is tens of kilobytes",
+                self.max_line_bytes
+            )));
         }
         if self.max_turns == Some(0) {
             return Err(Error::InvalidOptions("max_turns must be at least 1".into()));
