@@ -329,29 +329,42 @@ async fn inherit_env_allow_list_starts_from_an_empty_environment() {
     );
 }
 
-#[tokio::test]
-async fn a_slow_hook_times_out_into_an_error_reply() {
+async fn slow_hook_reply(event: claude_code::HookEvent, name: &str) -> String {
     let env = fake_env().await;
-    let request = r#"{"subtype":"hook_callback","callback_id":"hook_0","input":{"hook_event_name":"PreToolUse","tool_name":"Bash"}}"#;
+    let request = format!(
+        r#"{{"subtype":"hook_callback","callback_id":"hook_0","input":{{"hook_event_name":"{name}","tool_name":"Bash"}}}}"#
+    );
     let session = Session::start(
         fake(&env)
             .env("FAKE_CLAUDE_REQUEST", request)
-            .hook_with_timeout(
-                claude_code::HookEvent::PreToolUse,
-                None,
-                Duration::from_millis(200),
-                |_| async {
-                    std::future::pending::<()>().await;
-                    claude_code::HookOutput::none()
-                },
-            ),
+            .hook_with_timeout(event, None, Duration::from_millis(200), |_| async {
+                std::future::pending::<()>().await;
+                claude_code::HookOutput::none()
+            }),
     )
     .await
     .expect("start");
     let text = ask(&session, "hi").await;
+    session.stop().await.expect("stop");
+    text
+}
+
+#[tokio::test]
+async fn a_slow_pre_tool_use_hook_times_out_into_a_deny() {
+    let text = slow_hook_reply(claude_code::HookEvent::PreToolUse, "PreToolUse").await;
     assert!(
-        text.contains(r#""subtype":"error""#) && text.contains("timed out"),
+        text.contains(r#""subtype":"success""#)
+            && text.contains(r#""permissionDecision":"deny""#)
+            && text.contains("did not answer within 200ms"),
         "{text}"
     );
-    session.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_slow_observer_hook_times_out_into_an_error_reply() {
+    let text = slow_hook_reply(claude_code::HookEvent::PostToolUse, "PostToolUse").await;
+    assert!(
+        text.contains(r#""subtype":"error""#) && text.contains("did not answer within 200ms"),
+        "{text}"
+    );
 }

@@ -178,7 +178,7 @@ impl Session {
     pub async fn start(opts: Options) -> Result<Session> {
         opts.validate()?;
         let cli = opts.cli_path.resolve()?;
-        let transport = Transport::spawn(&cli.path, &opts)?;
+        let transport = Transport::spawn(&cli.path, &opts).await?;
         let pid = transport.pid();
         tracing::debug!(pid, path = %cli.path.display(), "claude CLI spawned");
 

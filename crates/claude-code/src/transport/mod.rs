@@ -26,6 +26,8 @@ use tokio::{
 };
 use tokio_util::codec::{Decoder, FramedRead};
 
+mod parent_death;
+
 use crate::error::{Error, ExitInfo, Result};
 use crate::options::{Options, StderrCallback};
 
@@ -201,7 +203,8 @@ pub(crate) struct Transport {
 
 impl Transport {
     /// Spawns `cli` with the options' argv, env and cwd, in a new process group.
-    pub(crate) fn spawn(cli: &Path, opts: &Options) -> Result<Transport> {
+    /// On Linux the kernel kills it when this process dies (see `parent_death`).
+    pub(crate) async fn spawn(cli: &Path, opts: &Options) -> Result<Transport> {
         let mut wrap = TokioCommandWrap::with_new(cli, |cmd| {
             cmd.args(opts.to_args())
                 .stdin(Stdio::piped())
@@ -226,10 +229,12 @@ impl Transport {
             }
         });
         wrap.wrap(ProcessGroup::leader());
-        let mut child = wrap.spawn().map_err(|source| Error::Spawn {
-            path: cli.to_path_buf(),
-            source,
-        })?;
+        let mut child = parent_death::spawn(wrap)
+            .await
+            .map_err(|source| Error::Spawn {
+                path: cli.to_path_buf(),
+                source,
+            })?;
         let missing = || Error::Io(std::io::Error::other("child stdio pipe missing"));
         let stdin = child.stdin().take().ok_or_else(missing)?;
         let stdout = child.stdout().take().ok_or_else(missing)?;
