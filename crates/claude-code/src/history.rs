@@ -22,6 +22,8 @@ use serde_json::Value;
 
 mod manage;
 
+pub(crate) use manage::uuid_v4;
+
 /// The CLI truncates longer project keys and appends a hash of the path.
 const MAX_KEY_LEN: usize = 200;
 
@@ -537,13 +539,16 @@ fn js_hash_base36(s: &str) -> String {
 }
 
 /// Session and agent ids name files: letters, digits, `-` and `_` only.
-fn check_id(id: &str) -> Result<(), HistoryError> {
-    let valid = !id.is_empty()
+pub(crate) fn valid_id(id: &str) -> bool {
+    !id.is_empty()
         && id.len() <= 128
         && id
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if valid {
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn check_id(id: &str) -> Result<(), HistoryError> {
+    if valid_id(id) {
         Ok(())
     } else {
         Err(HistoryError::InvalidId { id: id.to_string() })
