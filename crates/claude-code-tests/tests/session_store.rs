@@ -174,3 +174,63 @@ async fn a_failing_store_never_fails_a_running_session() {
     }
     env.assert_no_leftovers().await;
 }
+
+#[tokio::test]
+async fn subagent_transcripts_travel_with_the_session() {
+    let agent_call = Reply::tool_use(
+        "Agent",
+        serde_json::json!({
+            "description": "look around",
+            "prompt": "the delegated task",
+            "subagent_type": "general-purpose",
+            "run_in_background": false
+        }),
+    );
+    let env = TestEnv::new(
+        Script::new()
+            .reply(agent_call)
+            .reply(Reply::text("the subagent's answer"))
+            .fallback(Reply::echo()),
+    )
+    .await;
+    let store_dir = tempfile::tempdir().expect("store dir");
+    let store: Arc<dyn SessionStore> = Arc::new(DirectoryStore::new(store_dir.path()));
+    let session = Session::start(
+        env.options()
+            .allowed_tools(["Agent"])
+            .session_store(store.clone()),
+    )
+    .await
+    .expect("start");
+    ask(&session, "delegate something").await;
+    let id = session.session_id().expect("id");
+    session.stop().await.expect("stop");
+    let saved = store.load(&id).await.expect("load").expect("saved");
+    assert!(
+        saved
+            .sidecars
+            .iter()
+            .any(|(path, _)| path.starts_with("subagents/agent-") && path.ends_with(".jsonl")),
+        "{:?}",
+        saved.sidecars.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
+
+    let fresh = tempfile::tempdir().expect("config dir");
+    let options = env
+        .options()
+        .env("CLAUDE_CONFIG_DIR", fresh.path().to_string_lossy())
+        .resume(&id)
+        .session_store(store);
+    let resumed = Session::start(options).await.expect("resume");
+    resumed.stop().await.expect("stop");
+    let history = History::new(fresh.path());
+    let agents = history.subagents(&id).expect("restored subagents");
+    assert_eq!(agents.len(), 1, "{agents:?}");
+    assert_eq!(
+        history
+            .read_subagent(&id, &agents[0].agent_id)
+            .expect("read")
+            .prompts(),
+        ["the delegated task"]
+    );
+}
