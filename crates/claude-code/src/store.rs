@@ -2,7 +2,9 @@
 //! files, so the session can be resumed on another machine or after its local files are
 //! gone.
 //!
-//! With [`Options::session_store`](crate::Options::session_store) set, a [`Session`]
+//! With [`Options::session_store`](crate::Options::session_store) set, a
+//! [`Session`](crate::Session):
+//!
 //! - before it spawns a CLI that resumes a session (`Options::resume`), restores that
 //!   session's files from the store into the CLI's project directory (under the
 //!   effective `CLAUDE_CONFIG_DIR` and cwd, see [`crate::history`]) when they are
