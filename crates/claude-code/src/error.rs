@@ -158,6 +158,10 @@ pub enum Error {
     /// An I/O error talking to the CLI.
     #[error("i/o error talking to the claude CLI: {0}")]
     Io(#[from] std::io::Error),
+
+    /// The session store could not restore the session being resumed.
+    #[error("session store: {0}")]
+    SessionStore(#[from] crate::store::StoreError),
 }
 
 fn stderr_suffix(stderr: &str) -> String {

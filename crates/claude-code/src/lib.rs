@@ -28,7 +28,8 @@
 //! API: `docs/guides/` in the repository (callbacks: [`Options::can_use_tool`],
 //! [`Options::hook`], [`Options::mcp_server`]; structured output:
 //! [`Options::output_type`]; runtime control: [`Session`]'s methods; sessions on disk:
-//! [`Options::resume`] and [`history`]).
+//! [`Options::resume`] and [`history`]; elsewhere: [`Options::session_store`] and
+//! [`store`]).
 
 pub mod admission;
 pub mod callbacks;
@@ -42,6 +43,7 @@ pub mod pool;
 pub mod protocol;
 mod session;
 pub mod spares;
+pub mod store;
 mod stream;
 pub mod supervisor;
 pub mod telemetry;
@@ -66,6 +68,7 @@ pub use pool::{MemberStats, Pool, PoolBuilder, PoolError, PoolStats, Selection};
 pub use protocol::{ContentBlock, Message, ResultMessage, UserInput};
 pub use session::{Health, Session, UnhealthyReason};
 pub use spares::{Spare, SpareStats, Spares, SparesBuilder};
+pub use store::{DirectoryStore, SessionStore};
 pub use stream::{ContentDelta, MessageStream, ToolCall, ToolUse, TurnSummary};
 pub use supervisor::{
     Backoff, ChildHealth, ChildInfo, ChildStatus, Restart, SessionCounts, SessionSpec, Strategy,

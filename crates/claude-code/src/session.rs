@@ -26,6 +26,7 @@ use crate::protocol::{
     control_error_line, control_request_line, control_success_line, peek_type, ControlRequest,
     ControlResponse, Inbound, InitializeResponse, Message, OutboundRequest, UserInput,
 };
+use crate::store::StoreHook;
 use crate::stream::MessageStream;
 use crate::telemetry::{self, Direction, SessionEnd, SessionTelemetry, TurnTelemetry};
 use crate::transport::{Line, Transport};
@@ -178,6 +179,7 @@ impl Session {
     pub async fn start(opts: Options) -> Result<Session> {
         opts.validate()?;
         let cli = opts.cli_path.resolve()?;
+        let store = StoreHook::prepare(&opts).await?;
         let transport = Transport::spawn(&cli.path, &opts).await?;
         let pid = transport.pid();
         tracing::debug!(pid, path = %cli.path.display(), "claude CLI spawned");
@@ -212,6 +214,7 @@ impl Session {
             turn_timeout: opts.turn_timeout,
             close_grace: opts.close_grace,
             telemetry: SessionTelemetry::new(pid),
+            store,
         };
         let span = actor.telemetry.span();
         let init_started = Instant::now();
@@ -579,6 +582,8 @@ struct Actor {
     turn_timeout: Option<Duration>,
     close_grace: Duration,
     telemetry: SessionTelemetry,
+    /// Saves the transcript to the session store, if one is set.
+    store: Option<StoreHook>,
 }
 
 /// Why the actor's loop ended.
@@ -609,6 +614,7 @@ impl Actor {
                 self.fail_all(|| Error::closed("stopped"));
                 let exit = self.t.shutdown(self.close_grace).await;
                 tracing::debug!(pid = self.t.pid(), ?exit, "claude CLI stopped");
+                self.save_to_store().await;
                 self.status.send_modify(|s| {
                     s.state = State::Stopped;
                     s.turn_started = None;
@@ -631,6 +637,7 @@ impl Actor {
                     });
                 }
                 self.t.shutdown(Duration::ZERO).await;
+                self.save_to_store().await;
             }
             Exit::InitFailed((tx, err)) => {
                 self.telemetry.ended(SessionEnd::InitFailed, Some(&err));
@@ -744,6 +751,14 @@ impl Actor {
                 // The initialize reply arrived but its receiver is gone (start() cancelled).
                 return Exit::Stop(None);
             }
+        }
+    }
+
+    /// The CLI has exited: saves the whole transcript to the session store, if any.
+    async fn save_to_store(&self) {
+        if let Some(store) = &self.store {
+            let id = self.status.borrow().session_id.clone();
+            store.session_ended(id).await;
         }
     }
 
@@ -1002,6 +1017,9 @@ impl Actor {
         if let Some(id) = new_id {
             self.telemetry.session_id(&id);
             self.status.send_modify(|s| s.session_id = Some(id));
+        }
+        if let (true, Some(store)) = (is_result, &self.store) {
+            store.turn_finished(self.status.borrow().session_id.clone());
         }
         if self.active.is_none() {
             tracing::trace!(kind = message.type_name(), "message outside a turn dropped");

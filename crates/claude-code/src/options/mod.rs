@@ -15,6 +15,7 @@ use crate::callbacks::{
     Callbacks,
 };
 use crate::cli::CliPath;
+use crate::store::SessionStore;
 
 mod args;
 mod kinds;
@@ -122,6 +123,7 @@ pub struct Options {
     pub(crate) callbacks: Callbacks,
     pub(crate) callback_timeout: Duration,
     pub(crate) cli: CliFlags,
+    pub(crate) session_store: Option<Arc<dyn SessionStore>>,
 }
 
 /// Options that map one-to-one onto CLI flags or initialize fields (beyond the core ones
@@ -193,6 +195,7 @@ impl Default for Options {
             callbacks: Callbacks::default(),
             callback_timeout: Duration::from_secs(60),
             cli: CliFlags::default(),
+            session_store: None,
         }
     }
 }
@@ -218,6 +221,7 @@ impl fmt::Debug for Options {
             .field("stderr_callback", &self.stderr_callback.is_some())
             .field("callbacks", &self.callbacks)
             .field("cli", &self.cli)
+            .field("session_store", &self.session_store.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -656,6 +660,15 @@ impl Options {
         self
     }
 
+    /// Keeps the session's transcript in `store` as well as in the CLI's local files:
+    /// saved after each turn and when the session ends, and restored before a
+    /// [`Options::resume`] when the local copy is missing (another machine, a fresh
+    /// config dir). See [`crate::store`]; the default is the local files only.
+    pub fn session_store(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.session_store = Some(store);
+        self
+    }
+
     /// Structured output: the final answer must match this JSON schema
     /// (`--json-schema`); read it with [`crate::TurnSummary::structured`].
     pub fn json_schema(mut self, schema: serde_json::Value) -> Self {
@@ -749,6 +762,11 @@ impl Options {
             && !cli.fork_session
         {
             return conflict("session_id with resume or continue needs fork_session");
+        }
+        if self.session_store.is_some() && cli.no_session_persistence {
+            return conflict(
+                "session_store needs the transcript on disk: not with no_session_persistence",
+            );
         }
         if self.model.is_some() && cli.fallback_model == self.model {
             return conflict("fallback_model must differ from model");
