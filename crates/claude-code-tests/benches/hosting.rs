@@ -15,7 +15,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use claude_code::{Message, Pool, SessionSpec, Spares, Supervisor};
+use claude_code::{Message, Pool, PoolContext, SessionSpec, Spares, Supervisor};
 use claude_code_tests::{rss_kib, wait_until_gone, Reply, Script, TestEnv};
 use futures::StreamExt;
 
@@ -231,8 +231,11 @@ async fn latency(requests: usize) {
 
 async fn throughput(env: &TestEnv, turns: usize) {
     let fake: &Path = FAKE.as_ref();
+    // Shared context: the fake CLI does not implement `/clear`, so with fresh
+    // conversations every turn would restart its member; this measures the queue.
     let pool = Pool::builder(SessionSpec::new("bench").options(env.options_for(fake)))
         .size(8)
+        .context(PoolContext::Shared)
         .max_queue(turns)
         .queue_timeout(Duration::from_secs(300))
         .start()
