@@ -600,6 +600,8 @@ struct Member {
     retiring: bool,
     /// Its conversation is being cleared; it takes no request meanwhile.
     clearing: bool,
+    /// Could be neither cleared nor restarted: it takes no more requests.
+    broken: bool,
 }
 
 impl Member {
@@ -611,6 +613,7 @@ impl Member {
             served: 0,
             retiring: false,
             clearing: false,
+            broken: false,
         }
     }
 }
@@ -734,7 +737,7 @@ impl Actor {
     }
 
     fn available(&self, m: &Member) -> bool {
-        !m.retiring && !m.clearing && m.inflight < self.per_session
+        !m.retiring && !m.clearing && !m.broken && m.inflight < self.per_session
     }
 
     /// A member with room, by the selection strategy.
@@ -848,7 +851,7 @@ impl Actor {
                 self.stats.clear_fallbacks += 1;
                 self.stats.spawns += 1;
             }
-            Reset::Failed => return,
+            Reset::Failed => self.members[idx].broken = true,
         }
         let m = &mut self.members[idx];
         m.clearing = false;
@@ -953,7 +956,8 @@ impl Actor {
     }
 
     fn check_drained(&mut self) {
-        if self.draining && self.queue.is_empty() && self.members.iter().all(|m| m.inflight == 0) {
+        let idle = |m: &Member| m.inflight == 0 && !m.clearing;
+        if self.draining && self.queue.is_empty() && self.members.iter().all(idle) {
             for d in self.drained.drain(..) {
                 let _ = d.send(());
             }
@@ -987,6 +991,8 @@ async fn reset(handle: &SupervisedSession) -> Reset {
         "could not clear a pool member's conversation; restarting it without resume");
     match handle.restart().await {
         Ok(()) => Reset::Restarted,
+        // Retired by a resize, or the pool is stopping: nothing to serve any more.
+        Err(SupervisorError::NotFound { .. } | SupervisorError::Stopped { .. }) => Reset::Failed,
         Err(e) => {
             tracing::error!(member = handle.name(), error = %e,
                 "could not restart a pool member; it takes no more requests");
