@@ -103,9 +103,12 @@ pub enum Selection {
 /// the earlier requests, only the CLI's short record that `/clear` was run. Verified on
 /// CLI 2.1.332 against the mock API's recorded request bodies. We measured it against
 /// the alternative, replacing the member's CLI with a fresh one (a restart without
-/// resume): on 2 shared cores `/clear` took 17–45 ms, while a new CLI took ~300 ms to
-/// start plus ~35 ms to stop, and its first turn ran ~115 ms against ~40 ms for a warm
-/// one. So `/clear` keeps the member warm and costs a tenth. If a clear ever fails, or
+/// resume), on 2 shared cores (`SECTIONS=context` of the `hosting` bench): `/clear`
+/// takes ~25 ms (17–45 ms seen) and the next turn ~50–65 ms, while a new CLI takes
+/// ~300–380 ms to start plus ~35–55 ms to stop the old one, and its first turn
+/// ~115–140 ms. Back to back on one member, a request took ~84 ms with fresh
+/// conversations against ~37 ms shared. So `/clear` keeps the member warm and costs
+/// about a tenth of a new CLI. If a clear ever fails, or
 /// the CLI answers it with a model call or without a new conversation id, the member
 /// is restarted without resume instead (counted in [`PoolStats::clear_fallbacks`]).
 ///
