@@ -147,6 +147,22 @@ async fn pool_of_three_answers_ten_concurrent_prompts_with_at_most_three_clis() 
     for (i, text) in futures::future::join_all(asks).await {
         assert_eq!(text, format!("echo: prompt number {i}"));
     }
+    // Fresh conversations (the default): no request carries another one's prompt or reply.
+    let turns = env.mock.turn_requests();
+    assert_eq!(turns.len(), 10);
+    for turn in &turns {
+        let prompts = turn
+            .user_texts()
+            .into_iter()
+            .filter(|t| t.starts_with("prompt number"))
+            .count();
+        assert_eq!(prompts, 1, "{:?}", turn.user_texts());
+        assert!(
+            !turn.body.to_string().contains("echo: prompt number"),
+            "{:#?}",
+            turn.messages()
+        );
+    }
     let stats = pool.stats().await.expect("stats");
     assert_eq!(stats.served, 10);
     assert_eq!((stats.inflight, stats.queued, stats.rejected), (0, 0, 0));
