@@ -108,9 +108,9 @@ pub enum Selection {
 /// ~300–380 ms to start plus ~35–55 ms to stop the old one, and its first turn
 /// ~115–140 ms. Back to back on one member, a request took ~84 ms with fresh
 /// conversations against ~37 ms shared. So `/clear` keeps the member warm and costs
-/// about a tenth of a new CLI. If a clear ever fails, or
-/// the CLI answers it with a model call or without a new conversation id, the member
-/// is restarted without resume instead (counted in [`PoolStats::clear_fallbacks`]).
+/// about a tenth of a new CLI. If a clear ever fails, or the CLI answers it with a
+/// model call or without a new conversation id, the member is restarted without resume
+/// instead (counted in [`PoolStats::clear_fallbacks`]).
 ///
 /// Side effects of `/clear`: `SessionStart` hooks run with source `clear`; the clear
 /// shows in telemetry (and in [`ChildInfo::turns`](crate::ChildInfo::turns)) as a turn
