@@ -8,14 +8,18 @@
 //!    blank-prompt warm-up are measured in turn, in the same run.
 //! 3. 1,000 concurrent turns through a pool of 8 fake-CLI sessions: all complete,
 //!    queue-wait percentiles, turns per second, and a leak check.
+//! 4. A fresh conversation per pool request, two ways, with the real CLI: `/clear` on
+//!    the same CLI against a new CLI (start, stop of the old one, and its first turn),
+//!    then back-to-back requests on a one-member pool with each `PoolContext`; medians
+//!    over `REQUESTS`.
 //!
 //! `cargo bench -p claude-code-tests --bench hosting` (env `SECTIONS`: any of
-//! `memory,latency,throughput`, default all; `REQUESTS`; `TURNS`, default 1000).
+//! `memory,latency,throughput,context`, default all; `REQUESTS`; `TURNS`, default 1000).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use claude_code::{Message, Pool, SessionSpec, Spares, Supervisor};
+use claude_code::{Message, Pool, PoolContext, Session, SessionSpec, Spares, Supervisor};
 use claude_code_tests::{rss_kib, wait_until_gone, Reply, Script, TestEnv};
 use futures::StreamExt;
 
@@ -229,10 +233,118 @@ async fn latency(requests: usize) {
     );
 }
 
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    percentile(&samples, 0.5)
+}
+
+/// Times one turn and checks its answer.
+async fn timed_turn(session: &Session, prompt: &str) -> Duration {
+    let started = Instant::now();
+    let text = session
+        .stream(prompt)
+        .await
+        .expect("stream")
+        .final_text()
+        .await
+        .expect("turn");
+    assert_eq!(text, format!("echo: {prompt}"));
+    started.elapsed()
+}
+
+async fn context(requests: usize) {
+    let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
+    let opts = env.options();
+
+    // `/clear` on one warm CLI: the clear itself, then the next (warm) turn.
+    let session = Session::start(opts.clone()).await.expect("start");
+    timed_turn(&session, "first").await;
+    let (mut clears, mut after_clear) = (Vec::new(), Vec::new());
+    for i in 0..requests {
+        let before = session.session_id();
+        let started = Instant::now();
+        let result = session
+            .stream("/clear")
+            .await
+            .expect("stream")
+            .until_result()
+            .await
+            .expect("clear");
+        clears.push(started.elapsed());
+        assert_eq!(result.num_turns, Some(0), "answered locally");
+        assert_ne!(result.session_id, before, "a new conversation");
+        after_clear.push(timed_turn(&session, &format!("after clear {i}")).await);
+    }
+    session.stop().await.expect("stop");
+
+    // A new CLI per request: start it, stop the old one, run the first turn.
+    let (mut starts, mut stops, mut first_turns) = (Vec::new(), Vec::new(), Vec::new());
+    let mut old = Session::start(opts.clone()).await.expect("start");
+    timed_turn(&old, "first").await;
+    for i in 0..requests {
+        let started = Instant::now();
+        let new = Session::start(opts.clone()).await.expect("start");
+        starts.push(started.elapsed());
+        let started = Instant::now();
+        old.stop().await.expect("stop");
+        stops.push(started.elapsed());
+        first_turns.push(timed_turn(&new, &format!("new CLI {i}")).await);
+        old = new;
+    }
+    old.stop().await.expect("stop");
+    let turns = env.mock.turn_requests().len();
+    assert_eq!(turns, 2 * requests + 2, "no clear reached the model");
+
+    println!(
+        "context: /clear {:.1} ms, then a warm turn {:.1} ms | new CLI: start {:.1} ms + stop \
+         {:.1} ms, then its first turn {:.1} ms (medians of {requests})",
+        ms(median(clears)),
+        ms(median(after_clear)),
+        ms(median(starts)),
+        ms(median(stops)),
+        ms(median(first_turns)),
+    );
+
+    // Back-to-back requests on one member: the next request waits for the clear.
+    for ctx in [PoolContext::Shared, PoolContext::FreshPerRequest] {
+        let pool = Pool::builder(SessionSpec::new("ctx").options(opts.clone()))
+            .size(1)
+            .context(ctx)
+            .start()
+            .await
+            .expect("pool");
+        let mut samples = Vec::new();
+        for i in 0..requests {
+            let started = Instant::now();
+            let text = pool
+                .stream(format!("request {i}"))
+                .await
+                .expect("stream")
+                .final_text()
+                .await
+                .expect("turn");
+            samples.push(started.elapsed());
+            assert_eq!(text, format!("echo: request {i}"));
+        }
+        println!(
+            "context: back-to-back requests on one {ctx:?} member: {:.1} ms each (median)",
+            ms(median(samples))
+        );
+        pool.stop().await.expect("stop");
+    }
+    println!(
+        "context: leftover processes: {}",
+        wait_no_leftovers(&env).await
+    );
+}
+
 async fn throughput(env: &TestEnv, turns: usize) {
     let fake: &Path = FAKE.as_ref();
+    // Shared context: the fake CLI does not implement `/clear`, so with fresh
+    // conversations every turn would restart its member; this measures the queue.
     let pool = Pool::builder(SessionSpec::new("bench").options(env.options_for(fake)))
         .size(8)
+        .context(PoolContext::Shared)
         .max_queue(turns)
         .queue_timeout(Duration::from_secs(300))
         .start()
@@ -294,7 +406,7 @@ fn main() {
     // `cargo bench` passes `--bench`; under `cargo test` this is a quick smoke run.
     let full = std::env::args().any(|a| a == "--bench");
     let default_sections = if full {
-        "memory,latency,throughput"
+        "memory,latency,throughput,context"
     } else {
         "throughput"
     };
@@ -314,6 +426,9 @@ fn main() {
         }
         if sections.contains("throughput") {
             throughput(&env, env_usize("TURNS", if full { 1000 } else { 100 })).await;
+        }
+        if sections.contains("context") {
+            context(env_usize("REQUESTS", 20)).await;
         }
     });
 }

@@ -1,7 +1,8 @@
 //! Hosting on one host, end to end with the real CLI against the mock API: pools
 //! (concurrency cap, back-pressure), warm spares (no spawn on the request path, no
 //! cross-talk), hibernation (the CLI goes, the conversation stays), admission control
-//! (a live-CLI cap across named sessions) and graceful drain. The fake CLI covers the
+//! (a live-CLI cap across named sessions), graceful drain, fresh conversations per
+//! request, and the cost of isolated turns. The fake CLI covers the
 //! cheap resize loop. No test sleeps to synchronise: each waits on observable state
 //! (pool stats, the child list, the process table) with a deadline; a sampler thread
 //! records the most CLI processes alive at any moment.
@@ -12,9 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use claude_code::{
-    Admission, ChildInfo, ChildStatus, Pool, PoolError, PoolStats, SessionSpec, Spares, Supervisor,
+    Admission, ChildInfo, ChildStatus, Pool, PoolContext, PoolError, PoolStats, SessionSpec,
+    Spares, Supervisor,
 };
-use claude_code_tests::{ask, wait_until_gone, Reply, Script, TestEnv};
+use claude_code_tests::{ask, wait_until_gone, RecordedRequest, Reply, Script, TestEnv};
 
 fn fake_cli() -> &'static Path {
     env!("CARGO_BIN_EXE_fake-claude").as_ref()
@@ -144,6 +146,22 @@ async fn pool_of_three_answers_ten_concurrent_prompts_with_at_most_three_clis() 
     });
     for (i, text) in futures::future::join_all(asks).await {
         assert_eq!(text, format!("echo: prompt number {i}"));
+    }
+    // Fresh conversations (the default): no request carries another one's prompt or reply.
+    let turns = env.mock.turn_requests();
+    assert_eq!(turns.len(), 10);
+    for turn in &turns {
+        let prompts = turn
+            .user_texts()
+            .into_iter()
+            .filter(|t| t.starts_with("prompt number"))
+            .count();
+        assert_eq!(prompts, 1, "{:?}", turn.user_texts());
+        assert!(
+            !turn.body.to_string().contains("echo: prompt number"),
+            "{:#?}",
+            turn.messages()
+        );
     }
     let stats = pool.stats().await.expect("stats");
     assert_eq!(stats.served, 10);
@@ -568,6 +586,194 @@ async fn resize_grows_and_shrinks_the_pool() {
         .await
         .expect("t");
     assert_eq!(text, "echo: still works");
+    pool.stop().await.expect("stop");
+    assert_no_leftovers(&env).await;
+}
+
+/// Two requests, one after the other, on a pool of one member built with `context`
+/// (`None`: the default). Returns the second request's recorded API request and the
+/// pool's stats once the member is free again. Checks on the way that resetting a
+/// conversation makes no API request and that the member's cost counts both turns.
+async fn two_requests_on_one_member(
+    env: &TestEnv,
+    context: Option<PoolContext>,
+) -> (RecordedRequest, PoolStats) {
+    let mut builder = Pool::builder(SessionSpec::new("worker").options(env.options())).size(1);
+    if let Some(context) = context {
+        builder = builder.context(context);
+    }
+    let pool = builder.start().await.expect("pool starts");
+    let first = pool
+        .stream("secret alpha")
+        .await
+        .expect("stream")
+        .collect()
+        .await
+        .expect("turn");
+    assert_eq!(first.text, "echo: secret alpha");
+    let requests_after_first = env.mock.requests().len();
+    // The member is free again once its conversation is reset (if it is).
+    let stats = wait_stats(&pool, "the member free again", |s| {
+        s.inflight == 0 && s.clearing == 0
+    })
+    .await;
+    assert_eq!(
+        env.mock.requests().len(),
+        requests_after_first,
+        "resetting the conversation made no API request"
+    );
+    assert_eq!(ask(&pool, "secret beta").await, "echo: secret beta");
+    let turns = env.mock.turn_requests();
+    assert_eq!(turns.len(), 2, "one model call per request");
+    let second = turns[1].clone();
+    assert_eq!(second.last_user_text().as_deref(), Some("secret beta"));
+    let after = pool.stats().await.expect("stats");
+    assert_eq!(
+        after.members[0].served, 2,
+        "one member served both: {after:#?}"
+    );
+    // Both turns cost the same (same usage, same model); a clear is no turn.
+    let report = pool.cost_report().await.expect("report");
+    let member = &report.sessions["worker-0"];
+    assert_eq!(member.turns, 2, "{report:#?}");
+    assert_eq!(member.usage.output_tokens, 2 * 20, "{report:#?}");
+    let one = first.cost_usd().expect("cost");
+    assert!(
+        one > 0.0 && (member.cost_usd - 2.0 * one).abs() < 1e-9,
+        "{} vs 2 x {one}",
+        member.cost_usd
+    );
+    pool.stop().await.expect("stop");
+    assert_no_leftovers(env).await;
+    (second, stats)
+}
+
+/// The mock echoes each prompt and reports the same usage for every turn.
+fn echo_with_usage() -> Script {
+    Script::new().fallback(Reply::echo().usage(100, 20))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_a_pool_request_carries_nothing_of_the_previous_request_on_its_member() {
+    let env = TestEnv::new(echo_with_usage()).await;
+    let (second, stats) = two_requests_on_one_member(&env, None).await;
+    let body = second.body.to_string();
+    assert!(
+        !body.contains("secret alpha") && !body.contains("echo: secret alpha"),
+        "request 2's body holds nothing of request 1 (prompt or reply): {:#?}",
+        second.messages()
+    );
+    assert_eq!((stats.cleared, stats.clear_fallbacks), (1, 0), "{stats:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_context_pool_request_sees_the_previous_request_on_its_member() {
+    let env = TestEnv::new(echo_with_usage()).await;
+    let (second, stats) = two_requests_on_one_member(&env, Some(PoolContext::Shared)).await;
+    let body = second.body.to_string();
+    assert!(
+        body.contains("secret alpha") && body.contains("echo: secret alpha"),
+        "request 2 continues request 1's conversation: {:#?}",
+        second.messages()
+    );
+    assert_eq!((stats.cleared, stats.clear_fallbacks), (0, 0), "{stats:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolated_turns_count_in_the_pool_and_supervisor_cost_report() {
+    let env = TestEnv::new(echo()).await;
+    env.mock.push(Reply::text("member").usage(100, 20));
+    env.mock.push(Reply::text("on a spare").usage(50, 7));
+    env.mock.push(Reply::text("on a new CLI").usage(30, 3));
+    let pool = Pool::builder(SessionSpec::new("worker").options(env.options()))
+        .size(1)
+        .warm_spares(1)
+        .start()
+        .await
+        .expect("pool starts");
+    assert_eq!(ask(&pool, "to a member").await, "member");
+    let spare_turn = pool
+        .isolated("to a spare")
+        .await
+        .expect("isolated")
+        .collect()
+        .await
+        .expect("turn");
+    assert_eq!(spare_turn.text, "on a spare");
+    let report = pool.cost_report().await.expect("report");
+    let isolated = &report.sessions["worker-isolated"];
+    assert_eq!(isolated.turns, 1, "{report:#?}");
+    assert_eq!(
+        (isolated.usage.input_tokens, isolated.usage.output_tokens),
+        (50, 7)
+    );
+    let reported = spare_turn.cost_usd().expect("the CLI reports a cost");
+    assert!(reported > 0.0, "{reported}");
+    assert!(
+        (isolated.cost_usd - reported).abs() < 1e-9,
+        "{} vs {reported}",
+        isolated.cost_usd
+    );
+    assert_eq!(
+        report.total.turns, 2,
+        "member turn + isolated turn: {report:#?}"
+    );
+    assert_eq!(report.total.usage.output_tokens, 20 + 7);
+    let member = &report.sessions["worker-0"];
+    assert!(
+        (report.total.cost_usd - member.cost_usd - reported).abs() < 1e-9,
+        "{report:#?}"
+    );
+    assert_eq!(
+        pool.supervisor().cost_report().await.expect("report"),
+        report,
+        "the supervisor reports the same"
+    );
+    pool.stop().await.expect("stop");
+
+    // Without warm spares, an isolated turn runs on a CLI started for it: counted too.
+    let pool = Pool::builder(SessionSpec::new("plain").options(env.options()))
+        .size(1)
+        .start()
+        .await
+        .expect("pool starts");
+    let text = pool
+        .isolated("to a new CLI")
+        .await
+        .expect("isolated")
+        .final_text()
+        .await
+        .expect("turn");
+    assert_eq!(text, "on a new CLI");
+    let report = pool.cost_report().await.expect("report");
+    assert_eq!(report.sessions["plain-isolated"].turns, 1, "{report:#?}");
+    assert_eq!(report.sessions["plain-isolated"].usage.output_tokens, 3);
+    assert_eq!(report.total.turns, 1);
+    pool.stop().await.expect("stop");
+    assert_no_leftovers(&env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_clear_reached_the_model_is_restarted() {
+    // The fake CLI answers every prompt, `/clear` too, with a model call (`num_turns: 1`):
+    // the clear is not trusted and the member is restarted instead.
+    let env = TestEnv::new(echo()).await;
+    let pool = Pool::builder(SessionSpec::new("w").options(env.options_for(fake_cli())))
+        .size(1)
+        .start()
+        .await
+        .expect("pool starts");
+    let pid = pool.stats().await.expect("stats").members[0].pid;
+    assert_eq!(ask(&pool, "first").await, "echo: first");
+    let stats = wait_stats(&pool, "the member restarted", |s| {
+        s.clear_fallbacks == 1 && s.clearing == 0
+    })
+    .await;
+    assert_eq!(stats.cleared, 0, "{stats:#?}");
+    assert_ne!(stats.members[0].pid, pid, "a new CLI: {stats:#?}");
+    assert_eq!(ask(&pool, "second").await, "echo: second");
+    let child = &pool.supervisor().list_sessions().await.expect("list")[0];
+    assert_eq!(child.restarts, 1, "{child:#?}");
     pool.stop().await.expect("stop");
     assert_no_leftovers(&env).await;
 }

@@ -64,7 +64,7 @@ pub use options::{
     AgentDefinition, Effort, McpServerConfig, Options, PermissionMode, SandboxSettings,
     SettingSource, Settings, SystemPrompt, Thinking, Tools,
 };
-pub use pool::{MemberStats, Pool, PoolBuilder, PoolError, PoolStats, Selection};
+pub use pool::{MemberStats, Pool, PoolBuilder, PoolContext, PoolError, PoolStats, Selection};
 pub use protocol::{ContentBlock, Message, ResultMessage, UserInput};
 pub use session::{Health, Session, UnhealthyReason};
 pub use spares::{Spare, SpareStats, Spares, SparesBuilder};

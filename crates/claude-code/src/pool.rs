@@ -3,16 +3,21 @@
 //! request by [`Selection`], and keeps a bounded FIFO of requests waiting for a free
 //! member (a full queue is an immediate [`PoolError::QueueFull`]; a request that waits
 //! longer than the queue timeout gets [`PoolError::QueueTimeout`]). Members are children
-//! of a private [`Supervisor`], so a crashed member restarts and resumes. Optional warm
-//! spares ([`Spares`]) serve [`Pool::isolated`] requests, one fresh conversation each.
-//! Running a turn is `session`'s business; restarts are `supervisor`'s.
+//! of a private [`Supervisor`], so a crashed member restarts. By default each request
+//! gets a fresh conversation on a warm member ([`PoolContext`]): after a request, the
+//! member's conversation is cleared before it takes the next one. Optional warm spares
+//! ([`Spares`]) serve [`Pool::isolated`] requests, one fresh CLI each; their cost is
+//! counted in the pool's [`cost_report`](Pool::cost_report). Running a turn is
+//! `session`'s business; restarts are `supervisor`'s.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::admission::{rss_kib, Admission, AdmissionError, AdmittedError};
+use crate::cost::{CostReport, CostTotals, CostTracker};
 use crate::error::Error;
 use crate::options::Options;
 use crate::protocol::{Message, UserInput};
@@ -88,6 +93,44 @@ pub enum Selection {
     Random,
 }
 
+/// Whether a pool's requests share their member's conversation.
+///
+/// **How a conversation is cleared.** After a request's stream ends (its result, or the
+/// stream dropped), the pool sends the member the CLI's `/clear` command as a user
+/// message and keeps the member out of rotation until its answer arrives. The CLI
+/// answers it locally: no model call, a new conversation id (with a
+/// `conversation_reset` message), and the next request's API body carries nothing of
+/// the earlier requests, only the CLI's short record that `/clear` was run. Verified on
+/// CLI 2.1.332 against the mock API's recorded request bodies. We measured it against
+/// the alternative, replacing the member's CLI with a fresh one (a restart without
+/// resume), on 2 shared cores (`SECTIONS=context` of the `hosting` bench): `/clear`
+/// takes ~25 ms (17–45 ms seen) and the next turn ~50–65 ms, while a new CLI takes
+/// ~300–380 ms to start plus ~35–55 ms to stop the old one, and its first turn
+/// ~115–140 ms. Back to back on one member, a request took ~84 ms with fresh
+/// conversations against ~37 ms shared. So `/clear` keeps the member warm and costs
+/// about a tenth of a new CLI. If a clear ever fails, or the CLI answers it with a
+/// model call or without a new conversation id, the member is restarted without resume
+/// instead (counted in [`PoolStats::clear_fallbacks`]).
+///
+/// Side effects of `/clear`: `SessionStart` hooks run with source `clear`; the clear
+/// shows in telemetry (and in [`ChildInfo::turns`](crate::ChildInfo::turns)) as a turn
+/// with no model call; a member's conversation id changes after every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum PoolContext {
+    /// Each request starts a fresh conversation on a warm member (the default): the
+    /// member's conversation is cleared after every request (see the type's docs).
+    /// Members take one request at a time ([`PoolBuilder::per_session`] is ignored) and
+    /// restart without resuming.
+    #[default]
+    FreshPerRequest,
+    /// A member keeps its conversation across requests: a request sees whatever earlier
+    /// requests on the same member said (the behaviour before `PoolContext` existed).
+    /// Use it only when requests belong together; which member serves which request is
+    /// up to the [`Selection`].
+    Shared,
+}
+
 /// One member in [`PoolStats`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -124,6 +167,12 @@ pub struct PoolStats {
     pub rejected: u64,
     /// Requests that left the queue before being served (timed out or dropped).
     pub abandoned: u64,
+    /// Members clearing their conversation right now (out of rotation meanwhile).
+    pub clearing: usize,
+    /// Conversations cleared between requests ([`PoolContext::FreshPerRequest`]).
+    pub cleared: u64,
+    /// Members restarted without resume because a clear failed.
+    pub clear_fallbacks: u64,
     /// Longest time a served request waited in the queue.
     pub max_queue_wait: Duration,
     /// CLI starts for members (initial, resize, restarts) plus warm-spare starts.
@@ -137,8 +186,8 @@ pub struct PoolStats {
 }
 
 /// Builds a [`Pool`]. Defaults: 2 members, one turn at a time per member,
-/// [`Selection::RoundRobin`], 64 waiting requests, 30 s queue timeout, no warm spares,
-/// a private [`Admission`].
+/// [`Selection::RoundRobin`], [`PoolContext::FreshPerRequest`], 64 waiting requests,
+/// 30 s queue timeout, no warm spares, a private [`Admission`].
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct PoolBuilder {
@@ -146,6 +195,7 @@ pub struct PoolBuilder {
     size: usize,
     per_session: usize,
     selection: Selection,
+    context: PoolContext,
     max_queue: usize,
     queue_timeout: Duration,
     warm_spares: usize,
@@ -153,6 +203,13 @@ pub struct PoolBuilder {
 }
 
 impl PoolBuilder {
+    /// Whether requests share their member's conversation (default
+    /// [`PoolContext::FreshPerRequest`]; see [`PoolContext`]).
+    pub fn context(mut self, context: PoolContext) -> Self {
+        self.context = context;
+        self
+    }
+
     /// Number of members.
     pub fn size(mut self, n: usize) -> Self {
         self.size = n;
@@ -160,7 +217,8 @@ impl PoolBuilder {
     }
 
     /// Turns in flight per member (default 1; more queue inside the session, up to
-    /// [`Options::max_queued_turns`](crate::Options::max_queued_turns)).
+    /// [`Options::max_queued_turns`](crate::Options::max_queued_turns)). Only with
+    /// [`PoolContext::Shared`]: fresh conversations need one request at a time.
     pub fn per_session(mut self, n: usize) -> Self {
         self.per_session = n.max(1);
         self
@@ -197,14 +255,22 @@ impl PoolBuilder {
     }
 
     /// Starts the members (and the spares) and returns once all are ready.
-    pub async fn start(self) -> Result<Pool, PoolError> {
+    pub async fn start(mut self) -> Result<Pool, PoolError> {
         let admission = self.admission.clone().unwrap_or_default();
         let base = self.spec.name.clone();
+        if self.context == PoolContext::FreshPerRequest {
+            // A restart (after a crash, or when a clear failed) must not bring back a
+            // conversation; a wake from hibernation resumes the cleared one.
+            self.spec.resume_on_restart = false;
+            self.per_session = 1;
+        }
         let specs: Vec<SessionSpec> = (0..self.size).map(|k| member_spec(&self.spec, k)).collect();
+        let isolated_cost = SharedTotals::default();
         let sup = Supervisor::builder()
             .name(format!("{base}-pool"))
             .max_restarts(self.size as u32 * 3 + 3)
             .admission(admission.clone())
+            .external_cost(format!("{base}-isolated"), isolated_cost.clone())
             .children(specs)
             .call_timeout(self.queue_timeout.max(Duration::from_secs(60)));
         let spares = async {
@@ -247,6 +313,7 @@ impl PoolBuilder {
             sup: sup.clone(),
             per_session: self.per_session,
             selection: self.selection,
+            context: self.context,
             max_queue: self.max_queue,
             members,
             next_id: self.size as u64,
@@ -271,6 +338,7 @@ impl PoolBuilder {
             queue_timeout: self.queue_timeout,
             admission,
             options: actor_options,
+            isolated_cost,
         })
     }
 }
@@ -285,10 +353,16 @@ fn member_spec(spec: &SessionSpec, k: usize) -> SessionSpec {
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), claude_code::PoolError> {
-/// use claude_code::{Pool, SessionSpec};
-/// let pool = Pool::builder(SessionSpec::new("worker")).size(4).warm_spares(2).start().await?;
+/// use claude_code::{Pool, PoolContext, SessionSpec};
+/// let pool = Pool::builder(SessionSpec::new("worker"))
+///     .size(4)
+///     .context(PoolContext::FreshPerRequest) // the default: no context shared
+///     .warm_spares(2)
+///     .start()
+///     .await?;
 /// let text = pool.stream("prompt").await?.final_text().await?;
 /// let fresh = pool.isolated("per-request prompt").await?.final_text().await?;
+/// let spent = pool.cost_report().await?.total.cost_usd; // members and isolated turns
 /// pool.stop().await?;
 /// # Ok(()) }
 /// ```
@@ -300,7 +374,11 @@ pub struct Pool {
     queue_timeout: Duration,
     admission: Admission,
     options: Options,
+    /// Cost of isolated turns, reported by the supervisor as `<name>-isolated`.
+    isolated_cost: SharedTotals,
 }
+
+type SharedTotals = Arc<Mutex<CostTotals>>;
 
 impl Pool {
     /// A builder for a pool of sessions made from `spec` (members are named
@@ -311,6 +389,7 @@ impl Pool {
             size: 2,
             per_session: 1,
             selection: Selection::RoundRobin,
+            context: PoolContext::default(),
             max_queue: 64,
             queue_timeout: Duration::from_secs(30),
             warm_spares: 0,
@@ -333,14 +412,43 @@ impl Pool {
     }
 
     /// Runs one request on a warm spare: a fresh conversation in a pre-started CLI that
-    /// is stopped afterwards. Without warm spares this starts a CLI on the spot.
+    /// is stopped afterwards. Without warm spares this starts a CLI on the spot. The
+    /// turn's cost counts in [`cost_report`](Self::cost_report) under `<name>-isolated`.
     pub async fn isolated(&self, prompt: impl Into<UserInput>) -> Result<MessageStream, PoolError> {
-        if let Some(spares) = &self.spares {
-            return Ok(spares.acquire().await?.stream(prompt).await?);
-        }
-        let session = self.admission.start_session(self.options.clone()).await?;
-        let stream = session.stream(prompt).await?;
-        Ok(stream.owning(session))
+        let stream = if let Some(spares) = &self.spares {
+            spares.acquire().await?.stream(prompt).await?
+        } else {
+            let session = self.admission.start_session(self.options.clone()).await?;
+            session.stream(prompt).await?.owning(session)
+        };
+        Ok(self.count_isolated(stream))
+    }
+
+    /// Cost per member (`<name>-0`, …), of isolated turns (`<name>-isolated`) and in
+    /// total, retired members included (the members' supervisor's report).
+    pub async fn cost_report(&self) -> Result<CostReport, PoolError> {
+        Ok(self.sup.cost_report().await?)
+    }
+
+    /// Records an isolated turn's cost. Each isolated stream is one turn of its own CLI,
+    /// so it gets its own tracker, and the turn is added to the shared totals.
+    fn count_isolated(&self, stream: MessageStream) -> MessageStream {
+        let totals = self.isolated_cost.clone();
+        let mut tracker = CostTracker::new();
+        stream.observe(Box::new(move |message| {
+            if let Some(turn) = tracker.record(message) {
+                totals
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .add(tracker.totals());
+                tracing::debug!(
+                    cost_usd = turn.cost_usd,
+                    input_tokens = turn.usage.input_tokens,
+                    output_tokens = turn.usage.output_tokens,
+                    "isolated turn cost recorded"
+                );
+            }
+        }))
     }
 
     /// The warm spares, if the pool has any.
@@ -476,6 +584,8 @@ enum Cmd {
 }
 
 enum Event {
+    /// A member's conversation was reset after a request.
+    Reset { id: u64, outcome: Reset },
     /// A resize started these members (or failed).
     Grown {
         requested: usize,
@@ -491,6 +601,10 @@ struct Member {
     inflight: usize,
     served: u64,
     retiring: bool,
+    /// Its conversation is being cleared; it takes no request meanwhile.
+    clearing: bool,
+    /// Could be neither cleared nor restarted: it takes no more requests.
+    broken: bool,
 }
 
 impl Member {
@@ -501,6 +615,8 @@ impl Member {
             inflight: 0,
             served: 0,
             retiring: false,
+            clearing: false,
+            broken: false,
         }
     }
 }
@@ -515,6 +631,7 @@ struct Actor {
     sup: Supervisor,
     per_session: usize,
     selection: Selection,
+    context: PoolContext,
     max_queue: usize,
     members: Vec<Member>,
     next_id: u64,
@@ -560,15 +677,18 @@ impl Actor {
                     }
                 },
                 Some(id) = release_rx.recv() => self.release(id),
-                Some(Event::Grown { requested, started, result, reply }) = ev_rx.recv() => {
-                    self.starting -= requested;
-                    self.stats.spawns += started.len() as u64;
-                    for (id, handle) in started {
-                        self.members.push(Member::new(id, handle));
+                Some(event) = ev_rx.recv() => match event {
+                    Event::Reset { id, outcome } => self.reset_done(id, outcome),
+                    Event::Grown { requested, started, result, reply } => {
+                        self.starting -= requested;
+                        self.stats.spawns += started.len() as u64;
+                        for (id, handle) in started {
+                            self.members.push(Member::new(id, handle));
+                        }
+                        let _ = reply.send(result);
+                        self.dispatch();
                     }
-                    let _ = reply.send(result);
-                    self.dispatch();
-                }
+                },
             }
         }
     }
@@ -620,7 +740,7 @@ impl Actor {
     }
 
     fn available(&self, m: &Member) -> bool {
-        !m.retiring && m.inflight < self.per_session
+        !m.retiring && !m.clearing && !m.broken && m.inflight < self.per_session
     }
 
     /// A member with room, by the selection strategy.
@@ -709,7 +829,38 @@ impl Actor {
             if m.retiring && m.inflight == 0 {
                 let m = self.members.remove(idx);
                 self.retire(m);
+            } else if self.context == PoolContext::FreshPerRequest && m.inflight == 0 {
+                m.clearing = true;
+                let (id, handle, ev) = (m.id, m.handle.clone(), self.ev_tx.clone());
+                tokio::spawn(async move {
+                    let outcome = reset(&handle).await;
+                    let _ = ev.send(Event::Reset { id, outcome }).await;
+                });
             }
+        }
+        self.dispatch();
+    }
+
+    /// A member's reset finished: it takes requests again, unless it could be neither
+    /// cleared nor restarted (then it stays out of rotation rather than risk serving a
+    /// request with an earlier request's conversation).
+    fn reset_done(&mut self, id: u64, outcome: Reset) {
+        let Some(idx) = self.members.iter().position(|m| m.id == id) else {
+            return; // retired meanwhile
+        };
+        match outcome {
+            Reset::Cleared => self.stats.cleared += 1,
+            Reset::Restarted => {
+                self.stats.clear_fallbacks += 1;
+                self.stats.spawns += 1;
+            }
+            Reset::Failed => self.members[idx].broken = true,
+        }
+        let m = &mut self.members[idx];
+        m.clearing = false;
+        if m.retiring && m.inflight == 0 {
+            let m = self.members.remove(idx);
+            self.retire(m);
         }
         self.dispatch();
     }
@@ -797,6 +948,7 @@ impl Actor {
             size: self.members.iter().filter(|m| !m.retiring).count(),
             starting: self.starting,
             busy: self.members.iter().filter(|m| m.inflight > 0).count(),
+            clearing: self.members.iter().filter(|m| m.clearing).count(),
             inflight: self.members.iter().map(|m| m.inflight).sum(),
             queued: self.queue.len(),
             members,
@@ -807,11 +959,78 @@ impl Actor {
     }
 
     fn check_drained(&mut self) {
-        if self.draining && self.queue.is_empty() && self.members.iter().all(|m| m.inflight == 0) {
+        let idle = |m: &Member| m.inflight == 0 && !m.clearing;
+        if self.draining && self.queue.is_empty() && self.members.iter().all(idle) {
             for d in self.drained.drain(..) {
                 let _ = d.send(());
             }
         }
+    }
+}
+
+/// How a member's reset after a request went.
+enum Reset {
+    /// `/clear` started a fresh conversation.
+    Cleared,
+    /// The clear failed; the member was restarted without resume.
+    Restarted,
+    /// Neither worked.
+    Failed,
+}
+
+/// The CLI's command that starts a new conversation in the same process.
+const CLEAR_COMMAND: &str = "/clear";
+
+/// Bound on a clear (it takes ~20–50 ms).
+const CLEAR_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Gives a member a fresh conversation: `/clear`, else a restart without resume.
+async fn reset(handle: &SupervisedSession) -> Reset {
+    let why = match clear(handle).await {
+        Ok(()) => return Reset::Cleared,
+        Err(why) => why,
+    };
+    tracing::warn!(member = handle.name(), %why,
+        "could not clear a pool member's conversation; restarting it without resume");
+    match handle.restart().await {
+        Ok(()) => Reset::Restarted,
+        // Retired by a resize, or the pool is stopping: nothing to serve any more.
+        Err(SupervisorError::NotFound { .. } | SupervisorError::Stopped { .. }) => Reset::Failed,
+        Err(e) => {
+            tracing::error!(member = handle.name(), error = %e,
+                "could not restart a pool member; it takes no more requests");
+            Reset::Failed
+        }
+    }
+}
+
+/// Sends `/clear` to the member's current CLI and checks that the CLI answered it
+/// locally with a new conversation.
+async fn clear(handle: &SupervisedSession) -> Result<(), String> {
+    let session = handle.current().await.map_err(|e| e.to_string())?;
+    let before = session.session_id();
+    let result = session
+        .stream(CLEAR_COMMAND)
+        .await
+        .map_err(|e| e.to_string())?
+        .timeout(CLEAR_TIMEOUT)
+        .until_result()
+        .await
+        .map_err(|e| e.to_string())?;
+    let local = result.num_turns.unwrap_or(0) == 0
+        && result.duration_api_ms.unwrap_or(0) == 0
+        && result.total_cost_usd.unwrap_or(0.0) == 0.0;
+    if !local {
+        return Err(format!(
+            "the CLI answered {CLEAR_COMMAND} with a model call (num_turns {:?})",
+            result.num_turns
+        ));
+    }
+    match result.session_id {
+        Some(after) if Some(&after) != before.as_ref() => Ok(()),
+        _ => Err(format!(
+            "{CLEAR_COMMAND} did not start a new conversation (id {before:?})"
+        )),
     }
 }
 
@@ -834,3 +1053,9 @@ mod tests {
         assert_eq!(member_spec(&spec, 7).name(), "worker-7");
     }
 }
+
+/// The snippets of `docs/guides/hosting.md`, compiled as doc tests so that the guide
+/// keeps up with the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guides/hosting.md")]
+struct HostingGuide;

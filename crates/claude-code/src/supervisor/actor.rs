@@ -229,6 +229,8 @@ struct Actor {
     children: Vec<Child>,
     /// Cost of children no longer supervised.
     retired: CostTotals,
+    /// Cost recorded outside the children, by name (see `SupervisorBuilder::external_cost`).
+    external: Vec<(String, super::SharedTotals)>,
     budget_usd: Option<f64>,
     events_tx: mpsc::Sender<Event>,
     ended: watch::Sender<Option<Ended>>,
@@ -255,6 +257,7 @@ pub(crate) async fn run(
         health_running: false,
         children: Vec::new(),
         retired: CostTotals::default(),
+        external: b.external_costs,
         budget_usd: b.budget_usd,
         events_tx,
         ended,
@@ -715,7 +718,7 @@ impl Actor {
         }
     }
 
-    /// Totals over every child, current and retired.
+    /// Totals over every child, current and retired, and the external costs.
     fn cost_report(&self) -> CostReport {
         let mut report = CostReport::default();
         report.total.add(&self.retired);
@@ -723,6 +726,14 @@ impl Actor {
             let totals = c.cost_totals();
             report.total.add(&totals);
             report.sessions.insert(c.spec.name.clone(), totals);
+        }
+        for (name, totals) in &self.external {
+            let totals = totals
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            report.total.add(&totals);
+            report.sessions.insert(name.clone(), totals);
         }
         report
     }

@@ -249,7 +249,13 @@ pub struct SupervisorBuilder {
     call_timeout: Duration,
     children: Vec<SessionSpec>,
     admission: Option<crate::admission::Admission>,
+    /// Cost of turns run outside the children (a pool's isolated turns), reported under
+    /// their own name.
+    external_costs: Vec<(String, SharedTotals)>,
 }
+
+/// Cost totals shared between a supervisor's report and whoever records them.
+pub(crate) type SharedTotals = std::sync::Arc<std::sync::Mutex<crate::cost::CostTotals>>;
 
 impl Default for SupervisorBuilder {
     fn default() -> Self {
@@ -265,6 +271,7 @@ impl Default for SupervisorBuilder {
             call_timeout: Duration::from_secs(60),
             children: Vec::new(),
             admission: None,
+            external_costs: Vec::new(),
         }
     }
 }
@@ -340,6 +347,13 @@ impl SupervisorBuilder {
     /// [`idle_timeout`](SessionSpec::idle_timeout) is hibernated to make room.
     pub fn admission(mut self, admission: crate::admission::Admission) -> Self {
         self.admission = Some(admission);
+        self
+    }
+
+    /// Reports `totals` (recorded elsewhere, e.g. a pool's isolated turns) in
+    /// [`Supervisor::cost_report`] under `name`, counted in the total and the budget.
+    pub(crate) fn external_cost(mut self, name: String, totals: SharedTotals) -> Self {
+        self.external_costs.push((name, totals));
         self
     }
 
