@@ -298,3 +298,200 @@ async fn a_line_cap_below_the_minimum_is_refused_before_spawn() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_stopped_cli_is_unhealthy_and_a_probe_says_unresponsive() {
+    use claude_code::{Health, UnhealthyReason};
+    let env = TestEnv::new(Script::new().fallback(Reply::text("ok"))).await;
+    let session = Session::start(env.options()).await.expect("start");
+    let pid = session.pid().expect("pid").to_string();
+    let kill = |sig: &str| {
+        assert!(std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill")
+            .success());
+    };
+    assert_eq!(
+        session.probe(Duration::from_secs(10)).await,
+        Health::Healthy
+    );
+    kill("-STOP");
+    claude_code_tests::eventually(Duration::from_secs(10), "the CLI to stop", || async {
+        match session.health().await {
+            Health::Unhealthy(UnhealthyReason::Suspended) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(
+        session.probe(Duration::from_millis(300)).await,
+        Health::Unhealthy(UnhealthyReason::Suspended)
+    );
+    kill("-CONT");
+    claude_code_tests::eventually(Duration::from_secs(10), "the CLI to run again", || async {
+        match session.probe(Duration::from_secs(5)).await {
+            Health::Healthy => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(ask(&session, "still there?").await, "ok");
+    session.stop().await.expect("stop");
+}
+
+async fn elicitation_turn(options: claude_code::Options, env: &TestEnv) -> String {
+    env.mock
+        .push(Reply::tool_use("mcp__elicit__ask_name", json!({})));
+    env.mock.push(Reply::text("done"));
+    let session = Session::start(
+        options
+            .mcp_server_config(
+                "elicit",
+                claude_code::McpServerConfig::Stdio {
+                    command: env!("CARGO_BIN_EXE_fake-mcp-elicit").into(),
+                    args: Vec::new(),
+                    env: Default::default(),
+                },
+            )
+            .allowed_tools(["mcp__elicit__ask_name"]),
+    )
+    .await
+    .expect("start");
+    assert_eq!(within("the turn", ask(&session, "ask me")).await, "done");
+    session.stop().await.expect("stop");
+    let turns = env.mock.turn_requests();
+    serde_json::to_string(&turns[1].tool_results()).expect("json")
+}
+
+#[tokio::test]
+async fn an_mcp_elicitation_is_answered_by_the_callback() {
+    use claude_code::{ElicitationRequest, ElicitationResponse};
+    let env = TestEnv::new(Script::new()).await;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let options = env
+        .options()
+        .on_elicitation(move |req: ElicitationRequest| {
+            log.lock().expect("lock").push(req.clone());
+            async move { ElicitationResponse::Accept(json!({"name": "Ada"})) }
+        });
+    let results = elicitation_turn(options, &env).await;
+    assert!(results.contains(r#"\"action\":\"accept\""#), "{results}");
+    assert!(results.contains("Ada"), "{results}");
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].server_name, "elicit");
+    assert_eq!(seen[0].message, "What is your name?");
+    assert!(seen[0].requested_schema.is_some());
+}
+
+#[tokio::test]
+async fn an_mcp_elicitation_is_declined_without_a_callback_and_cancelled_when_it_panics() {
+    let env = TestEnv::new(Script::new()).await;
+    let results = elicitation_turn(env.options(), &env).await;
+    assert!(results.contains(r#"\"action\":\"decline\""#), "{results}");
+    let env = TestEnv::new(Script::new()).await;
+    let options = env
+        .options()
+        .on_elicitation(|_| async { panic!("elicitation bug") });
+    let results = elicitation_turn(options, &env).await;
+    assert!(results.contains(r#"\"action\":\"cancel\""#), "{results}");
+}
+
+fn docs_server() -> claude_code::McpServer {
+    use claude_code::{McpPrompt, McpResource, McpServer};
+    McpServer::new("docs")
+        .tool(
+            McpTool::new("lookup", "looks things up", |q: String| async move {
+                Ok::<_, String>(format!("looked up {q}"))
+            })
+            .read_only(),
+        )
+        .resource(McpResource::text(
+            "docs://readme",
+            "readme",
+            "RESOURCE-TEXT-93",
+        ))
+        .prompt(
+            McpPrompt::new(
+                "greet",
+                |args: std::collections::BTreeMap<String, String>| async move {
+                    Ok::<_, String>(format!(
+                        "PROMPT-TEXT greet {}",
+                        args.get("who").cloned().unwrap_or_default()
+                    ))
+                },
+            )
+            .description("greets someone")
+            .argument("who", true),
+        )
+}
+
+#[tokio::test]
+async fn the_model_reads_an_in_process_mcp_resource() {
+    let env = TestEnv::new(Script::new()).await;
+    env.mock.push(Reply::tool_use(
+        "ReadMcpResourceTool",
+        json!({"server": "docs", "uri": "docs://readme"}),
+    ));
+    env.mock.push(Reply::text("read it"));
+    let session = Session::start(
+        env.options()
+            .mcp(docs_server())
+            .allowed_tools(["ReadMcpResourceTool", "ListMcpResourcesTool"]),
+    )
+    .await
+    .expect("start");
+    assert_eq!(within("the turn", ask(&session, "read")).await, "read it");
+    assert_tool_result(&env.mock.turn_requests()[1], "RESOURCE-TEXT-93");
+    let status = session.mcp_status().await.expect("status");
+    let tool = &status["mcpServers"][0]["tools"][0];
+    assert_eq!(tool["name"], "lookup", "{status}");
+    session.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn hook_inputs_from_the_real_cli_are_typed() {
+    use claude_code::HookEventInput;
+    let env = TestEnv::new(Script::new()).await;
+    env.mock.push(Reply::tool_use(
+        "Bash",
+        json!({"command": "echo typed-42", "description": "echo"}),
+    ));
+    env.mock.push(Reply::text("ok"));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (pre, post) = (seen.clone(), seen.clone());
+    let session = Session::start(
+        env.options()
+            .allowed_tools(["Bash"])
+            .hook(HookEvent::PreToolUse, None, move |input| {
+                pre.lock().expect("lock").push(input.typed());
+                async { HookOutput::none() }
+            })
+            .hook(HookEvent::PostToolUse, None, move |input| {
+                post.lock().expect("lock").push(input.typed());
+                async { HookOutput::none() }
+            }),
+    )
+    .await
+    .expect("start");
+    within("the turn", ask(&session, "go")).await;
+    let seen: Vec<HookEventInput> = seen
+        .lock()
+        .expect("lock")
+        .drain(..)
+        .map(|r| r.expect("typed"))
+        .collect();
+    assert!(
+        matches!(&seen[0], HookEventInput::PreToolUse { tool_name, tool_input, tool_use_id: Some(_) }
+            if tool_name == "Bash" && tool_input["command"] == "echo typed-42"),
+        "{seen:?}"
+    );
+    assert!(
+        matches!(&seen[1], HookEventInput::PostToolUse { tool_response, .. }
+            if tool_response.to_string().contains("typed-42")),
+        "{seen:?}"
+    );
+    session.stop().await.expect("stop");
+}

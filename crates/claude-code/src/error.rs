@@ -57,6 +57,16 @@ pub enum Error {
         version: &'static str,
     },
 
+    /// The CLI path given (`Options::cli_path` or `CLAUDE_CODE_CLI`) exists but cannot
+    /// be run; `problem` says why.
+    #[error("the claude CLI at {path} {problem}")]
+    CliUnusable {
+        /// The path given.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+
     /// The CLI binary exists but could not be started.
     #[error("failed to start the claude CLI at {path}: {source}; check that it is executable")]
     Spawn {

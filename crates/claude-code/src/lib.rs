@@ -52,7 +52,7 @@ mod transport;
 pub use admission::{Admission, AdmissionError, AdmissionStats, AdmittedError, LivePermit};
 pub use callbacks::{
     elicitation::{ElicitationRequest, ElicitationResponse},
-    hooks::{HookEvent, HookInput, HookOutput},
+    hooks::{HookEvent, HookEventInput, HookInput, HookOutput},
     mcp::{McpPrompt, McpResource, McpServer, McpTool, ToolAnnotations, ToolResult},
     permissions::{PermissionResult, ToolPermissionRequest},
 };

@@ -64,6 +64,10 @@ pub enum UnhealthyReason {
     /// A turn has run longer than the configured turn timeout.
     #[error("turn stuck for {0:?}")]
     TurnStuck(Duration),
+    /// The CLI process is stopped (SIGSTOP, or stopped by a debugger): it is alive but
+    /// cannot answer.
+    #[error("claude CLI process is stopped (SIGSTOP or traced)")]
+    Suspended,
     /// The CLI did not answer a control round-trip (a liveness probe) within this time.
     #[error("claude CLI unresponsive: no control response within {0:?}")]
     Unresponsive(Duration),
@@ -444,7 +448,11 @@ impl Session {
         self.status.borrow().session_id.clone()
     }
 
-    /// Checks the session: process alive, handshake done, no turn past its timeout.
+    /// Checks the session without asking the CLI: process alive and not stopped
+    /// (SIGSTOP; read from `/proc` on Linux), handshake done, no turn past its timeout.
+    /// A CLI that is running but wedged answers nothing and still looks healthy here:
+    /// [`Session::probe`] catches it with a control round-trip, and the supervisor's
+    /// health monitor probes periodically.
     pub async fn health(&self) -> Health {
         let status = self.status.borrow().clone();
         let reason = match status.state {
@@ -455,10 +463,35 @@ impl Session {
                 (Some(started), Some(limit)) if started.elapsed() > limit => {
                     UnhealthyReason::TurnStuck(started.elapsed())
                 }
+                _ if self.info.pid.is_some_and(crate::transport::is_suspended) => {
+                    UnhealthyReason::Suspended
+                }
                 _ => return Health::Healthy,
             },
         };
         Health::Unhealthy(reason)
+    }
+
+    /// [`Session::health`], then a liveness probe: one control round-trip
+    /// (`mcp_status`) that must be answered within `timeout`, else
+    /// [`UnhealthyReason::Unresponsive`]. Cheap (the CLI answers locally) and safe
+    /// during a turn.
+    pub async fn probe(&self, timeout: Duration) -> Health {
+        let health = self.health().await;
+        if !health.is_healthy() {
+            return health;
+        }
+        match tokio::time::timeout(timeout, self.control_unobserved(OutboundRequest::McpStatus))
+            .await
+        {
+            // Any answer counts, an error reply included: the CLI still reads its stdin.
+            Ok(Ok(_)) | Ok(Err(Error::ControlRequest { .. })) => Health::Healthy,
+            Ok(Err(Error::Timeout { .. })) | Err(_) => {
+                Health::Unhealthy(UnhealthyReason::Unresponsive(timeout))
+            }
+            // The session ended meanwhile: its own report says how.
+            Ok(Err(_)) => self.health().await,
+        }
     }
 
     /// What the CLI reported in the initialize handshake (models, commands, account).

@@ -4,6 +4,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 /// A hook event the CLI can call back on.
@@ -71,6 +72,14 @@ pub struct HookInput {
     pub tool_input: Option<Value>,
     /// The tool use id, for tool events.
     pub tool_use_id: Option<String>,
+    /// The conversation id.
+    pub session_id: Option<String>,
+    /// The CLI's working directory.
+    pub cwd: Option<String>,
+    /// The conversation's transcript file.
+    pub transcript_path: Option<String>,
+    /// The permission mode in force.
+    pub permission_mode: Option<String>,
     /// The whole input object as the CLI sent it (session id, cwd, tool response, …).
     pub raw: Value,
 }
@@ -83,9 +92,162 @@ impl HookInput {
             tool_name: str_field("tool_name"),
             tool_input: raw.get("tool_input").cloned(),
             tool_use_id: tool_use_id.or_else(|| str_field("tool_use_id")),
+            session_id: str_field("session_id"),
+            cwd: str_field("cwd"),
+            transcript_path: str_field("transcript_path"),
+            permission_mode: str_field("permission_mode"),
             raw,
         }
     }
+
+    /// The event's own fields, typed (the raw JSON stays in [`HookInput::raw`]). Fields
+    /// the CLI leaves out take their defaults; an event this SDK does not type is
+    /// [`HookEventInput::Other`]. Errs only when a field has the wrong JSON type.
+    pub fn typed(&self) -> Result<HookEventInput, serde_json::Error> {
+        HookEventInput::deserialize(&self.raw)
+    }
+}
+
+/// The fields of each hook event, as the CLI sends them (see [`HookInput::typed`]).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(tag = "hook_event_name")]
+#[non_exhaustive]
+pub enum HookEventInput {
+    /// Before a tool runs.
+    PreToolUse {
+        /// The tool.
+        #[serde(default)]
+        tool_name: String,
+        /// The model's input for it.
+        #[serde(default)]
+        tool_input: Value,
+        /// The tool use id.
+        #[serde(default)]
+        tool_use_id: Option<String>,
+    },
+    /// After a tool ran.
+    PostToolUse {
+        /// The tool.
+        #[serde(default)]
+        tool_name: String,
+        /// Its input.
+        #[serde(default)]
+        tool_input: Value,
+        /// What it returned.
+        #[serde(default)]
+        tool_response: Value,
+        /// The tool use id.
+        #[serde(default)]
+        tool_use_id: Option<String>,
+    },
+    /// After a tool failed.
+    PostToolUseFailure {
+        /// The tool.
+        #[serde(default)]
+        tool_name: String,
+        /// Its input.
+        #[serde(default)]
+        tool_input: Value,
+        /// The tool use id.
+        #[serde(default)]
+        tool_use_id: Option<String>,
+        /// The error.
+        #[serde(default)]
+        error: Option<String>,
+        /// Whether the failure was an interrupt.
+        #[serde(default)]
+        is_interrupt: Option<bool>,
+    },
+    /// A prompt was submitted.
+    UserPromptSubmit {
+        /// The prompt's text.
+        #[serde(default)]
+        prompt: String,
+    },
+    /// The agent is about to stop.
+    Stop {
+        /// True when a Stop hook already made the agent continue once.
+        #[serde(default)]
+        stop_hook_active: bool,
+        /// The last assistant message, when the CLI sends it.
+        #[serde(default)]
+        last_assistant_message: Option<Value>,
+    },
+    /// A subagent started.
+    SubagentStart {
+        /// The subagent's id.
+        #[serde(default)]
+        agent_id: Option<String>,
+        /// Its type.
+        #[serde(default)]
+        agent_type: Option<String>,
+    },
+    /// A subagent is about to stop.
+    SubagentStop {
+        /// As for `Stop`.
+        #[serde(default)]
+        stop_hook_active: bool,
+        /// The subagent's id.
+        #[serde(default)]
+        agent_id: Option<String>,
+        /// Its type.
+        #[serde(default)]
+        agent_type: Option<String>,
+        /// Its transcript.
+        #[serde(default)]
+        agent_transcript_path: Option<String>,
+    },
+    /// Before compaction.
+    PreCompact {
+        /// `manual` or `auto`.
+        #[serde(default)]
+        trigger: String,
+        /// Instructions given to `/compact`.
+        #[serde(default)]
+        custom_instructions: Option<String>,
+    },
+    /// A notification.
+    Notification {
+        /// Its text.
+        #[serde(default)]
+        message: String,
+        /// Its title.
+        #[serde(default)]
+        title: Option<String>,
+        /// Its kind.
+        #[serde(default)]
+        notification_type: Option<String>,
+    },
+    /// A permission dialog would be shown.
+    PermissionRequest {
+        /// The tool.
+        #[serde(default)]
+        tool_name: String,
+        /// Its input.
+        #[serde(default)]
+        tool_input: Value,
+        /// Suggested permission updates.
+        #[serde(default)]
+        permission_suggestions: Vec<Value>,
+    },
+    /// The session started.
+    SessionStart {
+        /// `startup`, `resume`, `clear`, `compact` or `fork`.
+        #[serde(default)]
+        source: String,
+        /// The model, when sent.
+        #[serde(default)]
+        model: Option<String>,
+    },
+    /// The session ends.
+    SessionEnd {
+        /// Why.
+        #[serde(default)]
+        reason: String,
+    },
+    /// Any other event (read [`HookInput::raw`]).
+    #[serde(other)]
+    Other,
 }
 
 /// What a hook callback answers. The default ([`HookOutput::none`]) has no opinion.
@@ -331,6 +493,43 @@ mod tests {
                 "permissionDecisionReason": "not here"
             }})
         );
+    }
+
+    #[test]
+    fn hook_inputs_are_typed_per_event_and_keep_the_raw_json() {
+        let input = HookInput::from_wire(
+            json!({"hook_event_name": "PostToolUse", "session_id": "s1", "cwd": "/w",
+                "tool_name": "Bash", "tool_input": {"command": "ls"},
+                "tool_response": {"stdout": "a"}, "new_field": 1}),
+            Some("toolu_1".into()),
+        );
+        assert_eq!(input.session_id.as_deref(), Some("s1"));
+        match input.typed().expect("typed") {
+            HookEventInput::PostToolUse {
+                tool_name,
+                tool_response,
+                ..
+            } => {
+                assert_eq!(tool_name, "Bash");
+                assert_eq!(tool_response["stdout"], "a");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(input.raw["new_field"], 1);
+        let other = HookInput::from_wire(json!({"hook_event_name": "CwdChanged"}), None);
+        assert_eq!(other.typed().expect("typed"), HookEventInput::Other);
+        let prompt = HookInput::from_wire(json!({"hook_event_name": "UserPromptSubmit"}), None);
+        assert_eq!(
+            prompt.typed().expect("typed"),
+            HookEventInput::UserPromptSubmit {
+                prompt: String::new()
+            }
+        );
+        let bad = HookInput::from_wire(
+            json!({"hook_event_name": "Stop", "stop_hook_active": "yes"}),
+            None,
+        );
+        assert!(bad.typed().is_err());
     }
 
     #[test]

@@ -376,8 +376,9 @@ type PromptFn = Arc<
     dyn Fn(BTreeMap<String, String>) -> BoxFuture<'static, Result<String, String>> + Send + Sync,
 >;
 
-/// A prompt template served by an in-process MCP server; the CLI offers it as the slash
-/// command `/mcp__<server>__<name>`.
+/// A prompt template served by an in-process MCP server (`prompts/list`, `prompts/get`).
+/// Note: the pinned CLI (2.1.332) does not list the prompts of in-process servers as
+/// slash commands; they are served to any MCP client that asks.
 #[derive(Clone)]
 pub struct McpPrompt {
     name: String,

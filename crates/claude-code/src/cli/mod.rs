@@ -84,13 +84,11 @@ impl CliPath {
     pub fn resolve(&self) -> Result<ResolvedCli> {
         let mut searched = Vec::new();
         let found = match self {
-            CliPath::Explicit(p) => check(p, CliSource::Explicit, &mut searched),
+            CliPath::Explicit(p) => explicit(p, &mut searched)?,
             CliPath::Bundled => bundled(&mut searched),
             CliPath::Global => global(&mut searched),
             CliPath::Auto => match std::env::var_os(CLI_ENV) {
-                Some(p) if !p.is_empty() => {
-                    check(Path::new(&p), CliSource::Explicit, &mut searched)
-                }
+                Some(p) if !p.is_empty() => explicit(Path::new(&p), &mut searched)?,
                 _ => bundled(&mut searched).or_else(|| global(&mut searched)),
             },
         };
@@ -106,6 +104,32 @@ fn check(path: &Path, source: CliSource, searched: &mut Vec<String>) -> Option<R
     is_executable(path).then(|| ResolvedCli {
         path: path.to_path_buf(),
         source,
+    })
+}
+
+/// A path the user named: missing is "not found", but a path that exists and cannot be
+/// run says what is wrong with it.
+fn explicit(path: &Path, searched: &mut Vec<String>) -> Result<Option<ResolvedCli>> {
+    if let Some(found) = check(path, CliSource::Explicit, searched) {
+        return Ok(Some(found));
+    }
+    let problem = match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => format!("cannot be read ({e})"),
+        Ok(m) if m.is_dir() => "is a directory, not the claude binary".to_string(),
+        Ok(m) if !m.is_file() => "is not a regular file".to_string(),
+        Ok(m) => {
+            use std::os::unix::fs::PermissionsExt;
+            format!(
+                "is not executable (mode {:o}); run `chmod +x {}` or reinstall it",
+                m.permissions().mode() & 0o7777,
+                path.display()
+            )
+        }
+    };
+    Err(Error::CliUnusable {
+        path: path.to_path_buf(),
+        problem,
     })
 }
 
@@ -186,6 +210,26 @@ mod tests {
             msg.contains("npm install @anthropic-ai/claude-code@"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn an_explicit_path_that_cannot_run_says_why() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("claude");
+        std::fs::write(&file, "#!/bin/sh\n").expect("write");
+        let err = CliPath::Explicit(file.clone())
+            .resolve()
+            .expect_err("not executable");
+        assert!(matches!(err, Error::CliUnusable { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("is not executable (mode 644)"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("chmod +x"), "{err}");
+        let err = CliPath::Explicit(dir.path().to_path_buf())
+            .resolve()
+            .expect_err("a directory");
+        assert!(err.to_string().contains("is a directory"), "{err}");
     }
 
     #[test]

@@ -632,6 +632,41 @@ mod tests {
     }
 
     #[test]
+    fn bytes_the_os_cannot_pass_are_invalid_options_naming_the_option() {
+        for (opts, needle) in [
+            (Options::new().env("", "x"), "name is empty"),
+            (Options::new().env("A=B", "x"), "\"A=B\""),
+            (Options::new().env("A\nB", "x"), "variable name"),
+            (Options::new().env("A\0B", "x"), "variable name"),
+            (Options::new().env("KEY", "a\nb"), "value of KEY"),
+            (Options::new().env("KEY", "a\0b"), "value of KEY"),
+            (Options::new().env("KEY", "a\rb"), "value of KEY"),
+            (Options::new().inherit_env(["PA=TH"]), "inherit_env"),
+            (Options::new().model("op\0us"), "--model"),
+            (Options::new().system_prompt("be\0nice"), "--system-prompt"),
+            (
+                Options::new().append_system_prompt("x\0"),
+                "--append-system-prompt",
+            ),
+            (Options::new().fallback_model("f\0"), "--fallback-model"),
+            (Options::new().allowed_tools(["Ba\0sh"]), "--allowedTools"),
+            (Options::new().cwd("/tmp/a\0b"), "cwd"),
+            (Options::new().cli_path("/bin/cl\0aude"), "cli_path"),
+        ] {
+            match opts.validate() {
+                Err(Error::InvalidOptions(m)) => assert!(m.contains(needle), "{needle}: {m}"),
+                other => panic!("{needle}: expected InvalidOptions, got {other:?}"),
+            }
+        }
+        // Ordinary values pass.
+        Options::new()
+            .env("KEY", "value with spaces = and ünïcode")
+            .model("sonnet")
+            .validate()
+            .expect("valid");
+    }
+
+    #[test]
     fn bad_combinations_are_errors_before_spawn() {
         let cb = || Options::new().can_use_tool(|_| async { PermissionResult::allow() });
         for (opts, needle) in [

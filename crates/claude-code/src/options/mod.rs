@@ -804,6 +804,59 @@ impl Options {
                 )));
             }
         }
+        self.validate_bytes()
+    }
+
+    /// Rejects what the OS cannot pass to a process (NUL in argv, malformed environment
+    /// entries) before anything is spawned, naming the option at fault.
+    fn validate_bytes(&self) -> Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let bad = |what: String| Err(Error::InvalidOptions(what));
+        for (key, value) in &self.env {
+            if key.is_empty() {
+                return bad("env: an environment variable name is empty".into());
+            }
+            if let Some(c) = key.chars().find(|c| matches!(c, '=' | '\0' | '\n' | '\r')) {
+                return bad(format!(
+                    "env: the variable name {key:?} contains {c:?}, which no environment can hold"
+                ));
+            }
+            if let Some(v) = value {
+                if let Some(c) = v.chars().find(|c| matches!(c, '\0' | '\n' | '\r')) {
+                    return bad(format!(
+                        "env: the value of {key} contains {c:?}; pass multi-line or binary \
+                         data through a file instead"
+                    ));
+                }
+            }
+        }
+        for name in self.cli.inherit_env.iter().flatten() {
+            if name.is_empty() || name.contains(['=', '\0', '\n', '\r']) {
+                return bad(format!(
+                    "inherit_env: {name:?} is not a valid environment variable name"
+                ));
+            }
+        }
+        if let Some(cwd) = &self.cwd {
+            if cwd.as_os_str().as_bytes().contains(&0) {
+                return bad("cwd contains a NUL byte".into());
+            }
+        }
+        if let CliPath::Explicit(p) = &self.cli_path {
+            if p.as_os_str().as_bytes().contains(&0) {
+                return bad("cli_path contains a NUL byte".into());
+            }
+        }
+        // Every flag is one `--name=value` token: name the flag whose value holds a NUL.
+        for arg in self.to_args() {
+            if arg.as_bytes().contains(&0) {
+                let text = arg.to_string_lossy();
+                let flag = text.split('=').next().unwrap_or_default();
+                return bad(format!(
+                    "the value for {flag} contains a NUL byte, which cannot be passed to a process"
+                ));
+            }
+        }
         Ok(())
     }
 }
