@@ -495,3 +495,44 @@ async fn hook_inputs_from_the_real_cli_are_typed() {
     );
     session.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn a_tool_the_cli_did_not_register_fails_the_first_turn_with_a_typed_error() {
+    let env = TestEnv::new(Script::new().fallback(Reply::text("ok"))).await;
+    // An object schema the CLI's validator rejects: it drops the tool silently.
+    let rejected = McpTool::from_json(
+        "rejected",
+        "has a broken schema",
+        json!({"type": "object", "properties": {"x": {"type": "no-such-type"}}}),
+        |_| async { claude_code::ToolResult::text("unreachable") },
+    );
+    let fine = McpTool::new("fine", "works", |v: Value| async move {
+        Ok::<_, String>(v.to_string())
+    });
+    let session = Session::start(env.options().mcp_server("srv", vec![rejected, fine]))
+        .await
+        .expect("start");
+    let err = within("the first turn", async {
+        session
+            .stream("hi")
+            .await
+            .expect("stream")
+            .final_text()
+            .await
+    })
+    .await
+    .expect_err("the missing tool is reported");
+    match &err {
+        claude_code::Error::McpNotRegistered { server, problem } => {
+            assert_eq!(server, "srv");
+            assert!(
+                problem.contains("rejected") && !problem.contains("fine"),
+                "{problem}"
+            );
+        }
+        other => panic!("expected McpNotRegistered, got {other:?}"),
+    }
+    // Reported once; the session goes on.
+    assert_eq!(within("turn 2", ask(&session, "again")).await, "ok");
+    session.stop().await.expect("stop");
+}

@@ -153,6 +153,16 @@ pub enum Error {
         error: String,
     },
 
+    /// An in-process MCP server or some of its tools are not available to the model
+    /// (checked at the first turn: the CLI connects in-process servers then).
+    #[error("in-process MCP server `{server}`: {problem}")]
+    McpNotRegistered {
+        /// The server.
+        server: String,
+        /// What is wrong.
+        problem: String,
+    },
+
     /// The turn's message stream ended before a `result` arrived.
     #[error("the turn ended without a result message")]
     NoResult,

@@ -8,7 +8,7 @@
 //! is `stream`'s business; the process itself is `transport`'s.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -219,6 +219,7 @@ impl Session {
             close_grace: opts.close_grace,
             telemetry: SessionTelemetry::new(pid),
             store,
+            mcp_check: crate::callbacks::registration::expected(&opts.callbacks),
         };
         let span = actor.telemetry.span();
         let init_started = Instant::now();
@@ -573,6 +574,8 @@ enum Pending {
     },
     /// Fire and forget (an interrupt the SDK sent on its own).
     Ignore,
+    /// The one-time check that the CLI registered every in-process MCP tool.
+    McpCheck(BTreeMap<String, Vec<String>>),
 }
 
 struct ActiveTurn {
@@ -617,6 +620,8 @@ struct Actor {
     telemetry: SessionTelemetry,
     /// Saves the transcript to the session store, if one is set.
     store: Option<StoreHook>,
+    /// In-process MCP tools to check at the first turn (then `None`).
+    mcp_check: Option<BTreeMap<String, Vec<String>>>,
 }
 
 /// Why the actor's loop ended.
@@ -793,6 +798,17 @@ impl Actor {
             let id = self.status.borrow().session_id.clone();
             store.session_ended(id).await;
         }
+    }
+
+    /// Sends the one-time `mcp_status` check of in-process MCP tools.
+    async fn send_mcp_check(&mut self) {
+        let Some(expected) = self.mcp_check.take() else {
+            return;
+        };
+        let id = self.request_id();
+        let line = control_request_line(&id, &OutboundRequest::McpStatus);
+        self.pending.insert(id, Pending::McpCheck(expected));
+        let _ = self.t.send(line).await;
     }
 
     fn request_id(&mut self) -> String {
@@ -1031,7 +1047,7 @@ impl Actor {
         };
         match inbound {
             Inbound::Message(message) => self.on_message(message).await,
-            Inbound::ControlResponse(response) => self.on_control_response(response),
+            Inbound::ControlResponse(response) => self.on_control_response(response).await,
             Inbound::ControlRequest(request) => return self.on_control_request(request).await,
             Inbound::ControlCancelRequest { request_id } => {
                 tracing::debug!(request_id, "control request cancelled by the CLI");
@@ -1062,18 +1078,17 @@ impl Actor {
             self.telemetry.turn_result(&mut a.telemetry, r);
         }
         let fatal = fatal_api_error(&message);
+        let is_init = matches!(&message, Message::System(m) if m.subtype == "init");
         self.push(Delivery::Message(Box::new(message)), is_result);
         if let Some(err) = fatal {
             // Retrying cannot fix this status: end the turn now rather than after the
             // CLI's retries (minutes of back-off for a bad key).
             tracing::warn!(pid = self.t.pid(), error = %err, "non-retryable API error; ending the turn");
-            self.push(Delivery::Error(err), false);
-            self.flush().await;
-            if let Some(a) = &mut self.active {
-                a.abandoned = true;
-            }
-            self.interrupt_active().await;
+            self.fail_active_turn(err).await;
             return;
+        }
+        if is_init && self.mcp_check.is_some() {
+            self.send_mcp_check().await;
         }
         if is_result {
             // Later lines belong to the next turn: hand this one over now.
@@ -1081,7 +1096,7 @@ impl Actor {
         }
     }
 
-    fn on_control_response(&mut self, response: ControlResponse) {
+    async fn on_control_response(&mut self, response: ControlResponse) {
         let Some(pending) = self.pending.remove(&response.request_id) else {
             tracing::debug!(
                 request_id = response.request_id,
@@ -1122,7 +1137,32 @@ impl Actor {
                 }));
             }
             Pending::Ignore => {}
+            Pending::McpCheck(expected) => {
+                let Ok(payload) = response.result else { return };
+                let status = payload.unwrap_or(Value::Null);
+                use crate::callbacks::registration::{check, Outcome};
+                match check(&expected, &status) {
+                    Outcome::Registered => {}
+                    // Not connected yet: check again at the next turn.
+                    Outcome::NotYet => self.mcp_check = Some(expected),
+                    Outcome::Missing(err) => {
+                        tracing::warn!(error = %err, "in-process MCP tools missing");
+                        self.fail_active_turn(err).await;
+                    }
+                }
+            }
         }
+    }
+
+    /// Ends the active turn at once with `err` (its later messages are dropped) and
+    /// interrupts the CLI.
+    async fn fail_active_turn(&mut self, err: Error) {
+        self.push(Delivery::Error(err), false);
+        self.flush().await;
+        if let Some(a) = &mut self.active {
+            a.abandoned = true;
+        }
+        self.interrupt_active().await;
     }
 
     /// Answers a request from the CLI on its own task, so a slow callback never blocks
@@ -1192,7 +1232,7 @@ impl Actor {
             match pending {
                 Pending::Init(tx) => drop(tx.send(Err(err()))),
                 Pending::Call { reply, .. } => drop(reply.send(Err(err()))),
-                Pending::Ignore => {}
+                Pending::Ignore | Pending::McpCheck(_) => {}
             }
         }
         self.outbox.clear();

@@ -16,6 +16,7 @@ pub mod elicitation;
 pub mod hooks;
 pub mod mcp;
 pub mod permissions;
+pub(crate) mod registration;
 
 use std::{sync::Arc, time::Duration};
 
