@@ -94,3 +94,26 @@ pub async fn query_stream(prompt: impl Into<UserInput>, options: Options) -> Res
     let stream = session.stream(prompt).await?;
     Ok(stream.owning(session))
 }
+
+/// The guides' Rust snippets, compiled as doc tests so that they stay true to the API.
+#[cfg(doctest)]
+mod guides {
+    #[doc = include_str!("../../../docs/guides/mcp-tools.md")]
+    struct McpTools;
+    #[doc = include_str!("../../../docs/guides/hooks.md")]
+    struct Hooks;
+    #[doc = include_str!("../../../docs/guides/permissions.md")]
+    struct Permissions;
+    #[doc = include_str!("../../../docs/guides/sessions-and-streams.md")]
+    struct SessionsAndStreams;
+    #[doc = include_str!("../../../docs/guides/hosting.md")]
+    struct Hosting;
+    #[doc = include_str!("../../../docs/guides/options.md")]
+    struct Options;
+    #[doc = include_str!("../../../docs/guides/structured-output.md")]
+    struct StructuredOutput;
+    #[doc = include_str!("../../../docs/guides/runtime-control.md")]
+    struct RuntimeControl;
+    #[doc = include_str!("../../../docs/guides/sessions-on-disk.md")]
+    struct SessionsOnDisk;
+}

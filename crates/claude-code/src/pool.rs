@@ -1053,9 +1053,3 @@ mod tests {
         assert_eq!(member_spec(&spec, 7).name(), "worker-7");
     }
 }
-
-/// The snippets of `docs/guides/hosting.md`, compiled as doc tests so that the guide
-/// keeps up with the API.
-#[cfg(doctest)]
-#[doc = include_str!("../../../docs/guides/hosting.md")]
-struct HostingGuide;
