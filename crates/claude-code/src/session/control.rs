@@ -1,0 +1,278 @@
+//! Routing on the actor: each stdout line to the active turn or the control protocol;
+//! answers to our control requests; the CLI's requests answered by the user's callbacks
+//! on their own tasks.
+
+use std::{collections::BTreeMap, time::Instant};
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::actor::{Actor, Handshake};
+use super::{Delivery, State, Status};
+use crate::error::{Error, Result};
+use crate::protocol::{
+    control_error_line, control_request_line, control_success_line, peek_type, ControlRequest,
+    ControlResponse, Inbound, InitializeResponse, Message, OutboundRequest,
+};
+use crate::telemetry::{self, Direction};
+
+/// A control request we sent and still wait for.
+pub(super) enum Pending {
+    Call {
+        subtype: String,
+        reply: oneshot::Sender<Result<Option<Value>>>,
+    },
+    /// Fire and forget (an interrupt the SDK sent on its own).
+    Ignore,
+    /// The one-time check that the CLI registered every in-process MCP tool.
+    McpCheck(BTreeMap<String, Vec<String>>),
+}
+
+impl Actor {
+    /// Routes one stdout line. `Err` only when the CLI can no longer be written to.
+    pub(super) async fn on_line(&mut self, bytes: Bytes) -> Result<(), ()> {
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            tracing::warn!(len = bytes.len(), "skipped a stdout line that is not UTF-8");
+            return Ok(());
+        };
+        if text.trim().is_empty() {
+            return Ok(());
+        }
+        // Ordinary messages go to the consumer unparsed; only what the actor itself acts
+        // on (control envelopes, system and result lines) is parsed here.
+        match peek_type(text).as_deref() {
+            Some(
+                "control_request"
+                | "control_response"
+                | "control_cancel_request"
+                | "keep_alive"
+                | "system"
+                | "result",
+            ) => {}
+            Some(_) => {
+                self.push(Delivery::Raw(bytes), false);
+                return Ok(());
+            }
+            None => {
+                tracing::debug!(line = %truncate(text, 200), "skipped a stdout line without a type");
+                return Ok(());
+            }
+        }
+        let inbound = match Inbound::parse(text) {
+            Ok(inbound) => inbound,
+            Err(e) => {
+                if text.trim_start().starts_with('{') {
+                    tracing::warn!(error = %e, len = text.len(), "skipped an unparseable stdout line");
+                } else {
+                    tracing::debug!(line = %truncate(text, 200), "skipped a non-JSON stdout line");
+                }
+                return Ok(());
+            }
+        };
+        match inbound {
+            Inbound::Message(message) => self.on_message(message).await,
+            Inbound::ControlResponse(response) => self.on_control_response(response).await,
+            Inbound::ControlRequest(request) => return self.on_control_request(request).await,
+            Inbound::ControlCancelRequest { request_id } => {
+                tracing::debug!(request_id, "control request cancelled by the CLI");
+                if let Some(handler) = self.handlers.remove(&request_id) {
+                    handler.abort();
+                }
+            }
+            Inbound::KeepAlive => {}
+        }
+        Ok(())
+    }
+
+    pub(super) async fn on_message(&mut self, message: Message) {
+        let is_result = matches!(message, Message::Result(_));
+        let new_id = new_session_id(&message, &self.status.borrow());
+        if let Some(id) = new_id {
+            self.telemetry.session_id(&id);
+            self.status.send_modify(|s| s.session_id = Some(id));
+        }
+        if let (true, Some(store)) = (is_result, &self.store) {
+            store.turn_finished(self.status.borrow().session_id.clone());
+        }
+        if self.active.is_none() {
+            tracing::trace!(kind = message.type_name(), "message outside a turn dropped");
+            return;
+        }
+        if let (Message::Result(r), Some(a)) = (&message, &mut self.active) {
+            self.telemetry.turn_result(&mut a.telemetry, r);
+        }
+        let fatal = fatal_api_error(&message);
+        let is_init = matches!(&message, Message::System(m) if m.subtype == "init");
+        self.push(Delivery::Message(Box::new(message)), is_result);
+        if let Some(err) = fatal {
+            // Retrying cannot fix this status: end the turn now rather than after the
+            // CLI's retries (minutes of back-off for a bad key).
+            tracing::warn!(pid = self.t.pid(), error = %err, "non-retryable API error; ending the turn");
+            self.fail_active_turn(err).await;
+            return;
+        }
+        if is_init && self.mcp_check.is_some() {
+            self.send_mcp_check().await;
+        }
+        if is_result {
+            // Later lines belong to the next turn: hand this one over now.
+            self.flush().await;
+        }
+    }
+
+    pub(super) async fn on_control_response(&mut self, response: ControlResponse) {
+        if matches!(&self.handshake, Handshake::Waiting { id, .. } if *id == response.request_id) {
+            self.on_initialize_response(response);
+            return;
+        }
+        let Some(pending) = self.pending.remove(&response.request_id) else {
+            tracing::debug!(
+                request_id = response.request_id,
+                "control response for an unknown request"
+            );
+            return;
+        };
+        match pending {
+            Pending::Call { subtype, reply } => {
+                let _ = reply.send(response.result.map_err(|e| Error::ControlRequest {
+                    subtype,
+                    message: e.message,
+                }));
+            }
+            Pending::Ignore => {}
+            Pending::McpCheck(expected) => {
+                let Ok(payload) = response.result else { return };
+                let status = payload.unwrap_or(Value::Null);
+                use crate::callbacks::registration::{check, Outcome};
+                match check(&expected, &status) {
+                    Outcome::Registered => {}
+                    // Not connected yet: check again at the next turn.
+                    Outcome::NotYet => self.mcp_check = Some(expected),
+                    Outcome::Missing(err) => {
+                        tracing::warn!(error = %err, "in-process MCP tools missing");
+                        self.fail_active_turn(err).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers a request from the CLI on its own task, so a slow callback never blocks
+    /// the session. Every request gets a reply, or the CLI would wait forever.
+    /// The answer to our `initialize`: ready, or failed (told to `start`).
+    fn on_initialize_response(&mut self, response: ControlResponse) {
+        let Some(reply) = self.handshake.take_reply() else {
+            return;
+        };
+        let result = match response.result {
+            Ok(payload) => {
+                serde_json::from_value::<InitializeResponse>(payload.unwrap_or(Value::Null))
+                    .map_err(|e| Error::ControlRequest {
+                        subtype: "initialize".into(),
+                        message: format!("unreadable initialize response: {e}"),
+                    })
+            }
+            Err(e) => Err(Error::ControlRequest {
+                subtype: "initialize".into(),
+                message: e.message,
+            }),
+        };
+        match result {
+            Ok(init) => {
+                if reply.send(Ok(init)).is_ok() {
+                    self.status.send_modify(|s| s.state = State::Ready);
+                } else {
+                    self.handshake = Handshake::Abandoned;
+                }
+            }
+            Err(e) => self.handshake = Handshake::Failed((reply, e)),
+        }
+    }
+
+    pub(super) async fn on_control_request(&mut self, request: ControlRequest) -> Result<(), ()> {
+        let Some(writer) = self.t.writer() else {
+            return Err(());
+        };
+        let callbacks = self.callbacks.clone();
+        let timeout = self.callback_timeout;
+        let id = request.request_id.clone();
+        let subtype = request.request.subtype().to_owned();
+        let span = telemetry::control_span(Direction::Inbound, &subtype, Some(&id));
+        let answer = async move {
+            let started = Instant::now();
+            let answer = callbacks.answer(request.request, timeout).await;
+            telemetry::control_done(Direction::Inbound, &subtype, started, answer.is_ok());
+            let line = match answer {
+                Ok(payload) => control_success_line(&id, payload),
+                Err(message) => {
+                    tracing::debug!(
+                        request_id = id,
+                        error = message,
+                        "control request answered with an error"
+                    );
+                    control_error_line(&id, &message)
+                }
+            };
+            let _ = writer.send(line.into()).await;
+        };
+        let task = tokio::spawn(tracing::Instrument::instrument(answer, span));
+        self.handlers.retain(|_, h| !h.is_finished());
+        self.handlers
+            .insert(request.request_id, task.abort_handle());
+        Ok(())
+    }
+
+    /// Sends the one-time `mcp_status` check of in-process MCP tools.
+    pub(super) async fn send_mcp_check(&mut self) {
+        let Some(expected) = self.mcp_check.take() else {
+            return;
+        };
+        let id = self.request_id();
+        let line = control_request_line(&id, &OutboundRequest::McpStatus);
+        self.pending.insert(id, Pending::McpCheck(expected));
+        let _ = self.t.send(line).await;
+    }
+}
+
+/// HTTP statuses that the CLI retries but retrying cannot fix.
+const NON_RETRYABLE: [u64; 4] = [400, 401, 403, 404];
+
+/// The typed error for a `system/api_retry` message about a non-retryable status.
+fn fatal_api_error(message: &Message) -> Option<Error> {
+    let Message::System(m) = message else {
+        return None;
+    };
+    if m.subtype != "api_retry" {
+        return None;
+    }
+    let status = m.extra.get("error_status").and_then(Value::as_u64)?;
+    if !NON_RETRYABLE.contains(&status) {
+        return None;
+    }
+    let error = match m.extra.get("error") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    Some(Error::Api {
+        status: u16::try_from(status).unwrap_or(u16::MAX),
+        error,
+    })
+}
+
+fn new_session_id(message: &Message, status: &Status) -> Option<String> {
+    let id = match message {
+        Message::System(_) | Message::Result(_) => message.session_id()?,
+        _ => return None,
+    };
+    (status.session_id.as_deref() != Some(id)).then(|| id.to_string())
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
