@@ -13,10 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use claude_code::{
-    Admission, ChildInfo, ChildStatus, Pool, PoolContext, PoolError, PoolStats, SessionSpec,
-    Spares, Supervisor,
+    Admission, ChildStatus, Pool, PoolContext, PoolError, PoolStats, SessionSpec, Spares,
+    Supervisor,
 };
-use claude_code_tests::{ask, wait_until_gone, RecordedRequest, Reply, Script, TestEnv};
+use claude_code_tests::{
+    ask, eventually, wait_for_children, wait_until_gone, RecordedRequest, Reply, Script, TestEnv,
+};
 
 fn fake_cli() -> &'static Path {
     env!("CARGO_BIN_EXE_fake-claude").as_ref()
@@ -84,41 +86,15 @@ impl Drop for Sampler {
 
 /// Polls the pool's stats until `done` holds (bounded).
 async fn wait_stats(pool: &Pool, what: &str, done: impl Fn(&PoolStats) -> bool) -> PoolStats {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    eventually(Duration::from_secs(60), what, || async {
         let stats = pool.stats().await.expect("stats");
         if done(&stats) {
-            return stats;
+            Ok(stats)
+        } else {
+            Err(stats)
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {stats:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Polls the supervisor's child list until `done` holds (bounded).
-async fn wait_children(sup: &Supervisor, what: &str, done: impl Fn(&[ChildInfo]) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let list = sup.list_sessions().await.expect("list");
-        if done(&list) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {list:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-async fn assert_no_leftovers(env: &TestEnv) {
-    let left = tokio::task::block_in_place(|| {
-        wait_until_gone(Duration::from_secs(15), || env.leftovers())
-    });
-    assert!(left.is_empty(), "leaked: {left:#?}");
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,7 +158,7 @@ async fn pool_of_three_answers_ten_concurrent_prompts_with_at_most_three_clis() 
     let most = sampler.max();
     assert!((1..=3).contains(&most), "at most 3 CLIs alive, saw {most}");
     drop(sampler);
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,7 +198,7 @@ async fn a_full_queue_is_an_immediate_typed_error_and_a_long_wait_times_out() {
     assert_eq!(stats.rejected, 1);
     drop(held); // interrupts the held turn
     pool.stop().await.expect("stop");
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,7 +279,7 @@ async fn a_warm_spare_answers_without_a_spawn_on_the_request_path_and_never_shar
         assert_eq!(turn.user_texts(), vec![secret.to_string()]);
     }
     spares.stop().await;
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,7 +314,7 @@ async fn a_spare_whose_warm_up_reached_the_model_is_discarded_and_warm_up_switch
     let stats = spares.stats().await.expect("stats");
     assert_eq!((stats.spawned, stats.warmed), (4, 0), "{stats:?}");
     spares.stop().await;
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,7 +349,7 @@ async fn pool_isolated_uses_a_warm_spare_and_refills_it() {
         .expect("request");
     assert!(!isolated.user_texts().iter().any(|t| t.contains("shared")));
     pool.stop().await.expect("stop");
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -402,7 +378,7 @@ async fn an_idle_session_hibernates_and_the_next_prompt_resumes_its_history() {
     assert_eq!(first.text, "echo: remember the word pineapple");
     let id = first.session_id().expect("known").to_string();
 
-    wait_children(&sup, "hibernation", |l| {
+    wait_for_children(&sup, "hibernation", |l| {
         l[0].status == ChildStatus::Hibernated && l[0].pid.is_none()
     })
     .await;
@@ -449,7 +425,7 @@ async fn an_idle_session_hibernates_and_the_next_prompt_resumes_its_history() {
     assert_eq!(list[0].restarts, 0, "a wake is not a restart");
     assert_eq!(sup.count_sessions().await.expect("count").wakes, 1);
     sup.stop().await.expect("stop");
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -511,7 +487,7 @@ async fn an_admission_limit_of_two_holds_across_five_named_sessions() {
     let most = sampler.max();
     assert!((1..=2).contains(&most), "at most 2 CLIs alive, saw {most}");
     drop(sampler);
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -542,7 +518,7 @@ async fn drain_refuses_new_work_and_finishes_an_in_flight_turn() {
     assert_eq!(text, "echo: finish me");
     drain.await.expect("task").expect("drained cleanly");
     assert!(pool.stream("after").await.is_err());
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -573,11 +549,19 @@ async fn resize_grows_and_shrinks_the_pool() {
         s.size == 2 && s.members.len() == 2
     })
     .await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while live_clis(&env).len() > 2 {
-        assert!(Instant::now() < deadline, "retired members stopped");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(
+        Duration::from_secs(30),
+        "retired members stopped",
+        || async {
+            let live = live_clis(&env);
+            if live.len() <= 2 {
+                Ok(())
+            } else {
+                Err(live)
+            }
+        },
+    )
+    .await;
     let text = pool
         .stream("still works")
         .await
@@ -587,7 +571,7 @@ async fn resize_grows_and_shrinks_the_pool() {
         .expect("t");
     assert_eq!(text, "echo: still works");
     pool.stop().await.expect("stop");
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 /// Two requests, one after the other, on a pool of one member built with `context`
@@ -644,7 +628,7 @@ async fn two_requests_on_one_member(
         member.cost_usd
     );
     pool.stop().await.expect("stop");
-    assert_no_leftovers(env).await;
+    env.assert_no_leftovers().await;
     (second, stats)
 }
 
@@ -750,7 +734,7 @@ async fn isolated_turns_count_in_the_pool_and_supervisor_cost_report() {
     assert_eq!(report.sessions["plain-isolated"].usage.output_tokens, 3);
     assert_eq!(report.total.turns, 1);
     pool.stop().await.expect("stop");
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -775,5 +759,5 @@ async fn a_member_whose_clear_reached_the_model_is_restarted() {
     let child = &pool.supervisor().list_sessions().await.expect("list")[0];
     assert_eq!(child.restarts, 1, "{child:#?}");
     pool.stop().await.expect("stop");
-    assert_no_leftovers(&env).await;
+    env.assert_no_leftovers().await;
 }

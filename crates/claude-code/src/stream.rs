@@ -417,8 +417,8 @@ pub struct TurnSummary {
     pub result: Option<ResultMessage>,
     /// Every message of the turn, in order.
     pub messages: Vec<Message>,
-    /// Stdout lines skipped because they exceeded [`Options::max_line_bytes`]
-    /// (crate::Options::max_line_bytes).
+    /// Stdout lines skipped because they exceeded
+    /// [`Options::max_line_bytes`](crate::Options::max_line_bytes).
     pub skipped_lines: usize,
     assistant_text: Vec<String>,
 }

@@ -195,8 +195,9 @@ impl McpTool {
         }
     }
 
-    /// Bounds each call of this tool (default: [`Options::callback_timeout`]
-    /// (crate::Options::callback_timeout)). Past it the model gets an error result.
+    /// Bounds each call of this tool (default:
+    /// [`Options::callback_timeout`](crate::Options::callback_timeout)). Past it the
+    /// model gets an error result.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -436,8 +437,8 @@ impl McpPrompt {
 }
 
 /// An in-process MCP server: a name and its tools, resources and prompts. Register it
-/// with [`Options::mcp`](crate::Options::mcp) (or [`Options::mcp_server`]
-/// (crate::Options::mcp_server) for tools only).
+/// with [`Options::mcp`](crate::Options::mcp) (or
+/// [`Options::mcp_server`](crate::Options::mcp_server) for tools only).
 ///
 /// ```
 /// use claude_code::{McpServer, McpTool, McpResource};
