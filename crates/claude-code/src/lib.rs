@@ -31,23 +31,23 @@
 //! [`Options::resume`] and [`history`]; elsewhere: [`Options::session_store`] and
 //! [`store`]).
 
-pub mod admission;
+// The SDK: one session, one CLI process.
 pub mod callbacks;
 pub mod cli;
 pub mod config;
-pub mod cost;
 mod error;
 pub mod history;
 pub mod options;
-pub mod pool;
 pub mod protocol;
+mod schema;
 mod session;
-pub mod spares;
 pub mod store;
-mod stream;
-pub mod supervisor;
 pub mod telemetry;
 mod transport;
+
+// The hosting layer, built on the SDK (never the other way round).
+pub mod hosting;
+pub use hosting::{admission, cost, pool, spares, supervisor};
 
 pub use admission::{Admission, AdmissionError, AdmissionStats, AdmittedError, LivePermit};
 pub use callbacks::{
@@ -66,10 +66,10 @@ pub use options::{
 };
 pub use pool::{MemberStats, Pool, PoolBuilder, PoolContext, PoolError, PoolStats, Selection};
 pub use protocol::{ContentBlock, Message, ResultMessage, UserInput};
+pub use session::stream::{ContentDelta, MessageStream, ToolCall, ToolUse, TurnSummary};
 pub use session::{Health, Session, UnhealthyReason};
 pub use spares::{Spare, SpareStats, Spares, SparesBuilder};
 pub use store::{DirectoryStore, SessionStore};
-pub use stream::{ContentDelta, MessageStream, ToolCall, ToolUse, TurnSummary};
 pub use supervisor::{
     Backoff, ChildHealth, ChildInfo, ChildStatus, Restart, SessionCounts, SessionSpec, Strategy,
     SupervisedSession, Supervisor, SupervisorBuilder, SupervisorError,

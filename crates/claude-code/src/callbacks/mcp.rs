@@ -155,7 +155,7 @@ impl McpTool {
         R: Into<ToolResult>,
         E: Display,
     {
-        let schema = crate::options::schema_for::<A>();
+        let schema = crate::schema::schema_for::<A>();
         let handler = Arc::new(handler);
         Self::from_json(name, description, schema, move |args| {
             let handler = handler.clone();

@@ -21,7 +21,6 @@ mod args;
 mod kinds;
 
 use crate::error::{Error, Result};
-pub(crate) use kinds::schema_for;
 pub use kinds::{
     AgentDefinition, Effort, McpServerConfig, SandboxSettings, SettingSource, Settings, Thinking,
     Tools,
@@ -679,7 +678,7 @@ impl Options {
     /// Structured output with the schema derived from `T` (see [`Options::json_schema`]),
     /// generated as JSON Schema draft-07: the CLI refuses the 2020-12 dialect.
     pub fn output_type<T: schemars::JsonSchema>(self) -> Self {
-        self.json_schema(kinds::schema_for::<T>())
+        self.json_schema(crate::schema::schema_for::<T>())
     }
 
     /// Echo user messages back on stdout (`--replay-user-messages`).

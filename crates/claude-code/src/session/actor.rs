@@ -10,12 +10,12 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::control::Pending;
+use super::store_hook::StoreHook;
 use super::turns::{ActiveTurn, QueuedTurn};
 use super::{Batch, Command, Delivery, State, Status, MAX_BATCH};
 use crate::callbacks::Callbacks;
 use crate::error::{Error, ExitInfo};
 use crate::protocol::{control_request_line, InitializeResponse, OutboundRequest};
-use crate::store::StoreHook;
 use crate::telemetry::{SessionEnd, SessionTelemetry};
 use crate::transport::{Line, Transport};
 

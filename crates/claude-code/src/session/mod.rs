@@ -23,17 +23,19 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 mod actor;
 mod control;
+mod store_hook;
+pub(crate) mod stream;
 mod turns;
 
 use crate::cli::{cli_version, CliVersion, MIN_CLI_VERSION};
 use crate::error::{Error, ExitInfo, Result};
 use crate::options::{Options, PermissionMode};
 use crate::protocol::{InitializeResponse, Message, OutboundRequest, UserInput};
-use crate::store::StoreHook;
-use crate::stream::MessageStream;
 use crate::telemetry::{self, Direction, SessionTelemetry};
 use crate::transport::Transport;
 use actor::Actor;
+use store_hook::StoreHook;
+use stream::MessageStream;
 
 /// Whether a session can take work.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{Actor, ChildStatus, SupervisorError};
-use crate::admission::{Admission, AdmissionError, LivePermit};
+use crate::hosting::admission::{Admission, AdmissionError, LivePermit};
 use crate::session::Session;
 
 /// Counter of wakes from hibernation (label `supervisor`).

@@ -34,12 +34,12 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::cost::CostReport;
 use crate::error::{Error, ExitInfo};
+use crate::hosting::cost::CostReport;
 use crate::options::PermissionMode;
 use crate::protocol::UserInput;
+use crate::session::stream::MessageStream;
 use crate::session::{Health, Session};
-use crate::stream::MessageStream;
 
 pub use intensity::Backoff;
 pub use spec::{Restart, SessionSpec};
@@ -157,7 +157,7 @@ pub enum SupervisorError {
     Session(#[from] Error),
     /// Admission control refused to start the child's CLI.
     #[error(transparent)]
-    Admission(#[from] crate::admission::AdmissionError),
+    Admission(#[from] crate::hosting::admission::AdmissionError),
 }
 
 /// What a child is doing.
@@ -248,14 +248,14 @@ pub struct SupervisorBuilder {
     budget_usd: Option<f64>,
     call_timeout: Duration,
     children: Vec<SessionSpec>,
-    admission: Option<crate::admission::Admission>,
+    admission: Option<crate::hosting::admission::Admission>,
     /// Cost of turns run outside the children (a pool's isolated turns), reported under
     /// their own name.
     external_costs: Vec<(String, SharedTotals)>,
 }
 
 /// Cost totals shared between a supervisor's report and whoever records them.
-pub(crate) type SharedTotals = std::sync::Arc<std::sync::Mutex<crate::cost::CostTotals>>;
+pub(crate) type SharedTotals = std::sync::Arc<std::sync::Mutex<crate::hosting::cost::CostTotals>>;
 
 impl Default for SupervisorBuilder {
     fn default() -> Self {
@@ -345,7 +345,7 @@ impl SupervisorBuilder {
     /// Counts every child's CLI against shared admission control. When no live slot is
     /// free, the least recently used idle child that has an
     /// [`idle_timeout`](SessionSpec::idle_timeout) is hibernated to make room.
-    pub fn admission(mut self, admission: crate::admission::Admission) -> Self {
+    pub fn admission(mut self, admission: crate::hosting::admission::Admission) -> Self {
         self.admission = Some(admission);
         self
     }

@@ -29,12 +29,12 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::admission::{Admission, AdmittedError};
+use crate::hosting::admission::{Admission, AdmittedError};
+use crate::hosting::error::PoolError;
 use crate::options::Options;
-use crate::pool::PoolError;
 use crate::protocol::UserInput;
+use crate::session::stream::MessageStream;
 use crate::session::Session;
-use crate::stream::MessageStream;
 
 /// A pre-started session for one request. Dropping it stops its CLI.
 #[derive(Debug)]

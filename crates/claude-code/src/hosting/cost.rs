@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::{Message, ModelUsage, ResultMessage, Usage};
-use crate::stream::TurnSummary;
+use crate::session::stream::TurnSummary;
 
 /// Token counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,9 +19,9 @@ use futures::{Stream, StreamExt};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
+use super::{Batch, Delivery, Session, Status};
 use crate::error::{Error, Result};
 use crate::protocol::{ContentBlock, Delta, Message, ResultMessage, Usage};
-use crate::session::{Batch, Delivery, Session, Status};
 
 /// The messages of one turn, ending with its `result`. Implements
 /// `Stream<Item = Result<Message>>`. Dropping it before the result interrupts the turn.

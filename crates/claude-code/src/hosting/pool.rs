@@ -16,69 +16,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::admission::{rss_kib, Admission, AdmissionError, AdmittedError};
-use crate::cost::{CostReport, CostTotals, CostTracker};
-use crate::error::Error;
+use crate::hosting::admission::{rss_kib, Admission};
+use crate::hosting::cost::{CostReport, CostTotals, CostTracker};
+pub use crate::hosting::error::PoolError;
+use crate::hosting::spares::{SpareStats, Spares};
+use crate::hosting::supervisor::{SessionSpec, SupervisedSession, Supervisor, SupervisorError};
 use crate::options::Options;
 use crate::protocol::{Message, UserInput};
-use crate::spares::{SpareStats, Spares};
-use crate::stream::MessageStream;
-use crate::supervisor::{SessionSpec, SupervisedSession, Supervisor, SupervisorError};
-
-/// Errors of pools and warm spares.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PoolError {
-    /// Every member is busy and the wait queue is full: back-pressure, retry later.
-    #[error(
-        "the pool's wait queue is full ({capacity} requests waiting); retry later, or raise \
-         the pool's size or max_queue"
-    )]
-    QueueFull {
-        /// The queue's capacity.
-        capacity: usize,
-    },
-    /// No member (or spare) became free within the queue timeout.
-    #[error("no pool session became free within {waited:?}; retry later or grow the pool")]
-    QueueTimeout {
-        /// The timeout that fired.
-        waited: Duration,
-    },
-    /// The pool is draining and accepts no new requests.
-    #[error("the pool is draining and accepts no new requests")]
-    Draining,
-    /// Draining gave up on turns still running after the timeout (they were stopped).
-    #[error(
-        "drain timed out after {after:?} with {inflight} turns still running; they were stopped"
-    )]
-    DrainTimeout {
-        /// The drain timeout.
-        after: Duration,
-        /// Turns that were still running.
-        inflight: usize,
-    },
-    /// The pool (or spare set) was stopped.
-    #[error("the pool is stopped")]
-    Stopped,
-    /// Admission control refused a new CLI.
-    #[error(transparent)]
-    Admission(#[from] AdmissionError),
-    /// The members' supervisor reported an error.
-    #[error(transparent)]
-    Supervisor(#[from] SupervisorError),
-    /// A session reported an error.
-    #[error(transparent)]
-    Session(#[from] Error),
-}
-
-impl From<AdmittedError> for PoolError {
-    fn from(e: AdmittedError) -> Self {
-        match e {
-            AdmittedError::Admission(e) => PoolError::Admission(e),
-            AdmittedError::Session(e) => PoolError::Session(e),
-        }
-    }
-}
+use crate::session::stream::MessageStream;
 
 /// How a pool picks a member for a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -18,8 +18,8 @@ use super::{
     ChildInfo, ChildStatus, SessionCounts, SessionSpec, Strategy, SupervisorBuilder,
     SupervisorError,
 };
-use crate::cost::{CostReport, CostTotals, CostTracker};
 use crate::error::{Error, ExitInfo};
+use crate::hosting::cost::{CostReport, CostTotals, CostTracker};
 use crate::session::{Health, Session, UnhealthyReason};
 use crate::telemetry;
 

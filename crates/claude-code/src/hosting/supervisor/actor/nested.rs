@@ -9,7 +9,7 @@
 
 use super::Actor;
 use crate::error::Error;
-use crate::supervisor::{Supervisor, SupervisorError};
+use crate::hosting::supervisor::{Supervisor, SupervisorError};
 
 impl Actor {
     /// Starts child `idx`'s nested supervisor and registers a monitor for its end.
