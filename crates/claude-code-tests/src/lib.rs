@@ -128,47 +128,13 @@ impl TestEnv {
     }
 }
 
-/// A process seen in `/proc`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProcInfo {
-    /// Process id.
-    pub pid: u32,
-    /// Process group id.
-    pub pgid: u32,
-    /// Parent process id.
-    pub ppid: u32,
-    /// State letter (`R`, `S`, `Z`, …).
-    pub state: char,
-    /// Command name.
-    pub comm: String,
-}
+/// A process seen in `/proc` (the SDK's one `/proc` reader).
+pub type ProcInfo = claude_code::procfs::ProcStat;
 
-/// Reads `/proc/<pid>/stat`.
-pub fn proc_info(pid: u32) -> Option<ProcInfo> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = stat[open + 1..close].to_string();
-    let mut rest = stat[close + 1..].split_whitespace();
-    let state = rest.next()?.chars().next()?;
-    let ppid = rest.next()?.parse().ok()?;
-    let pgid = rest.next()?.parse().ok()?;
-    Some(ProcInfo {
-        pid,
-        ppid,
-        pgid,
-        state,
-        comm,
-    })
-}
+pub use claude_code::procfs::{peak_rss_kib, rss_kib, stat as proc_info};
 
 fn all_pids() -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
+    claude_code::procfs::pids()
 }
 
 /// Processes whose environment contains `needle` (`KEY=VALUE`), plus zombies in their
@@ -222,29 +188,7 @@ pub fn wait_until_gone(
 
 /// Processes in process group `pgid`, zombies included.
 pub fn processes_in_group(pgid: u32) -> Vec<ProcInfo> {
-    all_pids()
-        .into_iter()
-        .filter_map(proc_info)
-        .filter(|p| p.pgid == pgid)
-        .collect()
-}
-
-/// Resident set size of a process in KiB (from `/proc/<pid>/status`).
-pub fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-}
-
-/// Peak resident set size of a process in KiB (`VmHWM`).
-pub fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    claude_code::procfs::group(pgid)
 }
 
 /// Sends SIGKILL to one process (the CLI leader only, as `kill -9` would).

@@ -82,9 +82,7 @@ fn signal(pid: u32, sig: &str) {
 
 fn alive(pid: u32) -> bool {
     // A zombie is dead for our purpose (its parent, init, reaps it).
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.contains(") Z "))
-        .unwrap_or(false)
+    claude_code::procfs::stat(pid).is_some_and(|s| s.state != 'Z')
 }
 
 async fn assert_all_gone(env: &TestEnv, cli: u32) {

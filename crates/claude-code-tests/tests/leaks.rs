@@ -29,9 +29,7 @@ fn fake_cli() -> &'static Path {
 /// Open file descriptors of this process (the directory handle used to list them is
 /// counted each time, so it cancels out).
 fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("read /proc/self/fd")
-        .count()
+    claude_code::procfs::fd_count(std::process::id()).expect("read /proc/<pid>/fd")
 }
 
 fn alive_tasks() -> usize {

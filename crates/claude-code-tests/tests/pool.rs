@@ -420,10 +420,12 @@ async fn an_idle_session_hibernates_and_the_next_prompt_resumes_its_history() {
             .any(|t| t.contains("remember the word pineapple")),
         "the resumed conversation carries the old history: {texts:?}"
     );
+    // At least one wake: on a loaded machine the 1 s idle timeout may pass again between
+    // the wake and the turn, and the session then sleeps and wakes once more.
     let list = sup.list_sessions().await.expect("list");
-    assert_eq!(list[0].wakes, 1, "{list:#?}");
+    assert!(list[0].wakes >= 1, "{list:#?}");
     assert_eq!(list[0].restarts, 0, "a wake is not a restart");
-    assert_eq!(sup.count_sessions().await.expect("count").wakes, 1);
+    assert!(sup.count_sessions().await.expect("count").wakes >= 1);
     sup.stop().await.expect("stop");
     env.assert_no_leftovers().await;
 }

@@ -38,6 +38,7 @@ pub mod config;
 mod error;
 pub mod history;
 pub mod options;
+pub mod procfs;
 pub mod protocol;
 mod schema;
 mod session;

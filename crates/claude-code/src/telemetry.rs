@@ -148,15 +148,7 @@ pub struct RssSample {
 /// Resident memory of process `pid` in bytes (`VmRSS` in `/proc/<pid>/status`); `None`
 /// when it cannot be read (the process is gone, or this is not Linux).
 pub fn cli_rss_bytes(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    Some(kib.saturating_mul(1024))
+    crate::procfs::rss_kib(pid).map(|kib| kib.saturating_mul(1024))
 }
 
 /// Reads the resident memory of every live CLI this process started and sets the

@@ -28,7 +28,9 @@ fn module_of(rel: &Path) -> String {
         .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_string())
         .collect();
     match parts.as_slice() {
-        [first, second, ..] if first == "hosting" && second != "mod" => format!("hosting::{second}"),
+        [first, second, ..] if first == "hosting" && second != "mod" => {
+            format!("hosting::{second}")
+        }
         [first, ..] => first.clone(),
         [] => String::new(),
     }
@@ -65,7 +67,8 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
                     .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
                     .unwrap_or(tail.len());
                 let to = target_of(&tail[..end]);
-                if !to.is_empty() && to != from && !(from.starts_with("hosting") && to == "hosting") {
+                if !to.is_empty() && to != from && !(from.starts_with("hosting") && to == "hosting")
+                {
                     edges.entry(from.clone()).or_default().insert(to);
                 }
                 rest = &tail[end.max(7)..];
@@ -107,7 +110,10 @@ fn no_module_import_cycles() {
     let mut done = BTreeSet::new();
     for node in edges.keys() {
         if let Some(cycle) = visit(node, &edges, &mut Vec::new(), &mut done) {
-            panic!("import cycle: {}\nall edges: {edges:#?}", cycle.join(" -> "));
+            panic!(
+                "import cycle: {}\nall edges: {edges:#?}",
+                cycle.join(" -> ")
+            );
         }
     }
 }

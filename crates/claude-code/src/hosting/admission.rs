@@ -257,34 +257,11 @@ pub(crate) fn release_when_reaped(session: &Session, permit: LivePermit) {
     });
 }
 
-/// `MemAvailable` from `/proc/meminfo`, in KiB.
-pub fn mem_available_kib() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    kib_field(&info, "MemAvailable:")
-}
-
-/// A process's resident set size in KiB (`VmRSS` from `/proc/<pid>/status`).
-pub fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    kib_field(&status, "VmRSS:")
-}
-
-fn kib_field(text: &str, key: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-}
+pub use crate::procfs::{mem_available_kib, rss_kib};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kib_fields_parse() {
-        let text = "MemTotal:  100 kB\nMemAvailable:   4242 kB\n";
-        assert_eq!(kib_field(text, "MemAvailable:"), Some(4242));
-        assert_eq!(kib_field(text, "VmRSS:"), None);
-    }
 
     #[tokio::test(start_paused = true)]
     async fn live_slots_are_limited_and_freed() {

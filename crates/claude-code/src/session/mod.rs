@@ -470,7 +470,7 @@ impl Session {
                 (Some(started), Some(limit)) if started.elapsed() > limit => {
                     UnhealthyReason::TurnStuck(started.elapsed())
                 }
-                _ if self.info.pid.is_some_and(crate::transport::is_suspended) => {
+                _ if self.info.pid.is_some_and(crate::procfs::is_stopped) => {
                     UnhealthyReason::Suspended
                 }
                 _ => return Health::Healthy,

@@ -187,19 +187,6 @@ impl StderrTail {
     }
 }
 
-/// True when process `pid` is stopped (state `T` or `t` in `/proc/<pid>/stat`); false
-/// when it runs, is gone, or `/proc` cannot be read.
-pub(crate) fn is_suspended(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            // The command name may hold spaces and parentheses: the state follows the last ')'.
-            let rest = &stat[stat.rfind(')')? + 1..];
-            rest.split_whitespace().next().map(|s| s == "T" || s == "t")
-        })
-        .unwrap_or(false)
-}
-
 /// A running CLI process.
 pub(crate) struct Transport {
     child: Box<dyn TokioChildWrapper>,
