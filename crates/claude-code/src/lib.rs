@@ -45,6 +45,7 @@ mod session;
 pub mod store;
 pub mod telemetry;
 mod transport;
+mod util;
 
 // The hosting layer, built on the SDK (never the other way round).
 pub mod hosting;

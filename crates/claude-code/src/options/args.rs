@@ -395,6 +395,28 @@ mod tests {
     }
 
     #[test]
+    fn enums_are_spelled_in_one_place_and_parse_back() {
+        use crate::options::{Effort, SettingSource};
+        for m in PermissionMode::ALL {
+            assert_eq!(m.to_string().parse::<PermissionMode>(), Ok(*m));
+        }
+        for e in Effort::ALL {
+            assert_eq!(e.as_str().parse::<Effort>(), Ok(*e));
+        }
+        for s in SettingSource::ALL {
+            assert_eq!(s.as_str().parse::<SettingSource>(), Ok(*s));
+        }
+        let err = "acceptedits"
+            .parse::<PermissionMode>()
+            .expect_err("wrong case");
+        assert_eq!(
+            err.to_string(),
+            "\"acceptedits\" is not a valid permission mode; expected one of: default, \
+             acceptEdits, plan, bypassPermissions, dontAsk, auto"
+        );
+    }
+
+    #[test]
     fn max_api_retries_sets_the_cli_variable() {
         let env = Options::new().max_api_retries(2).to_env();
         assert!(env.contains(&("CLAUDE_CODE_MAX_RETRIES".into(), Some("2".into()))));

@@ -2,7 +2,7 @@
 //! thinking, effort, setting sources, external MCP servers, agents, sandbox settings.
 //! How they become flags is `args`' business.
 
-use std::{collections::BTreeMap, fmt, path::PathBuf};
+use std::{collections::BTreeMap, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -31,6 +31,62 @@ pub enum Thinking {
     Budget(u32),
 }
 
+/// A string that is not one of an enum's spellings (`"acceptedits"` for a
+/// [`PermissionMode`](crate::PermissionMode), …).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{got:?} is not a valid {what}; expected one of: {expected}")]
+pub struct ParseEnumError {
+    /// What was parsed (`permission mode`, …).
+    pub what: &'static str,
+    /// The string given.
+    pub got: String,
+    /// The accepted spellings, comma-separated.
+    pub expected: String,
+}
+
+/// `as_str`, `Display`, `FromStr` and `ALL` for a plain enum with one wire spelling per
+/// variant: each enum is spelled in one place.
+macro_rules! spelled {
+    ($ty:ident, $what:literal, { $($variant:ident => $wire:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
+            /// The CLI's spelling.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $wire),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = $crate::options::ParseEnumError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
+                    $crate::options::ParseEnumError {
+                        what: $what,
+                        got: s.to_string(),
+                        expected: Self::ALL
+                            .iter()
+                            .map(|v| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    }
+                })
+            }
+        }
+    };
+}
+pub(crate) use spelled;
+
 /// Reasoning effort (`--effort`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -47,18 +103,13 @@ pub enum Effort {
     Max,
 }
 
-impl Effort {
-    /// The CLI's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Effort::Low => "low",
-            Effort::Medium => "medium",
-            Effort::High => "high",
-            Effort::XHigh => "xhigh",
-            Effort::Max => "max",
-        }
-    }
-}
+spelled!(Effort, "effort", {
+    Low => "low",
+    Medium => "medium",
+    High => "high",
+    XHigh => "xhigh",
+    Max => "max",
+});
 
 /// Where the CLI loads filesystem settings from (`--setting-sources`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,22 +123,11 @@ pub enum SettingSource {
     Local,
 }
 
-impl SettingSource {
-    /// The CLI's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SettingSource::User => "user",
-            SettingSource::Project => "project",
-            SettingSource::Local => "local",
-        }
-    }
-}
-
-impl fmt::Display for SettingSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+spelled!(SettingSource, "setting source", {
+    User => "user",
+    Project => "project",
+    Local => "local",
+});
 
 /// Settings for the CLI (`--settings`): a file, or a JSON object.
 #[derive(Debug, Clone, PartialEq)]

@@ -22,8 +22,8 @@ mod kinds;
 
 use crate::error::{Error, Result};
 pub use kinds::{
-    AgentDefinition, Effort, McpServerConfig, SandboxSettings, SettingSource, Settings, Thinking,
-    Tools,
+    AgentDefinition, Effort, McpServerConfig, ParseEnumError, SandboxSettings, SettingSource,
+    Settings, Thinking, Tools,
 };
 
 /// Default cap on one stdout line from the CLI (10 MiB).
@@ -66,25 +66,14 @@ pub enum PermissionMode {
     Auto,
 }
 
-impl PermissionMode {
-    /// The spelling the CLI expects on the wire and in `--permission-mode`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PermissionMode::Default => "default",
-            PermissionMode::AcceptEdits => "acceptEdits",
-            PermissionMode::Plan => "plan",
-            PermissionMode::BypassPermissions => "bypassPermissions",
-            PermissionMode::DontAsk => "dontAsk",
-            PermissionMode::Auto => "auto",
-        }
-    }
-}
-
-impl fmt::Display for PermissionMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+kinds::spelled!(PermissionMode, "permission mode", {
+    Default => "default",
+    AcceptEdits => "acceptEdits",
+    Plan => "plan",
+    BypassPermissions => "bypassPermissions",
+    DontAsk => "dontAsk",
+    Auto => "auto",
+});
 
 /// Everything a session is started with: CLI flags, environment, process settings and
 /// the SDK's own limits and timeouts. Cheap to clone.

@@ -18,6 +18,7 @@ use crate::error::{Error, ExitInfo};
 use crate::protocol::{control_request_line, InitializeResponse, OutboundRequest};
 use crate::telemetry::{SessionEnd, SessionTelemetry};
 use crate::transport::{Line, Transport};
+use crate::util::or_pending;
 
 pub(super) struct Actor {
     pub(super) t: Transport,
@@ -183,7 +184,7 @@ impl Actor {
                         return exit;
                     },
                 },
-                permit = reserve(sink.as_ref()), if !self.outbox.is_empty() => {
+                permit = or_pending(sink.as_ref().map(|s| s.reserve())), if !self.outbox.is_empty() => {
                     if let (Ok(permit), Some((item, last))) = (permit, self.outbox.pop_front()) {
                         permit.send(item);
                         if last {
@@ -198,8 +199,8 @@ impl Actor {
                         return exit;
                     }
                 },
-                _ = closed(sink.as_ref()), if watch_drop => self.consumer_gone().await,
-                _ = sleep_until_opt(init_deadline.map(|(d, _)| d)), if init_deadline.is_some() => {
+                _ = or_pending(sink.as_ref().map(|s| s.closed())), if watch_drop => self.consumer_gone().await,
+                _ = or_pending(init_deadline.map(|(d, _)| tokio::time::sleep_until(d))), if init_deadline.is_some() => {
                     let after = init_deadline.map_or(Duration::ZERO, |(_, t)| t);
                     let err = Error::Timeout { what: "the initialize response", after };
                     match self.handshake.take_reply() {
@@ -207,7 +208,7 @@ impl Actor {
                         None => return Exit::Stop(None),
                     }
                 },
-                _ = sleep_until_opt(turn_deadline), if turn_deadline.is_some() => {
+                _ = or_pending(turn_deadline.map(tokio::time::sleep_until)), if turn_deadline.is_some() => {
                     if let Some(limit) = self.turn_timeout {
                         tracing::warn!(pid = self.t.pid(), ?limit, "turn timed out; interrupting");
                         self.push(Delivery::Error(Error::Timeout { what: "the turn to finish", after: limit }), false);
@@ -329,26 +330,5 @@ impl Actor {
             Command::Stop { done } => return Some(Exit::Stop(Some(done))),
         }
         None
-    }
-}
-
-async fn reserve(sink: Option<&mpsc::Sender<Batch>>) -> Result<mpsc::Permit<'_, Batch>, ()> {
-    match sink {
-        Some(s) => s.reserve().await.map_err(drop),
-        None => Err(()),
-    }
-}
-
-async fn closed(sink: Option<&mpsc::Sender<Batch>>) {
-    match sink {
-        Some(s) => s.closed().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }

@@ -22,6 +22,7 @@ use crate::error::{Error, ExitInfo};
 use crate::hosting::cost::{CostReport, CostTotals, CostTracker};
 use crate::session::{Health, Session, UnhealthyReason};
 use crate::telemetry;
+use crate::util::or_pending;
 
 /// Why the supervisor ended, published for [`Supervisor::closed`](super::Supervisor::closed).
 #[derive(Debug, Clone)]
@@ -297,21 +298,12 @@ pub(crate) async fn run(
                 Some(cmd) => actor.on_command(cmd).await,
             },
             Some(event) = events_rx.recv() => actor.on_event(event).await,
-            _ = tick(health.as_mut()), if health.is_some() => actor.check_health(),
-            _ = hibernate::sleep_until(idle_at), if idle_at.is_some() => actor.on_idle_tick().await,
+            _ = or_pending(health.as_mut().map(|i| i.tick())), if health.is_some() => actor.check_health(),
+            _ = or_pending(idle_at.map(tokio::time::sleep_until)), if idle_at.is_some() => actor.on_idle_tick().await,
         }
         if actor.ended.borrow().is_some() {
             return; // intensity exceeded; children already stopped
         }
-    }
-}
-
-async fn tick(interval: Option<&mut tokio::time::Interval>) {
-    match interval {
-        Some(i) => {
-            i.tick().await;
-        }
-        None => std::future::pending().await,
     }
 }
 

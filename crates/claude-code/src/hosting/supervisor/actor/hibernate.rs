@@ -74,14 +74,6 @@ impl Hosting {
     }
 }
 
-/// Sleeps until `at` (forever for `None`).
-pub(super) async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 impl Actor {
     /// When the actor next needs to look at idle children or queued wakes.
     pub(super) fn next_idle_check(&self) -> Option<Instant> {
