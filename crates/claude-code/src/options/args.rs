@@ -412,7 +412,7 @@ mod tests {
             .collect()
     }
 
-    const LEAN_VARS: [&str; 10] = [
+    const LEAN_VARS: [&str; 8] = [
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
         "DISABLE_AUTOUPDATER",
         "DISABLE_TELEMETRY",
@@ -420,9 +420,7 @@ mod tests {
         "CLAUDE_CODE_DISABLE_FEATURE_FLAGS",
         "DISABLE_GROWTHBOOK",
         "CLAUDE_CODE_DISABLE_VITALS_EMITTER",
-        "DISABLE_START_HEARTBEATS",
         "CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL",
-        "DISABLE_PLUGIN_AUTOLOAD",
     ];
 
     const MINIMAL_EXTRA_VARS: [&str; 5] = [

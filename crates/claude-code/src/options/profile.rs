@@ -2,6 +2,11 @@
 //! start-up and background work, as typed values. They become environment variables in
 //! `args.rs` ([`Options::to_env`](super::Options::to_env)), nowhere else.
 //!
+//! `DISABLE_PLUGIN_AUTOLOAD` and `DISABLE_START_HEARTBEATS`, sometimes suggested, are not
+//! here: the pinned CLI only contains `PYTEST_DISABLE_PLUGIN_AUTOLOAD` (an allow-listed
+//! variable it passes to pytest) and `CLAUDE_RUNNER_DISABLE_START_HEARTBEATS` (its cloud
+//! runner's), so setting them changes nothing.
+//!
 //! Every name here is checked against the pinned CLI binary by `scripts/cli-switches`
 //! (run by the `cli_switches` test), so an upgrade that drops or renames one fails loudly.
 
@@ -27,16 +32,12 @@ pub enum CliSwitch {
     FeatureFlags,
     /// `DISABLE_GROWTHBOOK`: no experiment-assignment client.
     Growthbook,
-    /// `CLAUDE_CODE_DISABLE_VITALS_EMITTER`: no periodic process-vitals sampling.
+    /// `CLAUDE_CODE_DISABLE_VITALS_EMITTER`: no process-vitals emitter (on the pinned CLI
+    /// only the cloud runner's guest vitals read it).
     VitalsEmitter,
-    /// `DISABLE_START_HEARTBEATS`: no start-up heartbeat events.
-    StartHeartbeats,
     /// `CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL`: the official plugin
     /// marketplace is not installed on first start.
     OfficialMarketplaceAutoinstall,
-    /// `DISABLE_PLUGIN_AUTOLOAD`: plugins are not loaded automatically at start (plugins
-    /// given with [`Options::plugin_dir`](super::Options::plugin_dir) still are).
-    PluginAutoload,
     /// `CLAUDE_CODE_DISABLE_GIT_INSTRUCTIONS`. **Loses:** the git status and git
     /// instructions in Claude Code's system prompt.
     GitInstructions,
@@ -56,7 +57,7 @@ pub enum CliSwitch {
 
 impl CliSwitch {
     /// Every switch, the ones that change nothing the model sees first.
-    pub const ALL: [CliSwitch; 15] = [
+    pub const ALL: [CliSwitch; 13] = [
         CliSwitch::NonessentialTraffic,
         CliSwitch::Autoupdater,
         CliSwitch::Telemetry,
@@ -64,9 +65,7 @@ impl CliSwitch {
         CliSwitch::FeatureFlags,
         CliSwitch::Growthbook,
         CliSwitch::VitalsEmitter,
-        CliSwitch::StartHeartbeats,
         CliSwitch::OfficialMarketplaceAutoinstall,
-        CliSwitch::PluginAutoload,
         CliSwitch::GitInstructions,
         CliSwitch::ClaudeMds,
         CliSwitch::AutoMemory,
@@ -84,11 +83,9 @@ impl CliSwitch {
             CliSwitch::FeatureFlags => "CLAUDE_CODE_DISABLE_FEATURE_FLAGS",
             CliSwitch::Growthbook => "DISABLE_GROWTHBOOK",
             CliSwitch::VitalsEmitter => "CLAUDE_CODE_DISABLE_VITALS_EMITTER",
-            CliSwitch::StartHeartbeats => "DISABLE_START_HEARTBEATS",
             CliSwitch::OfficialMarketplaceAutoinstall => {
                 "CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL"
             }
-            CliSwitch::PluginAutoload => "DISABLE_PLUGIN_AUTOLOAD",
             CliSwitch::GitInstructions => "CLAUDE_CODE_DISABLE_GIT_INSTRUCTIONS",
             CliSwitch::ClaudeMds => "CLAUDE_CODE_DISABLE_CLAUDE_MDS",
             CliSwitch::AutoMemory => "CLAUDE_CODE_DISABLE_AUTO_MEMORY",
@@ -148,9 +145,7 @@ const LEAN: &[CliSwitch] = &[
     CliSwitch::FeatureFlags,
     CliSwitch::Growthbook,
     CliSwitch::VitalsEmitter,
-    CliSwitch::StartHeartbeats,
     CliSwitch::OfficialMarketplaceAutoinstall,
-    CliSwitch::PluginAutoload,
 ];
 
 impl CliProfile {
