@@ -56,7 +56,7 @@ pub enum CliSwitch {
 }
 
 impl CliSwitch {
-    /// Every switch, the ones that change nothing the model sees first.
+    /// Every switch: [`CliProfile::Lean`]'s first, then the rest of [`CliProfile::Minimal`].
     pub const ALL: [CliSwitch; 13] = [
         CliSwitch::NonessentialTraffic,
         CliSwitch::Autoupdater,
@@ -64,8 +64,8 @@ impl CliSwitch {
         CliSwitch::ErrorReporting,
         CliSwitch::FeatureFlags,
         CliSwitch::Growthbook,
-        CliSwitch::VitalsEmitter,
         CliSwitch::OfficialMarketplaceAutoinstall,
+        CliSwitch::VitalsEmitter,
         CliSwitch::GitInstructions,
         CliSwitch::ClaudeMds,
         CliSwitch::AutoMemory,
@@ -129,14 +129,15 @@ pub enum CliProfile {
     /// Only switches that change nothing the model sees or the user relies on: side
     /// traffic and background work off. See [`CliProfile::switches`].
     Lean,
-    /// [`CliProfile::Lean`] plus every behaviour-changing switch: no `CLAUDE.md`
-    /// context, no git instructions in the system prompt, no auto memory, no bundled
-    /// skills, no background tasks.
+    /// Every switch: [`CliProfile::Lean`], [`CliSwitch::VitalsEmitter`] and every
+    /// behaviour-changing switch: no `CLAUDE.md` context, no git instructions in the
+    /// system prompt, no auto memory, no bundled skills, no background tasks.
     Minimal,
 }
 
 /// The switches of [`CliProfile::Lean`]: those measured to gain something on the pinned
-/// CLI (see `docs/performance.md`).
+/// CLI (see `docs/performance.md`). [`CliSwitch::VitalsEmitter`] measured as no gain (on
+/// the pinned CLI only the cloud runner reads it), so only `Minimal` sets it.
 const LEAN: &[CliSwitch] = &[
     CliSwitch::NonessentialTraffic,
     CliSwitch::Autoupdater,
@@ -144,7 +145,6 @@ const LEAN: &[CliSwitch] = &[
     CliSwitch::ErrorReporting,
     CliSwitch::FeatureFlags,
     CliSwitch::Growthbook,
-    CliSwitch::VitalsEmitter,
     CliSwitch::OfficialMarketplaceAutoinstall,
 ];
 
