@@ -18,7 +18,8 @@ use crate::error::CliError;
 ///
 /// Configuration is layered: built-in defaults < claude-code.toml (--config, else
 /// $CLAUDE_CODE_CONFIG, else ./claude-code.toml) < environment (ANTHROPIC_API_KEY,
-/// CLAUDE_MODEL, CLAUDE_CODE_CLI, CLAUDE_CODE_CLI_DIR, CLAUDE_CODE_MAX_TURNS, ...) < flags.
+/// CLAUDE_MODEL, CLAUDE_CODE_CLI, CLAUDE_CODE_CLI_DIR, CLAUDE_CODE_MAX_TURNS,
+/// CLAUDE_CODE_CLI_PROFILE, ...) < flags.
 /// Run `claude-code config` to see the resolved values and where each came from.
 #[derive(Debug, Parser)]
 #[command(name = "claude-code", version)]

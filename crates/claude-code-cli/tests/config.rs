@@ -42,7 +42,9 @@ permission_mode = "acceptEdits"  # env CLAUDE_CODE_PERMISSION_MODE
 allowed_tools = "Read,Grep"  # file {f}
 disallowed_tools = (unset)  # default
 cwd = (unset)  # default
+cli_profile = "lean"  # default
 # api key: ANTHROPIC_API_KEY is set
+# cli env (lean profile): CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_AUTOUPDATER=1 DISABLE_TELEMETRY=1 DISABLE_ERROR_REPORTING=1 CLAUDE_CODE_DISABLE_FEATURE_FLAGS=1 DISABLE_GROWTHBOOK=1 CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL=1
 # cli args: --output-format=stream-json --input-format=stream-json --system-prompt=from the file --model=env-model --max-turns=4 --allowedTools=Read,Grep --permission-mode=acceptEdits --verbose
 "#,
         f = file.display()
@@ -54,6 +56,34 @@ cwd = (unset)  # default
         ),
         expected
     );
+}
+
+#[tokio::test]
+async fn config_shows_the_cli_profile_from_env_and_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = bare(dir.path());
+    cmd.env("CLAUDE_CODE_CLI_PROFILE", "default");
+    let out = run(&mut cmd, &["config"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("cli_profile = \"default\"  # env CLAUDE_CODE_CLI_PROFILE"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# cli env (default profile): none (the CLI's defaults)"),
+        "{text}"
+    );
+    let mut cmd = bare(dir.path());
+    cmd.env("CLAUDE_CODE_CLI_PROFILE", "default");
+    let out = run(&mut cmd, &["config", "--cli-profile", "minimal"]).await;
+    let text = stdout(&out);
+    assert!(text.contains("cli_profile = \"minimal\"  # flag"), "{text}");
+    assert!(text.contains("CLAUDE_CODE_DISABLE_CLAUDE_MDS=1"), "{text}");
+    let mut cmd = bare(dir.path());
+    let out = run(&mut cmd, &["config", "--cli-profile", "fast"]).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--cli-profile"), "{}", stderr(&out));
 }
 
 #[tokio::test]

@@ -29,7 +29,13 @@
 //! allowed_tools = ["Read", "Bash(git *)"]
 //! disallowed_tools = ["WebFetch"]
 //! cwd = "/srv/project"
+//! cli_profile = "lean"                # default | lean | minimal (see CliProfile)
 //! ```
+//!
+//! `cli_profile` defaults to `lean` here, as in the hosting layer: an application
+//! configured through this module starts its CLIs without side traffic and background
+//! work (a bare [`Options`] keeps the CLI's defaults). Set it to `default` to turn that
+//! off, or `minimal` for the behaviour-changing switches too.
 
 use std::{
     collections::BTreeMap,
@@ -41,10 +47,13 @@ use std::{
 use serde::Deserialize;
 
 use crate::cli::{binary_in, CliPath, CliSource, CliVersion, ResolvedCli, PINNED_CLI_VERSION};
-use crate::options::{Options, PermissionMode};
+use crate::options::{CliProfile, Options, PermissionMode};
 
 /// The file name looked for in the current directory.
 pub const CONFIG_FILE_NAME: &str = "claude-code.toml";
+
+/// Environment variable choosing the [`CliProfile`] (`default`, `lean`, `minimal`).
+pub const CLI_PROFILE_ENV: &str = "CLAUDE_CODE_CLI_PROFILE";
 
 /// Environment variable naming the config file.
 pub const CONFIG_ENV: &str = "CLAUDE_CODE_CONFIG";
@@ -189,6 +198,8 @@ pub struct Overrides {
     pub allowed_tools: Vec<String>,
     /// `--cwd`.
     pub cwd: Option<PathBuf>,
+    /// `--cli-profile`: `default`, `lean` or `minimal`.
+    pub cli_profile: Option<String>,
 }
 
 /// The resolved configuration. Build it with [`Config::load`] or [`ConfigLoader`].
@@ -223,12 +234,16 @@ pub struct Config {
     pub disallowed_tools: Vec<String>,
     /// Working directory of the CLI.
     pub cwd: Option<PathBuf>,
+    /// Which of the CLI's start-up and background switches are on (default
+    /// [`CliProfile::Lean`]).
+    pub cli_profile: CliProfile,
     origins: BTreeMap<&'static str, Origin>,
 }
 
 impl Default for Config {
     /// Built-in defaults: key in `ANTHROPIC_API_KEY`, CLI found automatically, the pinned
-    /// CLI version, everything else unset (the CLI's own defaults).
+    /// CLI version, the [`CliProfile::Lean`] profile, everything else unset (the CLI's
+    /// own defaults).
     fn default() -> Self {
         Config {
             file: None,
@@ -245,13 +260,14 @@ impl Default for Config {
             allowed_tools: Vec::new(),
             disallowed_tools: Vec::new(),
             cwd: None,
+            cli_profile: CliProfile::Lean,
             origins: BTreeMap::new(),
         }
     }
 }
 
 /// The keys of the file, in display order.
-pub const KEYS: [&str; 12] = [
+pub const KEYS: [&str; 13] = [
     "api_key_env",
     "model",
     "cli_path",
@@ -264,6 +280,7 @@ pub const KEYS: [&str; 12] = [
     "allowed_tools",
     "disallowed_tools",
     "cwd",
+    "cli_profile",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -281,6 +298,25 @@ struct FileConfig {
     allowed_tools: Option<Vec<String>>,
     disallowed_tools: Option<Vec<String>>,
     cwd: Option<PathBuf>,
+    cli_profile: Option<FileProfile>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum FileProfile {
+    Default,
+    Lean,
+    Minimal,
+}
+
+impl From<FileProfile> for CliProfile {
+    fn from(p: FileProfile) -> Self {
+        match p {
+            FileProfile::Default => CliProfile::Default,
+            FileProfile::Lean => CliProfile::Lean,
+            FileProfile::Minimal => CliProfile::Minimal,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -507,6 +543,7 @@ impl Config {
         take!(allowed_tools, file.allowed_tools);
         take!(disallowed_tools, file.disallowed_tools);
         take!(cwd, file.cwd.map(|d| Some(base.join(d))));
+        take!(cli_profile, file.cli_profile.map(CliProfile::from));
         Ok(())
     }
 
@@ -574,6 +611,15 @@ impl Config {
             self.cwd = Some(v.into());
             self.set_origin("cwd", o);
         }
+        if let Some((v, o)) = env(CLI_PROFILE_ENV) {
+            self.cli_profile =
+                v.parse()
+                    .map_err(|e: crate::options::UnknownProfile| ConfigError::Env {
+                        var: CLI_PROFILE_ENV.into(),
+                        message: e.to_string(),
+                    })?;
+            self.set_origin("cli_profile", o);
+        }
         Ok(())
     }
 
@@ -630,6 +676,15 @@ impl Config {
             self.cwd = Some(v.clone());
             self.set_origin("cwd", Origin::Flag);
         }
+        if let Some(v) = &o.cli_profile {
+            self.cli_profile =
+                v.parse()
+                    .map_err(|e: crate::options::UnknownProfile| ConfigError::Flag {
+                        flag: "cli-profile".into(),
+                        message: e.to_string(),
+                    })?;
+            self.set_origin("cli_profile", Origin::Flag);
+        }
         Ok(())
     }
 
@@ -650,6 +705,7 @@ impl Config {
             "allowed_tools" => list(&self.allowed_tools),
             "disallowed_tools" => list(&self.disallowed_tools),
             "cwd" => self.cwd.as_ref().map(|p| p.display().to_string()),
+            "cli_profile" => Some(self.cli_profile.to_string()),
             _ => None,
         }
     }
@@ -686,10 +742,13 @@ impl Config {
         Ok(resolved)
     }
 
-    /// Session options with these defaults. When `api_key_env` names a variable other
+    /// Session options with these defaults (the profile always named, so a hosted
+    /// session runs with it too). When `api_key_env` names a variable other
     /// than `ANTHROPIC_API_KEY`, its value is passed to the CLI as `ANTHROPIC_API_KEY`.
     pub fn to_options(&self) -> Options {
-        let mut o = Options::new().cli_path(self.cli());
+        let mut o = Options::new()
+            .cli_path(self.cli())
+            .cli_profile(self.cli_profile);
         if let Some(m) = &self.model {
             o = o.model(m);
         }
@@ -908,6 +967,47 @@ mod tests {
                 d.path()
                     .join("bin/node_modules/@anthropic-ai/claude-code/bin/claude.exe")
             )
+        );
+    }
+
+    #[test]
+    fn cli_profile_is_lean_by_default_and_layered() {
+        let none = Vec::<(String, String)>::new();
+        let c = ConfigLoader::new()
+            .no_file()
+            .env_vars(none)
+            .load()
+            .expect("loads");
+        assert_eq!(c.cli_profile, CliProfile::Lean);
+        assert_eq!(c.value("cli_profile").as_deref(), Some("lean"));
+        assert_eq!(c.to_options().cli_profile_value(), Some(CliProfile::Lean));
+        let (_d, path) = write("cli_profile = \"minimal\"\n");
+        let c = load(&path, &[]).expect("loads");
+        assert_eq!(c.cli_profile, CliProfile::Minimal);
+        assert_eq!(c.origin("cli_profile"), Origin::File(path.clone()));
+        let c = load(&path, &[(CLI_PROFILE_ENV, "default")]).expect("loads");
+        assert_eq!(c.cli_profile, CliProfile::Default);
+        assert!(c
+            .to_options()
+            .to_env()
+            .iter()
+            .all(|(k, _)| k != "DISABLE_TELEMETRY"));
+        let c = ConfigLoader::new()
+            .file(&path)
+            .env_vars([(CLI_PROFILE_ENV, "default")])
+            .overrides(Overrides {
+                cli_profile: Some("lean".into()),
+                ..Overrides::default()
+            })
+            .load()
+            .expect("loads");
+        assert_eq!(c.cli_profile, CliProfile::Lean);
+        assert_eq!(c.origin("cli_profile"), Origin::Flag);
+        let err = load(&path, &[(CLI_PROFILE_ENV, "fast")]).expect_err("bad profile");
+        assert!(err.to_string().contains(CLI_PROFILE_ENV), "{err}");
+        let (_d, path) = write("cli_profile = \"fast\"\n");
+        assert!(
+            matches!(load(&path, &[]), Err(ConfigError::Invalid { key: Some(k), .. }) if k == "cli_profile")
         );
     }
 

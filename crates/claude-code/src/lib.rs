@@ -63,8 +63,8 @@ pub use config::{Config, ConfigError, ConfigLoader};
 pub use cost::{CostReport, CostTotals, CostTracker, ModelCost, TokenUsage, TurnCost};
 pub use error::{Error, ExitInfo, Result};
 pub use options::{
-    AgentDefinition, Effort, McpServerConfig, Options, PermissionMode, SandboxSettings,
-    SettingSource, Settings, SystemPrompt, Thinking, Tools,
+    AgentDefinition, CliProfile, CliSwitch, Effort, McpServerConfig, Options, PermissionMode,
+    SandboxSettings, SettingSource, Settings, SystemPrompt, Thinking, Tools,
 };
 pub use pool::{MemberStats, Pool, PoolBuilder, PoolContext, PoolError, PoolStats, Selection};
 pub use protocol::{ContentBlock, Message, ResultMessage, UserInput};

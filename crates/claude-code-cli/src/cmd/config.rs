@@ -1,5 +1,6 @@
 //! `claude-code config`: the resolved configuration, one `key = value` line per key with
-//! where the value came from, then the CLI arguments a session would get. The API key's
+//! where the value came from, then the CLI arguments and the environment switches of its
+//! CLI profile a session would get. The API key's
 //! value is never printed, only whether its variable is set.
 
 use claude_code::config::KEYS;
@@ -33,8 +34,19 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
         "not set"
     };
     println!("# api key: {} is {present}", config.api_key_env);
-    let argv: Vec<String> = config
-        .to_options()
+    let options = config.to_options();
+    let switches: Vec<String> = options
+        .cli_switches()
+        .iter()
+        .map(|s| format!("{}=1", s.env_var()))
+        .collect();
+    let switches = if switches.is_empty() {
+        "none (the CLI's defaults)".to_string()
+    } else {
+        switches.join(" ")
+    };
+    println!("# cli env ({} profile): {switches}", config.cli_profile);
+    let argv: Vec<String> = options
         .to_args()
         .iter()
         .map(|a| a.to_string_lossy().into_owned())

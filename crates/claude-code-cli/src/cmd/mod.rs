@@ -31,6 +31,11 @@ pub struct SessionFlags {
     /// Tools allowed without asking, comma separated (e.g. "Read,Bash(git *)").
     #[arg(long, value_name = "RULES", value_delimiter = ',')]
     allowed_tools: Vec<String>,
+    /// CLI profile: default (the CLI's own behaviour), lean (no side traffic or background
+    /// work; the default here) or minimal (also no CLAUDE.md, git instructions, memory,
+    /// bundled skills, background tasks). Overrides cli_profile / CLAUDE_CODE_CLI_PROFILE.
+    #[arg(long, value_name = "PROFILE")]
+    cli_profile: Option<String>,
 }
 
 impl SessionFlags {
@@ -42,6 +47,7 @@ impl SessionFlags {
         o.max_turns = self.max_turns;
         o.permission_mode.clone_from(&self.permission_mode);
         o.allowed_tools.clone_from(&self.allowed_tools);
+        o.cli_profile.clone_from(&self.cli_profile);
         o
     }
 }

@@ -252,7 +252,7 @@ impl PoolBuilder {
         let members = (0..self.size)
             .map(|k| Member::new(k as u64, sup.session(format!("{base}-{k}"))))
             .collect();
-        let actor_options = self.spec.options.clone();
+        let actor_options = self.spec.options.clone().hosted();
         let actor = Actor {
             spec: self.spec,
             sup: sup.clone(),
@@ -327,7 +327,9 @@ type SharedTotals = Arc<Mutex<CostTotals>>;
 
 impl Pool {
     /// A builder for a pool of sessions made from `spec` (members are named
-    /// `<name>-0`, `<name>-1`, …).
+    /// `<name>-0`, `<name>-1`, …). Members, isolated sessions and spares run with
+    /// [`CliProfile::Lean`](crate::CliProfile::Lean) unless the spec's options name a
+    /// profile.
     pub fn builder(spec: SessionSpec) -> PoolBuilder {
         PoolBuilder {
             spec,

@@ -207,10 +207,11 @@ pub struct Spares {
 }
 
 impl Spares {
-    /// A builder for spares started with `options`.
+    /// A builder for spares started with `options`, with [`CliProfile::Lean`](crate::CliProfile::Lean)
+    /// unless they name a profile ([`Options::cli_profile`]).
     pub fn builder(options: Options) -> SparesBuilder {
         SparesBuilder {
-            options,
+            options: options.hosted(),
             count: 2,
             refill_concurrency: 2,
             admission: None,

@@ -113,7 +113,9 @@ impl Options {
 
     /// Environment changes for the CLI process: `(name, Some(value))` sets, `(name, None)`
     /// removes. Applied in order over the inherited environment (or over only the
-    /// allow-listed variables, see [`Options::inherit_env`]).
+    /// allow-listed variables, see [`Options::inherit_env`]): the SDK's own entries,
+    /// then the [`CliProfile`](super::CliProfile)'s switches, then [`Options::env`],
+    /// so the user's variables win.
     pub fn to_env(&self) -> Vec<(String, Option<String>)> {
         let set = |k: &str, v: &str| (k.to_string(), Some(v.to_string()));
         let mut env = vec![
@@ -121,6 +123,12 @@ impl Options {
             ("CLAUDECODE".to_string(), None),
             set("CLAUDE_CODE_ENTRYPOINT", super::ENTRYPOINT),
         ];
+        // The profile's switches come before the user's own variables, which win.
+        env.extend(
+            self.cli_switches()
+                .into_iter()
+                .map(|s| set(s.env_var(), "1")),
+        );
         if self.cli.enable_file_checkpointing {
             env.push(set("CLAUDE_CODE_ENABLE_SDK_FILE_CHECKPOINTING", "true"));
         }
@@ -392,6 +400,99 @@ mod tests {
                 .position(|(k, x)| k == "CLAUDE_CODE_ENTRYPOINT" && x.as_deref() == Some(v))
         };
         assert!(pos("mine") > pos(ENTRYPOINT));
+    }
+
+    /// The variables a profile adds to the environment (set to `1`), in order.
+    fn switch_vars(opts: &Options) -> Vec<String> {
+        let names: Vec<&str> = CliSwitch::ALL.iter().map(|s| s.env_var()).collect();
+        opts.to_env()
+            .into_iter()
+            .filter(|(k, v)| names.contains(&k.as_str()) && v.as_deref() == Some("1"))
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    const LEAN_VARS: [&str; 7] = [
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+        "DISABLE_AUTOUPDATER",
+        "DISABLE_TELEMETRY",
+        "DISABLE_ERROR_REPORTING",
+        "CLAUDE_CODE_DISABLE_FEATURE_FLAGS",
+        "DISABLE_GROWTHBOOK",
+        "CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL",
+    ];
+
+    const MINIMAL_EXTRA_VARS: [&str; 6] = [
+        "CLAUDE_CODE_DISABLE_VITALS_EMITTER",
+        "CLAUDE_CODE_DISABLE_GIT_INSTRUCTIONS",
+        "CLAUDE_CODE_DISABLE_CLAUDE_MDS",
+        "CLAUDE_CODE_DISABLE_AUTO_MEMORY",
+        "CLAUDE_CODE_DISABLE_BUNDLED_SKILLS",
+        "CLAUDE_CODE_DISABLE_BACKGROUND_TASKS",
+    ];
+
+    #[test]
+    fn each_profile_sets_exactly_its_variables_and_no_flags() {
+        assert!(switch_vars(&Options::new()).is_empty());
+        assert!(switch_vars(&Options::new().cli_profile(CliProfile::Default)).is_empty());
+        let lean = Options::new().cli_profile(CliProfile::Lean);
+        assert_eq!(switch_vars(&lean), LEAN_VARS);
+        let minimal = Options::new().cli_profile(CliProfile::Minimal);
+        let want: Vec<&str> = LEAN_VARS
+            .iter()
+            .chain(&MINIMAL_EXTRA_VARS)
+            .copied()
+            .collect();
+        assert_eq!(switch_vars(&minimal), want);
+        for o in [lean, minimal] {
+            assert!(extra(&o).is_empty(), "a profile is environment only");
+        }
+    }
+
+    #[test]
+    fn single_switches_adjust_the_profile() {
+        let o = Options::new().cli_switch(CliSwitch::ClaudeMds, true);
+        assert_eq!(switch_vars(&o), ["CLAUDE_CODE_DISABLE_CLAUDE_MDS"]);
+        let o = Options::new()
+            .cli_profile(CliProfile::Lean)
+            .cli_switch(CliSwitch::Telemetry, false)
+            .cli_switch(CliSwitch::BackgroundTasks, true);
+        let vars = switch_vars(&o);
+        assert!(!vars.contains(&"DISABLE_TELEMETRY".to_string()), "{vars:?}");
+        assert!(vars.contains(&"CLAUDE_CODE_DISABLE_BACKGROUND_TASKS".to_string()));
+        assert_eq!(vars.len(), LEAN_VARS.len());
+        assert_eq!(o.cli_switches().len(), LEAN_VARS.len());
+    }
+
+    #[test]
+    fn user_env_wins_over_the_profile() {
+        let o = Options::new()
+            .cli_profile(CliProfile::Lean)
+            .env("DISABLE_TELEMETRY", "0")
+            .env_remove("DISABLE_AUTOUPDATER");
+        // Applied in order: the user's entries come after the profile's.
+        let env = o.to_env();
+        let last = |name: &str| {
+            env.iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(last("DISABLE_TELEMETRY"), Some(Some("0".into())));
+        assert_eq!(last("DISABLE_AUTOUPDATER"), Some(None));
+        assert_eq!(last("DISABLE_GROWTHBOOK"), Some(Some("1".into())));
+    }
+
+    #[test]
+    fn hosting_uses_lean_unless_a_profile_is_named() {
+        assert_eq!(Options::new().cli_profile_value(), None);
+        assert_eq!(
+            Options::new().hosted().cli_profile_value(),
+            Some(CliProfile::Lean)
+        );
+        let named = Options::new().cli_profile(CliProfile::Default).hosted();
+        assert_eq!(named.cli_profile_value(), Some(CliProfile::Default));
+        assert!(named.cli_switches().is_empty());
     }
 
     #[test]

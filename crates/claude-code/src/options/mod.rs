@@ -19,12 +19,14 @@ use crate::store::SessionStore;
 
 mod args;
 mod kinds;
+mod profile;
 
 use crate::error::{Error, Result};
 pub use kinds::{
     AgentDefinition, Effort, McpServerConfig, ParseEnumError, SandboxSettings, SettingSource,
     Settings, Thinking, Tools,
 };
+pub use profile::{CliProfile, CliSwitch, UnknownProfile};
 
 /// Default cap on one stdout line from the CLI (10 MiB).
 pub const DEFAULT_MAX_LINE_BYTES: usize = 10 * 1024 * 1024;
@@ -149,6 +151,8 @@ pub(crate) struct CliFlags {
     pub(crate) debug: Option<Option<String>>,
     pub(crate) debug_file: Option<PathBuf>,
     pub(crate) enable_file_checkpointing: bool,
+    pub(crate) profile: Option<CliProfile>,
+    pub(crate) switches: BTreeMap<CliSwitch, bool>,
 }
 
 impl Default for Options {
@@ -708,6 +712,57 @@ impl Options {
     /// Track file changes so [`crate::Session::rewind_files`] can undo them.
     pub fn enable_file_checkpointing(mut self, on: bool) -> Self {
         self.cli.enable_file_checkpointing = on;
+        self
+    }
+
+    /// The CLI profile: which of the CLI's start-up and background switches are on
+    /// (see [`CliProfile`]). Unset, a bare [`crate::Session`] runs with the CLI's
+    /// defaults and the hosting layer (supervisor children, pools, spares) with
+    /// [`CliProfile::Lean`]. [`Options::env`] and [`Options::env_remove`] win over it.
+    ///
+    /// ```
+    /// use claude_code::{CliProfile, Options};
+    /// let env = Options::new().cli_profile(CliProfile::Lean).to_env();
+    /// assert!(env.contains(&("DISABLE_TELEMETRY".into(), Some("1".into()))));
+    /// ```
+    pub fn cli_profile(mut self, profile: CliProfile) -> Self {
+        self.cli.profile = Some(profile);
+        self
+    }
+
+    /// Turns one switch on or off on top of the profile: `true` sets its variable to `1`
+    /// even when the profile does not, `false` keeps the profile from setting it (an
+    /// inherited variable stays; remove that with [`Options::env_remove`]).
+    pub fn cli_switch(mut self, switch: CliSwitch, on: bool) -> Self {
+        self.cli.switches.insert(switch, on);
+        self
+    }
+
+    /// The profile named with [`Options::cli_profile`], if any.
+    pub fn cli_profile_value(&self) -> Option<CliProfile> {
+        self.cli.profile
+    }
+
+    /// The switches the CLI will be started with: the profile's (the CLI defaults when
+    /// none is named) adjusted by [`Options::cli_switch`], in [`CliSwitch::ALL`] order.
+    pub fn cli_switches(&self) -> Vec<CliSwitch> {
+        let profile = self.cli.profile.unwrap_or_default().switches();
+        CliSwitch::ALL
+            .into_iter()
+            .filter(|s| {
+                self.cli
+                    .switches
+                    .get(s)
+                    .copied()
+                    .unwrap_or_else(|| profile.contains(s))
+            })
+            .collect()
+    }
+
+    /// These options as the hosting layer starts them: [`CliProfile::Lean`] unless a
+    /// profile is named.
+    pub(crate) fn hosted(mut self) -> Self {
+        self.cli.profile.get_or_insert(CliProfile::Lean);
         self
     }
 

@@ -346,7 +346,7 @@ impl Actor {
             return self.start_nested(idx).await;
         }
         let child = &self.children[idx];
-        let mut opts = child.spec.options.clone();
+        let mut opts = child.spec.options.clone().hosted();
         // A wake always resumes: hibernation must be invisible to the conversation.
         if child.spec.resume_on_restart || child.status == ChildStatus::Hibernated {
             if let Some(id) = &child.last_session_id {

@@ -8,9 +8,11 @@
 //! reverse start order, and [`Supervisor::closed`] reports
 //! [`SupervisorError::MaxRestartIntensity`]). A restarted child runs the full initialize
 //! handshake again (same [`Options`](crate::Options)) and resumes its conversation with
-//! `--resume <last session id>` unless its spec opts out. [`SupervisedSession`] addresses a
-//! child by name, so it keeps working across restarts. Sessions themselves are
-//! `session`'s business; intensity and back-off arithmetic live in `intensity`.
+//! `--resume <last session id>` unless its spec opts out. Children run with
+//! [`CliProfile::Lean`](crate::CliProfile::Lean) unless their options name a profile.
+//! [`SupervisedSession`] addresses a child by name, so it keeps working across restarts.
+//! Sessions themselves are `session`'s business; intensity and back-off arithmetic live
+//! in `intensity`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), claude_code::SupervisorError> {

@@ -123,6 +123,12 @@ impl SessionSpec {
         self.with_options(|o| o.max_turns(turns))
     }
 
+    /// The CLI profile (see [`Options::cli_profile`]); unset, a supervised session runs
+    /// with [`CliProfile::Lean`](crate::CliProfile::Lean).
+    pub fn cli_profile(self, profile: crate::CliProfile) -> Self {
+        self.with_options(|o| o.cli_profile(profile))
+    }
+
     /// The restart type (default [`Restart::Permanent`]).
     pub fn restart(mut self, restart: Restart) -> Self {
         self.restart = restart;
