@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub enum CliError {
     /// The configuration is invalid.
     #[error(transparent)]
-    Config(#[from] claude_code::ConfigError),
+    Config(#[from] crate::config::ConfigError),
 
     /// The SDK failed (CLI not found, process died, timeout, ...).
     #[error(transparent)]

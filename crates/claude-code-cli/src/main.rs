@@ -4,13 +4,14 @@
 //! `util.rs`.
 
 mod cmd;
+mod config;
 mod error;
 mod util;
 
 use std::{path::PathBuf, process::ExitCode};
 
+use crate::config::{Config, ConfigLoader, Overrides};
 use clap::{Parser, Subcommand};
-use claude_code::config::{Config, ConfigLoader, Overrides};
 
 use crate::error::CliError;
 

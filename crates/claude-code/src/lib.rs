@@ -34,7 +34,6 @@
 // The SDK: one session, one CLI process.
 pub mod callbacks;
 pub mod cli;
-pub mod config;
 mod error;
 pub mod history;
 pub mod options;
@@ -59,7 +58,6 @@ pub use callbacks::{
     permissions::{PermissionResult, ToolPermissionRequest},
 };
 pub use cli::{CliPath, PINNED_CLI_VERSION};
-pub use config::{Config, ConfigError, ConfigLoader};
 pub use cost::{CostReport, CostTotals, CostTracker, ModelCost, TokenUsage, TurnCost};
 pub use error::{Error, ExitInfo, Result};
 pub use options::{

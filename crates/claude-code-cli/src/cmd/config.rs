@@ -3,7 +3,7 @@
 //! CLI profile a session would get. The API key's
 //! value is never printed, only whether its variable is set.
 
-use claude_code::config::KEYS;
+use crate::config::KEYS;
 
 use crate::{error::CliError, Cli};
 

@@ -5,10 +5,8 @@
 
 use std::{path::Path, time::Duration, time::Instant};
 
-use claude_code::{
-    cli::{cli_version, CliSource},
-    config::{Config, ConfigLoader},
-};
+use crate::config::{Config, ConfigLoader};
+use claude_code::cli::{cli_version, CliSource};
 
 use crate::{error::CliError, util, Cli};
 

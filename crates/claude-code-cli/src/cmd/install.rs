@@ -15,10 +15,8 @@ use std::{
     time::Duration,
 };
 
-use claude_code::{
-    cli::{binary_in, bundled_dir, CliVersion},
-    config::Overrides,
-};
+use crate::config::Overrides;
+use claude_code::cli::{binary_in, bundled_dir, CliVersion};
 use serde_json::Value;
 
 use crate::{error::CliError, util, Cli};

@@ -2,7 +2,7 @@
 //! function; the session flags shared by `query` and `config` live here, shared
 //! formatting in `crate::util`.
 
-use claude_code::config::Overrides;
+use crate::config::Overrides;
 
 pub mod config;
 pub mod doctor;

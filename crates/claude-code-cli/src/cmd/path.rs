@@ -1,10 +1,8 @@
 //! `claude-code path`: the binary the SDK would run with the current configuration, the
 //! rule that found it (explicit, bundled or global) and the setting behind that rule.
 
-use claude_code::{
-    cli::{bundled_dir, CliSource},
-    config::{CliSetting, Origin},
-};
+use crate::config::{CliSetting, Origin};
+use claude_code::cli::{bundled_dir, CliSource};
 
 use crate::{error::CliError, Cli};
 

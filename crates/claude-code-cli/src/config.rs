@@ -1,5 +1,6 @@
-//! Application configuration: a `claude-code.toml` file layered with the environment and
-//! command-line flags, turned into session [`Options`].
+//! The command's configuration (it lives here, not in the SDK: only the command reads
+//! it): a `claude-code.toml` file layered with the environment and command-line flags,
+//! turned into session [`Options`].
 //!
 //! Layers, lowest first: built-in defaults < the file < the environment < flags
 //! ([`Overrides`]). The file is the one named by [`ConfigLoader::file`], else by
@@ -8,11 +9,8 @@
 //! where it came from ([`Config::origin`]), so tools can explain themselves. Spawning the
 //! CLI is left to the session; this module only decides what to spawn it with.
 //!
-//! ```no_run
-//! let config = claude_code::Config::load()?;
-//! let options = config.to_options();
-//! # Ok::<(), claude_code::config::ConfigError>(())
-//! ```
+//! `ConfigLoader::new().overrides(flags).load()?.to_options()` is what every subcommand
+//! starts from.
 //!
 //! A file with every key:
 //!
@@ -46,8 +44,10 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::cli::{binary_in, CliPath, CliSource, CliVersion, ResolvedCli, PINNED_CLI_VERSION};
-use crate::options::{CliProfile, Options, PermissionMode};
+use claude_code::cli::{
+    binary_in, CliPath, CliSource, CliVersion, ResolvedCli, PINNED_CLI_VERSION,
+};
+use claude_code::options::{CliProfile, Options, PermissionMode};
 
 /// The file name looked for in the current directory.
 pub const CONFIG_FILE_NAME: &str = "claude-code.toml";
@@ -405,7 +405,8 @@ impl ConfigLoader {
         self
     }
 
-    /// Use these variables instead of the process environment.
+    /// Use these variables instead of the process environment (tests).
+    #[cfg(test)]
     pub fn env_vars<I, K, V>(mut self, vars: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
@@ -417,12 +418,6 @@ impl ConfigLoader {
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
         );
-        self
-    }
-
-    /// Look for `claude-code.toml` in this directory instead of the current one.
-    pub fn search_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.cwd = Some(dir.into());
         self
     }
 
@@ -472,11 +467,6 @@ impl ConfigLoader {
 }
 
 impl Config {
-    /// Loads defaults < file < process environment (no flags).
-    pub fn load() -> Result<Config, ConfigError> {
-        ConfigLoader::new().load()
-    }
-
     /// Where the value of `key` (one of [`KEYS`]) came from.
     pub fn origin(&self, key: &str) -> Origin {
         self.origins.get(key).cloned().unwrap_or(Origin::Default)
@@ -557,7 +547,7 @@ impl Config {
             self.model = Some(v);
             self.set_origin("model", o);
         }
-        if let Some((v, o)) = env(crate::cli::CLI_ENV) {
+        if let Some((v, o)) = env(claude_code::cli::CLI_ENV) {
             self.cli_path = CliSetting::Path(v.into());
             self.set_origin("cli_path", o);
         }
@@ -571,7 +561,7 @@ impl Config {
             self.cli_version = v;
             self.set_origin("cli_version", o);
         }
-        if let Some((v, o)) = env(crate::cli::BUNDLED_DIR_ENV) {
+        if let Some((v, o)) = env(claude_code::cli::BUNDLED_DIR_ENV) {
             self.cli_dir = Some(v.into());
             self.set_origin("cli_dir", o);
         }
@@ -612,12 +602,12 @@ impl Config {
             self.set_origin("cwd", o);
         }
         if let Some((v, o)) = env(CLI_PROFILE_ENV) {
-            self.cli_profile =
-                v.parse()
-                    .map_err(|e: crate::options::UnknownProfile| ConfigError::Env {
-                        var: CLI_PROFILE_ENV.into(),
-                        message: e.to_string(),
-                    })?;
+            self.cli_profile = v
+                .parse()
+                .map_err(|e: claude_code::options::UnknownProfile| ConfigError::Env {
+                    var: CLI_PROFILE_ENV.into(),
+                    message: e.to_string(),
+                })?;
             self.set_origin("cli_profile", o);
         }
         Ok(())
@@ -678,11 +668,12 @@ impl Config {
         }
         if let Some(v) = &o.cli_profile {
             self.cli_profile =
-                v.parse()
-                    .map_err(|e: crate::options::UnknownProfile| ConfigError::Flag {
+                v.parse().map_err(
+                    |e: claude_code::options::UnknownProfile| ConfigError::Flag {
                         flag: "cli-profile".into(),
                         message: e.to_string(),
-                    })?;
+                    },
+                )?;
             self.set_origin("cli_profile", Origin::Flag);
         }
         Ok(())
@@ -731,7 +722,7 @@ impl Config {
     }
 
     /// Finds the binary these settings select, labelled with the rule that found it.
-    pub fn resolve_cli(&self) -> crate::Result<ResolvedCli> {
+    pub fn resolve_cli(&self) -> claude_code::Result<ResolvedCli> {
         let mut resolved = self.cli().resolve()?;
         if let (CliSetting::Auto | CliSetting::Bundled, Some(dir)) = (&self.cli_path, &self.cli_dir)
         {
