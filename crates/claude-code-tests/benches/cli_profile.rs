@@ -22,7 +22,7 @@
 //! Configurations alternate within each repetition (in a rotating order), so drift in
 //! machine load hits all alike. Ratios are against the CLI's defaults in the same run.
 //!
-//! `cargo bench -p claude-code-tests --bench cli_profile` (env `REPS`, default 3; `TURNS`
+//! `cargo bench -p claude-code-host-tests --bench cli_profile` (env `REPS`, default 3; `TURNS`
 //! per warm session after the first, default 3; `IDLE_SECS`, default 10; `CONFIGS`, a
 //! comma list of `default`, `lean`, `minimal` and switch variable names, default all).
 //! Under `cargo test`: a smoke run of `default,lean`, one repetition, a 1 s idle window.

@@ -13,7 +13,7 @@
 //!    then back-to-back requests on a one-member pool with each `PoolContext`; medians
 //!    over `REQUESTS`.
 //!
-//! `cargo bench -p claude-code-tests --bench hosting` (env `SECTIONS`: any of
+//! `cargo bench -p claude-code-host-tests --bench hosting` (env `SECTIONS`: any of
 //! `memory,latency,throughput,context`, default all; `REQUESTS`; `TURNS`, default 1000).
 
 use std::path::Path;

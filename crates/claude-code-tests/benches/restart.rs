@@ -12,7 +12,7 @@
 //! CLI before its death is noticed ends with an error (turns are never replayed); the
 //! bench then sends it again, as a client would, and counts those retries.
 //!
-//! `cargo bench -p claude-code-tests --bench restart` (env `RUNS`, default 10; under
+//! `cargo bench -p claude-code-host-tests --bench restart` (env `RUNS`, default 10; under
 //! `cargo test` a smoke run of 2; `RUST_LOG=claude_code=debug` logs each step with
 //! timestamps to stderr, to see where a restart's time goes).
 

@@ -2,7 +2,7 @@
 //! beside a plain `BufRead` + `serde_json::from_str::<Value>` loop reading the same
 //! bytes from the same fake CLI through a pipe. Prints both and their ratio.
 //!
-//! `cargo bench -p claude-code-tests --bench session_throughput`
+//! `cargo bench -p claude-code-host-tests --bench session_throughput`
 //! (env `FLOOD` = messages per turn, default 20000; `TURNS`, default 10).
 
 use std::{

@@ -3,7 +3,7 @@
 //! count in its cost report, the SDK's `tracing` spans on stderr, and its metrics (as
 //! Prometheus text with `--features prometheus`).
 //!
-//! `cargo run -p claude-code --example cost_and_telemetry [--features prometheus]`
+//! `cargo run -p claude-code-host --example cost_and_telemetry [--features prometheus]`
 //! (`RUST_LOG=claude_code=debug` for more spans). With `ANTHROPIC_API_KEY` set it talks
 //! to the real API; without it, it starts the project's mock Messages API on 127.0.0.1
 //! (which echoes each prompt and reports 100 input and 20 output tokens per turn) and

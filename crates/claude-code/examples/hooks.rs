@@ -1,7 +1,7 @@
 //! Hooks written in Rust: veto a tool before it runs, add context after it ran, add
 //! context to every prompt, and see a slow hook time out without hanging the session.
 //!
-//! `cargo run -p claude-code --example hooks`. Offline (no `ANTHROPIC_API_KEY`), the mock
+//! `cargo run -p claude-code-host --example hooks`. Offline (no `ANTHROPIC_API_KEY`), the mock
 //! API makes the real CLI run `rm -rf src` (blocked by the `PreToolUse` hook) and
 //! `echo hello` (allowed; a `PostToolUse` hook adds context the model then receives).
 //! Guide: `docs/guides/hooks.md`.

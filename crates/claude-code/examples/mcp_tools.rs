@@ -1,6 +1,6 @@
 //! Gives the model tools written in Rust, served in-process over the control protocol.
 //!
-//! `cargo run -p claude-code --example mcp_tools`. Offline (no `ANTHROPIC_API_KEY`), the
+//! `cargo run -p claude-code-host --example mcp_tools`. Offline (no `ANTHROPIC_API_KEY`), the
 //! mock API makes the real CLI call `mcp__calc__add` with `{"a": 2, "b": 3}` and then
 //! `mcp__calc__divide` by zero, whose error reaches the model as an `isError` result.
 //! Guide: `docs/guides/mcp-tools.md`.

@@ -1,6 +1,6 @@
 //! Approves, refuses and rewrites tool calls in Rust with a permission callback.
 //!
-//! `cargo run -p claude-code --example permissions`. Offline (no `ANTHROPIC_API_KEY`),
+//! `cargo run -p claude-code-host --example permissions`. Offline (no `ANTHROPIC_API_KEY`),
 //! the mock API makes the real CLI try three tool calls: a destructive `rm` (denied), a
 //! `Write` outside the scratch directory (allowed with its path rewritten into it) and a
 //! `mkdir` twice (allowed the first time with a session rule, so the CLI does not ask

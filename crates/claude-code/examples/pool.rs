@@ -1,7 +1,7 @@
 //! A pool of warm sessions: fresh conversations per request (the default) against a
 //! shared context, selection, the wait queue and its back-pressure, stats, and a drain.
 //!
-//! `cargo run -p claude-code --example pool`. With `ANTHROPIC_API_KEY` set it talks to
+//! `cargo run -p claude-code-host --example pool`. With `ANTHROPIC_API_KEY` set it talks to
 //! the real API; without it, it starts the project's mock Messages API on 127.0.0.1
 //! (which echoes each prompt) and says so, so it works offline. Either way it runs the
 //! real `claude` CLI. Guide: `docs/guides/hosting.md`.

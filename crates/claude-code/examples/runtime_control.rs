@@ -1,7 +1,7 @@
 //! Steering a live session: permission mode, model, file checkpoints and rewind, context
 //! usage, and interrupting a running turn.
 //!
-//! `cargo run -p claude-code --example runtime_control`. Offline (no `ANTHROPIC_API_KEY`),
+//! `cargo run -p claude-code-host --example runtime_control`. Offline (no `ANTHROPIC_API_KEY`),
 //! the mock API makes the real CLI write a file twice: refused in the default permission
 //! mode, written after `set_permission_mode(AcceptEdits)`, then undone with
 //! `rewind_files`. The mock records which model each request named, and a slow reply

@@ -3,7 +3,7 @@
 //! tagged, forked), then resumed from the store with a fresh, empty config dir, as on
 //! another machine.
 //!
-//! `cargo run -p claude-code --example session_store`. Offline (no
+//! `cargo run -p claude-code-host --example session_store`. Offline (no
 //! `ANTHROPIC_API_KEY`), the mock API echoes each prompt and the example shows that the
 //! resumed process sent the earlier conversation along. Guide:
 //! `docs/guides/sessions-on-disk.md`.

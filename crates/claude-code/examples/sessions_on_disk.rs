@@ -1,7 +1,7 @@
 //! Conversations on disk: resume a finished session in a new CLI process, fork it into a
 //! new session id, and read the stored transcripts with `claude_code::history`.
 //!
-//! `cargo run -p claude-code --example sessions_on_disk`. Offline (no
+//! `cargo run -p claude-code-host --example sessions_on_disk`. Offline (no
 //! `ANTHROPIC_API_KEY`), the mock API echoes each prompt and the example shows that the
 //! resumed process sent the earlier conversation along. Guide:
 //! `docs/guides/sessions-on-disk.md`.

@@ -3,7 +3,7 @@
 //! when idle and resumes its conversation on the next prompt, and a host-wide cap on
 //! live CLIs shared by three named sessions.
 //!
-//! `cargo run -p claude-code --example spares_and_hibernation`. With `ANTHROPIC_API_KEY`
+//! `cargo run -p claude-code-host --example spares_and_hibernation`. With `ANTHROPIC_API_KEY`
 //! set it talks to the real API; without it, it starts the project's mock Messages API
 //! on 127.0.0.1 (which echoes each prompt) and says so, so it works offline. Either way
 //! it runs the real `claude` CLI. Guide: `docs/guides/hosting.md`.

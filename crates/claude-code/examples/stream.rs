@@ -1,6 +1,6 @@
 //! Starts a Claude Code session and streams a reply as it is generated.
 //!
-//! `cargo run -p claude-code --example stream -- "your prompt"`. With `ANTHROPIC_API_KEY`
+//! `cargo run -p claude-code-host --example stream -- "your prompt"`. With `ANTHROPIC_API_KEY`
 //! set it talks to the real API; without it, it starts the project's mock Messages API on
 //! 127.0.0.1 and says so, so it works offline. Guide: `docs/guides/sessions-and-streams.md`.
 

@@ -1,7 +1,7 @@
 //! Structured output: the final answer as a Rust value whose JSON schema is derived from
 //! its type.
 //!
-//! `cargo run -p claude-code --example structured_output`. Offline (no
+//! `cargo run -p claude-code-host --example structured_output`. Offline (no
 //! `ANTHROPIC_API_KEY`), the mock API answers through the CLI's `StructuredOutput` tool,
 //! as a real model does when `--json-schema` is set. Guide:
 //! `docs/guides/structured-output.md`.

@@ -2,7 +2,7 @@
 //! and terminated, a restart that keeps the conversation, a short health-check loop, and
 //! a summary of sessions, turns and cost.
 //!
-//! `cargo run -p claude-code --example supervisor` (or `./scripts/demo`). With
+//! `cargo run -p claude-code-host --example supervisor` (or `./scripts/demo`). With
 //! `ANTHROPIC_API_KEY` set it talks to the real API; without it, it starts the project's
 //! mock Messages API on 127.0.0.1 (which echoes each prompt) and says so, so it works
 //! offline. Either way it runs the real `claude` CLI (see the README).
