@@ -20,9 +20,27 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Module map: [`options`] (the one place options become CLI flags), [`cli`] (finding
-//! the binary), `transport` (the process), [`protocol`] (wire types), `session` (the
-//! actor), `stream` (turn streams and adapters).
+//! # Module map
+//!
+//! Two layers; the hosting layer builds on the SDK, never the other way round
+//! (`ARCHITECTURE.md` in the repository draws them, with each actor and its channels).
+//!
+//! The SDK, one session and one CLI process:
+//! - [`options`]: [`Options`], and the one place options become the CLI's argv and
+//!   environment; validation before spawn;
+//! - [`cli`]: finding the `claude` binary and its version;
+//! - `transport`: the process (own process group, parent-death signal, capped stdout
+//!   lines, stderr tail, shutdown);
+//! - [`protocol`]: wire types for every message and control envelope;
+//! - [`callbacks`]: the permission callback, hooks, in-process MCP servers and
+//!   elicitation, guarded and fail-closed;
+//! - `session`: [`Session`], its actor, and turn streams ([`MessageStream`]) with their
+//!   adapters;
+//! - [`telemetry`], [`procfs`]: tracing, metrics, and the one `/proc` reader;
+//! - [`history`], [`store`]: the CLI's stored sessions, and [`SessionStore`].
+//!
+//! The hosting layer, [`hosting`] (its modules are re-exported here too):
+//! [`supervisor`], [`pool`], [`spares`], [`admission`], [`cost`].
 //!
 //! Guides, one per capability, each with an example that runs offline against the mock
 //! API: `docs/guides/` in the repository (callbacks: [`Options::can_use_tool`],
