@@ -13,7 +13,9 @@ use tokio::time::Instant;
 use super::health;
 mod commands;
 mod hibernate;
+mod monitor;
 mod nested;
+mod restarts;
 use super::intensity::{Backoff, RestartIntensity};
 use super::{
     ChildInfo, ChildStatus, SessionCounts, SessionSpec, Strategy, SupervisorBuilder,
@@ -117,7 +119,8 @@ enum Event {
 
 struct Child {
     spec: SessionSpec,
-    session: Option<Session>,
+    /// What it runs: a session's CLI or a nested supervisor, fixed by the spec.
+    process: Process,
     /// Identifies the current process; events from older ones are ignored.
     generation: u64,
     status: ChildStatus,
@@ -132,15 +135,33 @@ struct Child {
     cost: SharedCost,
     /// Hibernation and admission state (see `hibernate`).
     live: hibernate::Live,
-    /// The running nested supervisor, for a child made with `SessionSpec::supervisor`.
-    nested: Option<super::Supervisor>,
+}
+
+/// What a child runs, while it runs. The kind follows the spec (`SessionSpec::supervisor`
+/// or not) and never changes, so a session child cannot hold a supervisor or the other
+/// way round.
+enum Process {
+    /// A session child and its CLI, when running.
+    Session(Option<Session>),
+    /// A nested supervisor child, when running.
+    Supervisor(Option<super::Supervisor>),
+}
+
+impl Process {
+    fn for_spec(spec: &SessionSpec) -> Self {
+        if spec.nested.is_some() {
+            Process::Supervisor(None)
+        } else {
+            Process::Session(None)
+        }
+    }
 }
 
 impl Child {
     fn new(spec: SessionSpec) -> Self {
         Child {
+            process: Process::for_spec(&spec),
             spec,
-            session: None,
             generation: 0,
             status: ChildStatus::Restarting,
             restarts: 0,
@@ -151,7 +172,6 @@ impl Child {
             waiters: Vec::new(),
             cost: SharedCost::default(),
             live: hibernate::Live::default(),
-            nested: None,
         }
     }
 
@@ -170,11 +190,30 @@ impl Child {
         &self.spec.name
     }
 
-    /// Forgets the current process (keeping its session id and turn count) and returns it.
+    /// The running session, for a session child.
+    fn session(&self) -> Option<&Session> {
+        match &self.process {
+            Process::Session(s) => s.as_ref(),
+            Process::Supervisor(_) => None,
+        }
+    }
+
+    /// True for a child that runs a nested supervisor.
+    fn is_supervisor(&self) -> bool {
+        matches!(self.process, Process::Supervisor(_))
+    }
+
+    /// Forgets the current process (keeping its session id and turn count) and returns
+    /// the session, for a session child.
     fn detach(&mut self) -> Option<Session> {
         self.generation += 1;
-        self.nested = None;
-        let session = self.session.take()?;
+        let session = match &mut self.process {
+            Process::Session(s) => s.take()?,
+            Process::Supervisor(s) => {
+                *s = None;
+                return None;
+            }
+        };
         if let Some(id) = session.session_id() {
             self.last_session_id = Some(id);
         }
@@ -189,7 +228,7 @@ impl Child {
     }
 
     fn info(&self) -> ChildInfo {
-        let session = self.session.as_ref();
+        let session = self.session();
         ChildInfo {
             name: self.spec.name.clone(),
             status: self.status.clone(),
@@ -343,7 +382,7 @@ impl Actor {
     /// Starts a process for child `idx` (resuming its conversation when it had one and
     /// its spec allows), registers a monitor, and answers waiting lookups.
     async fn start_process(&mut self, idx: usize) -> Result<(), Error> {
-        if self.children[idx].spec.nested.is_some() {
+        if self.children[idx].is_supervisor() {
             return self.start_nested(idx).await;
         }
         let child = &self.children[idx];
@@ -358,7 +397,7 @@ impl Actor {
         let session = Session::start(opts).await?;
         let child = &mut self.children[idx];
         lock(&child.cost).new_process();
-        child.session = Some(session.clone());
+        child.process = Process::Session(Some(session.clone()));
         let resumed = child.last_session_id.is_some() && child.spec.resume_on_restart;
         self.mark_running(idx, session.pid(), resumed, started);
         let monitored = session.clone();
@@ -418,155 +457,15 @@ impl Actor {
 
     /// Stops child `idx`'s process, if any, so that its end is not treated as a failure.
     async fn stop_process(&mut self, idx: usize) {
-        if let Some(nested) = self.children[idx].nested.take() {
-            self.children[idx].detach();
-            let _ = nested.stop().await;
-        }
+        let nested = match &mut self.children[idx].process {
+            Process::Supervisor(s) => s.take(),
+            Process::Session(_) => None,
+        };
         if let Some(session) = self.children[idx].detach() {
             let _ = session.stop().await;
         }
-    }
-
-    async fn on_event(&mut self, event: Event) {
-        match event {
-            Event::Exited {
-                name,
-                generation,
-                result,
-            } => {
-                let Some(idx) = self.find(&name) else { return };
-                let child = &self.children[idx];
-                if child.generation != generation || child.status != ChildStatus::Running {
-                    return; // an old process, or one we stopped on purpose
-                }
-                self.child_ended(idx, result).await;
-            }
-            Event::RestartDue { names } => self.restart_group(names).await,
-            Event::Unhealthy {
-                name,
-                generation,
-                reason,
-            } => self.on_unhealthy(name, generation, reason).await,
-            Event::HealthDone => self.health_running = false,
-        }
-    }
-
-    /// A running child's process ended on its own (or was found unhealthy).
-    async fn child_ended(&mut self, idx: usize, result: Result<(), Error>) {
-        let sup = self.name.clone();
-        let child = &mut self.children[idx];
-        child.detach();
-        let name = child.spec.name.clone();
-        let exit = match &result {
-            Ok(()) => None,
-            Err(Error::ProcessExited { exit, .. }) => Some(exit.clone()),
-            Err(_) => Some(ExitInfo::Unknown),
-        };
-        match &result {
-            Ok(()) => tracing::info!(supervisor = %sup, child = %name, "session ended normally"),
-            Err(e) => telemetry::child_crashed(&sup, &name, e),
-        }
-        if !child.spec.restart.restarts_after(exit.is_some()) {
-            let temporary = child.spec.restart == super::Restart::Temporary;
-            child.status = exit.map_or(ChildStatus::Stopped, ChildStatus::Exited);
-            child.live.permit = None;
-            child.answer_waiters(|| Err(SupervisorError::NotRunning { name: name.clone() }));
-            if temporary {
-                let child = self.children.remove(idx);
-                self.retired.add(&child.cost_totals());
-            }
-            return;
-        }
-        let recent = self.intensity.recent(Instant::now());
-        if !self.intensity.add(Instant::now()) {
-            self.shutdown(Ended::Intensity {
-                max_restarts: self.max_restarts,
-                period: self.period,
-                child: name,
-            })
-            .await;
-            return;
-        }
-        // Which children go down with it, and restart with it.
-        let group: Vec<usize> = match self.strategy {
-            Strategy::OneForOne => vec![idx],
-            Strategy::OneForAll => (0..self.children.len()).collect(),
-            Strategy::RestForOne => (idx..self.children.len()).collect(),
-        };
-        for &i in group.iter().rev() {
-            if i != idx {
-                self.stop_process(i).await;
-            }
-        }
-        let mut names = Vec::new();
-        let mut temporaries = Vec::new();
-        for &i in &group {
-            let c = &mut self.children[i];
-            if i != idx && c.spec.restart == super::Restart::Temporary {
-                temporaries.push(c.spec.name.clone());
-                continue;
-            }
-            if i == idx || c.status == ChildStatus::Running {
-                c.status = ChildStatus::Restarting;
-                c.restarts += 1;
-                telemetry::child_restart(&sup, &c.spec.name, c.restarts);
-                names.push(c.spec.name.clone());
-            }
-        }
-        for t in temporaries {
-            if let Some(i) = self.find(&t) {
-                let mut c = self.children.remove(i);
-                self.retired.add(&c.cost_totals());
-                c.answer_waiters(|| Err(SupervisorError::NotFound { name: t.clone() }));
-            }
-        }
-        tracing::info!(supervisor = %sup, child = %name, strategy = ?self.strategy,
-            restarting = names.len(), "restarting");
-        self.schedule(names, recent).await;
-    }
-
-    /// Restarts `names` now, or after the back-off delay for `recent` restarts.
-    async fn schedule(&mut self, names: Vec<String>, recent: usize) {
-        let delay = self.backoff.map_or(Duration::ZERO, |b| b.delay(recent));
-        if delay.is_zero() {
-            self.restart_group(names).await;
-            return;
-        }
-        tracing::debug!(supervisor = %self.name, delay_ms = delay.as_millis() as u64, "restart delayed");
-        let events = self.events_tx.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let _ = events.send(Event::RestartDue { names }).await;
-        });
-    }
-
-    /// Starts each named child that is still waiting to restart, in order. A start that
-    /// fails counts as another restart and is retried (with the rest of the group).
-    async fn restart_group(&mut self, names: Vec<String>) {
-        for (k, name) in names.iter().enumerate() {
-            let Some(idx) = self.find(name) else { continue };
-            if self.children[idx].status != ChildStatus::Restarting {
-                continue; // terminated or restarted meanwhile
-            }
-            if let Err(e) = self.start_process(idx).await {
-                tracing::warn!(supervisor = %self.name, child = %name, error = %e,
-                    "restart failed");
-                let recent = self.intensity.recent(Instant::now());
-                if !self.intensity.add(Instant::now()) {
-                    self.shutdown(Ended::Intensity {
-                        max_restarts: self.max_restarts,
-                        period: self.period,
-                        child: name.clone(),
-                    })
-                    .await;
-                    return;
-                }
-                self.children[idx].restarts += 1;
-                telemetry::child_restart(&self.name, name, self.children[idx].restarts);
-                let rest = names[k..].to_vec();
-                Box::pin(self.schedule(rest, recent)).await;
-                return;
-            }
+        if let Some(nested) = nested {
+            let _ = nested.stop().await;
         }
     }
 
@@ -614,58 +513,6 @@ impl Actor {
             }
         }
         Ok(())
-    }
-
-    /// Starts a health round in its own task (so probes never block the actor); it
-    /// reports unhealthy children back as events. Skipped while a round still runs.
-    fn check_health(&mut self) {
-        telemetry::sample_cli_rss();
-        if self.health_running {
-            return;
-        }
-        self.health_running = true;
-        let running: Vec<(String, u64, Session)> = self
-            .children
-            .iter()
-            .filter(|c| c.status == ChildStatus::Running)
-            .filter_map(|c| Some((c.spec.name.clone(), c.generation, c.session.clone()?)))
-            .collect();
-        let (events, probe) = (self.events_tx.clone(), self.probe);
-        tokio::spawn(async move {
-            let checks = running.into_iter().map(|(name, generation, s)| async move {
-                (name, generation, health::check(&s, probe).await)
-            });
-            for (name, generation, health) in futures::future::join_all(checks).await {
-                if let Health::Unhealthy(reason) = health {
-                    let event = Event::Unhealthy {
-                        name,
-                        generation,
-                        reason,
-                    };
-                    if events.send(event).await.is_err() {
-                        return;
-                    }
-                }
-            }
-            let _ = events.send(Event::HealthDone).await;
-        });
-    }
-
-    /// Restarts a child the health monitor found unhealthy (an abnormal end).
-    async fn on_unhealthy(&mut self, name: String, generation: u64, reason: UnhealthyReason) {
-        let Some(idx) = self.find(&name) else { return };
-        let child = &self.children[idx];
-        if child.generation != generation || child.status != ChildStatus::Running {
-            return; // already ended or restarted
-        }
-        tracing::warn!(supervisor = %self.name, child = %name, reason = %reason,
-            "session unhealthy; restarting it");
-        if let Some(session) = child.session.clone() {
-            let _ = session.stop().await;
-        }
-        // `child_ended` detaches the process, so its monitor's event is stale.
-        self.child_ended(idx, Err(Error::closed(format!("unhealthy: {reason}"))))
-            .await;
     }
 
     /// Stops every child in reverse start order, fails waiting lookups, publishes why.

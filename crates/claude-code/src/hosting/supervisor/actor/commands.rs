@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use super::{Actor, Child, Command, Ended, Reply, Target};
+use super::{Actor, Child, Command, Ended, Process, Reply, Target};
 use crate::hosting::supervisor::{ChildStatus, SessionCounts, Supervisor, SupervisorError};
 use crate::telemetry;
 
@@ -40,7 +40,7 @@ impl Actor {
                 let _ = reply.send(
                     self.children
                         .iter()
-                        .map(|c| (c.spec.name.clone(), c.status.clone(), c.session.clone()))
+                        .map(|c| (c.spec.name.clone(), c.status.clone(), c.session().cloned()))
                         .collect(),
                 );
             }
@@ -101,7 +101,7 @@ impl Actor {
             let _ = reply.send(Err(SupervisorError::NotFound { name }));
             return;
         };
-        if self.children[idx].spec.nested.is_some() {
+        if self.children[idx].is_supervisor() {
             let _ = reply.send(Err(SupervisorError::NotASession { name }));
             return;
         }
@@ -116,7 +116,7 @@ impl Actor {
         if activity {
             child.last_activity = Some(SystemTime::now());
         }
-        match (&child.status, &child.session) {
+        match (&child.status, child.session()) {
             (ChildStatus::Hibernated, _) => {
                 child.waiters.push(reply);
                 self.request_wake(idx).await;
@@ -136,8 +136,11 @@ impl Actor {
     fn child_supervisor(&self, name: String) -> Result<Supervisor, SupervisorError> {
         match self.find(&name).map(|i| &self.children[i]) {
             None => Err(SupervisorError::NotFound { name }),
-            Some(c) if c.spec.nested.is_none() => Err(SupervisorError::NotASupervisor { name }),
-            Some(c) => c.nested.clone().ok_or(SupervisorError::NotRunning { name }),
+            Some(c) => match &c.process {
+                Process::Supervisor(Some(sup)) => Ok(sup.clone()),
+                Process::Supervisor(None) => Err(SupervisorError::NotRunning { name }),
+                Process::Session(_) => Err(SupervisorError::NotASupervisor { name }),
+            },
         }
     }
 

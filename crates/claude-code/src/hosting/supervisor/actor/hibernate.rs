@@ -98,7 +98,7 @@ impl Actor {
             if c.status != ChildStatus::Running {
                 continue;
             }
-            if c.session.as_ref().is_some_and(Session::is_busy) {
+            if c.session().is_some_and(Session::is_busy) {
                 c.live.last_used = now;
                 continue;
             }
@@ -200,7 +200,7 @@ impl Actor {
                     && c.live.permit.is_some()
                     && c.spec.idle_timeout.is_some()
                     && now.duration_since(c.live.last_used) >= EVICT_GRACE
-                    && !c.session.as_ref().is_some_and(Session::is_busy)
+                    && !c.session().is_some_and(Session::is_busy)
             })
             .min_by_key(|(_, c)| c.live.last_used)
             .map(|(i, _)| i);

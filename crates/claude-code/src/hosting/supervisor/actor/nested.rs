@@ -7,7 +7,7 @@
 //! restart type and intensity act on, as in OTP. Everything else (strategies, intensity,
 //! shutdown order) is the parent actor's ordinary code.
 
-use super::Actor;
+use super::{Actor, Process};
 use crate::error::Error;
 use crate::hosting::supervisor::{Supervisor, SupervisorError};
 
@@ -25,7 +25,7 @@ impl Actor {
         let sup = start
             .await
             .map_err(|e| Error::closed(format!("child supervisor failed to start: {e}")))?;
-        self.children[idx].nested = Some(sup.clone());
+        self.children[idx].process = Process::Supervisor(Some(sup.clone()));
         self.mark_running(idx, None, false, started);
         let child = &mut self.children[idx];
         let name = child.spec.name.clone();
