@@ -257,15 +257,13 @@ impl PoolBuilder {
             spec: self.spec,
             sup: sup.clone(),
             per_session: self.per_session,
-            selection: self.selection,
             context: self.context,
             max_queue: self.max_queue,
             members,
             next_id: self.size as u64,
             starting: 0,
             queue: VecDeque::new(),
-            cursor: 0,
-            rng: seed(),
+            picker: Picker::new(self.selection, seed()),
             release_tx,
             ev_tx,
             stats: PoolStats {
@@ -577,15 +575,13 @@ struct Actor {
     spec: SessionSpec,
     sup: Supervisor,
     per_session: usize,
-    selection: Selection,
     context: PoolContext,
     max_queue: usize,
     members: Vec<Member>,
     next_id: u64,
     starting: usize,
     queue: VecDeque<Waiter>,
-    cursor: usize,
-    rng: u64,
+    picker: Picker,
     /// One message per lease, and leases are bounded by size × per_session: the channel
     /// is unbounded only so that `Drop` can send without awaiting.
     release_tx: mpsc::UnboundedSender<u64>,
@@ -692,37 +688,12 @@ impl Actor {
 
     /// A member with room, by the selection strategy.
     fn pick(&mut self) -> Option<usize> {
-        let n = self.members.len();
-        if n == 0 {
-            return None;
-        }
-        match self.selection {
-            Selection::RoundRobin => {
-                for k in 0..n {
-                    let idx = (self.cursor + k) % n;
-                    if self.available(&self.members[idx]) {
-                        self.cursor = (idx + 1) % n;
-                        return Some(idx);
-                    }
-                }
-                None
-            }
-            Selection::LeastBusy => (0..n)
-                .filter(|&i| self.available(&self.members[i]))
-                .min_by_key(|&i| (self.members[i].inflight, self.members[i].served)),
-            Selection::Random => {
-                let free: Vec<usize> = (0..n)
-                    .filter(|&i| self.available(&self.members[i]))
-                    .collect();
-                if free.is_empty() {
-                    return None;
-                }
-                self.rng ^= self.rng << 13;
-                self.rng ^= self.rng >> 7;
-                self.rng ^= self.rng << 17;
-                Some(free[(self.rng % free.len() as u64) as usize])
-            }
-        }
+        let load: Vec<Option<(usize, u64)>> = self
+            .members
+            .iter()
+            .map(|m| self.available(m).then_some((m.inflight, m.served)))
+            .collect();
+        self.picker.pick(&load)
     }
 
     /// Hands member `idx` to `w`; returns false if the caller was gone.
@@ -839,7 +810,7 @@ impl Actor {
                 .into_iter()
                 .partition(|m| m.retiring && m.inflight == 0);
             self.members = keep;
-            self.cursor = 0;
+            self.picker.reset();
             for m in idle {
                 self.retire(m);
             }
@@ -981,6 +952,62 @@ async fn clear(handle: &SupervisedSession) -> Result<(), String> {
     }
 }
 
+/// The selection strategy's state, apart from the members themselves (so that it can be
+/// tested without sessions).
+#[derive(Debug)]
+struct Picker {
+    selection: Selection,
+    cursor: usize,
+    rng: u64,
+}
+
+impl Picker {
+    fn new(selection: Selection, seed: u64) -> Self {
+        Picker {
+            selection,
+            cursor: 0,
+            rng: seed | 1,
+        }
+    }
+
+    /// Forgets the round-robin position (the member list changed shape).
+    fn reset(&mut self) {
+        self.cursor = 0;
+    }
+
+    /// The member to use, given each member's `(inflight, served)` when it has room
+    /// (`None`: busy, clearing, retiring or broken).
+    fn pick(&mut self, load: &[Option<(usize, u64)>]) -> Option<usize> {
+        let n = load.len();
+        if n == 0 {
+            return None;
+        }
+        match self.selection {
+            Selection::RoundRobin => {
+                let idx = (0..n)
+                    .map(|k| (self.cursor + k) % n)
+                    .find(|&i| load[i].is_some())?;
+                self.cursor = (idx + 1) % n;
+                Some(idx)
+            }
+            Selection::LeastBusy => (0..n)
+                .filter_map(|i| Some((load[i]?, i)))
+                .min()
+                .map(|(_, i)| i),
+            Selection::Random => {
+                let free: Vec<usize> = (0..n).filter(|&i| load[i].is_some()).collect();
+                if free.is_empty() {
+                    return None;
+                }
+                self.rng ^= self.rng << 13;
+                self.rng ^= self.rng >> 7;
+                self.rng ^= self.rng << 17;
+                Some(free[(self.rng % free.len() as u64) as usize])
+            }
+        }
+    }
+}
+
 /// A seed for the random selection (no need for a cryptographic source).
 fn seed() -> u64 {
     let nanos = std::time::SystemTime::now()
@@ -992,6 +1019,47 @@ fn seed() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn round_robin_rotates_and_skips_members_without_room() {
+        let mut p = Picker::new(Selection::RoundRobin, 1);
+        let all = [Some((0, 0)); 3];
+        let picks: Vec<_> = (0..4).map(|_| p.pick(&all)).collect();
+        assert_eq!(picks, [Some(0), Some(1), Some(2), Some(0)]);
+        let busy_middle = [Some((0, 0)), None, Some((0, 0))];
+        assert_eq!(p.pick(&busy_middle), Some(2), "skips 1");
+        assert_eq!(p.pick(&busy_middle), Some(0));
+        assert_eq!(p.pick(&[None, None]), None);
+        p.reset();
+        assert_eq!(p.pick(&all), Some(0));
+    }
+
+    #[test]
+    fn least_busy_prefers_fewer_inflight_then_fewer_served() {
+        let mut p = Picker::new(Selection::LeastBusy, 1);
+        assert_eq!(p.pick(&[Some((2, 0)), Some((1, 9)), Some((1, 3))]), Some(2));
+        assert_eq!(
+            p.pick(&[Some((1, 1)), None, Some((1, 1))]),
+            Some(0),
+            "ties: lowest index"
+        );
+        assert_eq!(p.pick(&[]), None);
+    }
+
+    #[test]
+    fn random_picks_only_members_with_room_and_spreads() {
+        let mut p = Picker::new(Selection::Random, 42);
+        let load = [Some((0, 0)), None, Some((0, 0)), Some((0, 0))];
+        let mut seen = [0usize; 4];
+        for _ in 0..300 {
+            seen[p.pick(&load).expect("one has room")] += 1;
+        }
+        assert_eq!(seen[1], 0, "never the busy one");
+        assert!(
+            seen.iter().enumerate().all(|(i, &n)| i == 1 || n > 50),
+            "{seen:?}"
+        );
+    }
 
     #[test]
     fn member_names_number_from_zero() {
