@@ -78,6 +78,10 @@ pub mod metric {
     pub const CLI_RSS: &str = "claude_code_cli_rss_bytes";
     /// Gauge: resident memory of the largest live CLI process in bytes (sampled).
     pub const CLI_RSS_MAX: &str = "claude_code_cli_rss_max_bytes";
+    /// Counter: wakes from hibernation, label `supervisor`.
+    pub const WAKES: &str = "claude_code_session_wakes_total";
+    /// Counter: hibernations, label `supervisor`.
+    pub const HIBERNATIONS: &str = "claude_code_session_hibernations_total";
 }
 
 /// Registers a description and unit for every metric in [`metric`] with the installed

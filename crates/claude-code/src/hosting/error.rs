@@ -68,7 +68,7 @@ impl PoolError {
     pub fn session_error(&self) -> Option<&Error> {
         match self {
             PoolError::Session(e) => Some(e),
-            PoolError::Supervisor(SupervisorError::StartFailed { source, .. }) => Some(source),
+            PoolError::Supervisor(e) => e.session_error(),
             _ => None,
         }
     }
@@ -77,8 +77,7 @@ impl PoolError {
     pub fn is_closed(&self) -> bool {
         match self {
             PoolError::Stopped | PoolError::Draining => true,
-            PoolError::Supervisor(SupervisorError::Stopped { .. }) => true,
-            PoolError::Supervisor(SupervisorError::MaxRestartIntensity { .. }) => true,
+            PoolError::Supervisor(e) => e.is_closed(),
             _ => self.session_error().is_some_and(Error::is_closed),
         }
     }
@@ -87,7 +86,7 @@ impl PoolError {
     pub fn is_timeout(&self) -> bool {
         match self {
             PoolError::QueueTimeout { .. } | PoolError::DrainTimeout { .. } => true,
-            PoolError::Supervisor(SupervisorError::Timeout { .. }) => true,
+            PoolError::Supervisor(e) => e.is_timeout(),
             _ => self.session_error().is_some_and(Error::is_timeout),
         }
     }
@@ -118,6 +117,14 @@ mod tests {
         });
         assert!(wrapped.is_closed());
         assert!(wrapped.session_error().is_some());
+        let nested = PoolError::Supervisor(SupervisorError::Session(Error::Timeout {
+            what: "x",
+            after: Duration::from_secs(1),
+        }));
+        assert!(
+            nested.is_timeout(),
+            "PoolError::Supervisor(Session(..)) reads the same"
+        );
         assert!(PoolError::QueueFull { capacity: 1 }.is_overloaded());
         assert!(!PoolError::QueueFull { capacity: 1 }.is_closed());
     }

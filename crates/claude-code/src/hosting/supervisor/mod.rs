@@ -162,6 +162,31 @@ pub enum SupervisorError {
     Admission(#[from] crate::hosting::admission::AdmissionError),
 }
 
+impl SupervisorError {
+    /// The session error underneath, however it is wrapped (a session's own error, or
+    /// the cause of a failed start).
+    pub fn session_error(&self) -> Option<&Error> {
+        match self {
+            SupervisorError::Session(e) | SupervisorError::StartFailed { source: e, .. } => Some(e),
+            _ => None,
+        }
+    }
+
+    /// True when the supervisor (or the session underneath) can take no more work.
+    pub fn is_closed(&self) -> bool {
+        match self {
+            SupervisorError::Stopped { .. } | SupervisorError::MaxRestartIntensity { .. } => true,
+            _ => self.session_error().is_some_and(Error::is_closed),
+        }
+    }
+
+    /// True when a wait timed out (the supervisor's or the session's).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, SupervisorError::Timeout { .. })
+            || self.session_error().is_some_and(Error::is_timeout)
+    }
+}
+
 /// What a child is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

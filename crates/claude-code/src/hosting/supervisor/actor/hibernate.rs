@@ -16,10 +16,7 @@ use super::{Actor, ChildStatus, SupervisorError};
 use crate::hosting::admission::{Admission, AdmissionError, LivePermit};
 use crate::session::Session;
 
-/// Counter of wakes from hibernation (label `supervisor`).
-pub(crate) const WAKES: &str = "claude_code_session_wakes_total";
-/// Counter of hibernations (label `supervisor`).
-pub(crate) const HIBERNATIONS: &str = "claude_code_session_hibernations_total";
+use crate::telemetry::metric::{HIBERNATIONS, WAKES};
 
 /// How often queued wakes retry for a free slot.
 const WAKE_RETRY: Duration = Duration::from_millis(10);
