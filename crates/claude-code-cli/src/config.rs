@@ -319,44 +319,17 @@ impl From<FileProfile> for CliProfile {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "camelCase")]
-enum FileMode {
-    Default,
-    AcceptEdits,
-    Plan,
-    BypassPermissions,
-    DontAsk,
-    Auto,
-}
+/// A permission mode in the file, parsed with the SDK's one spelling of the modes (the
+/// error keeps the file's line and key).
+#[derive(Debug, Clone, Copy)]
+struct FileMode(PermissionMode);
 
-impl From<FileMode> for PermissionMode {
-    fn from(m: FileMode) -> Self {
-        match m {
-            FileMode::Default => PermissionMode::Default,
-            FileMode::AcceptEdits => PermissionMode::AcceptEdits,
-            FileMode::Plan => PermissionMode::Plan,
-            FileMode::BypassPermissions => PermissionMode::BypassPermissions,
-            FileMode::DontAsk => PermissionMode::DontAsk,
-            FileMode::Auto => PermissionMode::Auto,
-        }
+impl<'de> Deserialize<'de> for FileMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map(FileMode).map_err(serde::de::Error::custom)
     }
 }
-
-/// Parses a permission mode in the CLI's spelling (`acceptEdits`, …).
-pub fn parse_permission_mode(s: &str) -> Option<PermissionMode> {
-    Some(match s {
-        "default" => PermissionMode::Default,
-        "acceptEdits" => PermissionMode::AcceptEdits,
-        "plan" => PermissionMode::Plan,
-        "bypassPermissions" => PermissionMode::BypassPermissions,
-        "dontAsk" => PermissionMode::DontAsk,
-        "auto" => PermissionMode::Auto,
-        _ => return None,
-    })
-}
-
-const MODES: &str = "default, acceptEdits, plan, bypassPermissions, dontAsk, auto";
 
 fn valid_version(v: &str) -> bool {
     CliVersion::parse(v).is_some_and(|p| p.to_string() == v)
@@ -526,10 +499,7 @@ impl Config {
         take!(system_prompt, file.system_prompt.map(Some));
         take!(append_system_prompt, file.append_system_prompt.map(Some));
         take!(max_turns, file.max_turns.map(|n| Some(n.get())));
-        take!(
-            permission_mode,
-            file.permission_mode.map(|m| Some(m.into()))
-        );
+        take!(permission_mode, file.permission_mode.map(|m| Some(m.0)));
         take!(allowed_tools, file.allowed_tools);
         take!(disallowed_tools, file.disallowed_tools);
         take!(cwd, file.cwd.map(|d| Some(base.join(d))));
@@ -582,9 +552,9 @@ impl Config {
             self.set_origin("max_turns", o);
         }
         if let Some((v, o)) = env("CLAUDE_CODE_PERMISSION_MODE") {
-            let mode = parse_permission_mode(&v).ok_or_else(|| ConfigError::Env {
+            let mode = v.parse::<PermissionMode>().map_err(|e| ConfigError::Env {
                 var: "CLAUDE_CODE_PERMISSION_MODE".into(),
-                message: format!("unknown mode {v:?}; expected one of {MODES}"),
+                message: e.to_string(),
             })?;
             self.permission_mode = Some(mode);
             self.set_origin("permission_mode", o);
@@ -652,9 +622,9 @@ impl Config {
         }
         if let Some(v) = &o.permission_mode {
             self.permission_mode =
-                Some(parse_permission_mode(v).ok_or_else(|| ConfigError::Flag {
+                Some(v.parse::<PermissionMode>().map_err(|e| ConfigError::Flag {
                     flag: "permission-mode".into(),
-                    message: format!("unknown mode {v:?}; expected one of {MODES}"),
+                    message: e.to_string(),
                 })?);
             self.set_origin("permission_mode", Origin::Flag);
         }
