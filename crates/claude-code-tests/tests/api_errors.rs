@@ -130,6 +130,15 @@ async fn forbidden_and_not_found_end_the_turn_at_once() {
 }
 
 #[tokio::test]
+async fn a_bad_request_ends_the_turn_at_once_with_its_status() {
+    // The pinned CLI may re-send a 400 at once a few times (no back-off, no api_retry);
+    // what matters is that the turn ends promptly with the status.
+    let (err, _) = fatal_error(Reply::error(400, "invalid_request_error", "bad request")).await;
+    assert_eq!(err.api_status(), Some(400), "{err:?}");
+    assert!(!err.is_auth());
+}
+
+#[tokio::test]
 async fn retryable_errors_are_retried_and_each_retry_is_on_the_stream() {
     use claude_code::protocol::SystemKind;
     use claude_code::Message;
