@@ -244,10 +244,39 @@ impl McpTool {
         }
         let timeout = self.timeout.unwrap_or(default_timeout);
         match guarded((self.handler)(args), timeout).await {
-            Ok(result) => result,
+            Ok(result) => match invalid_content(&result.content) {
+                None => result,
+                Some(why) => ToolResult::error(format!(
+                    "the tool `{}` returned content the MCP protocol does not allow: {why}",
+                    self.name
+                )),
+            },
             Err(failure) => ToolResult::error(format!("the tool `{}` {failure}", self.name)),
         }
     }
+}
+
+/// Why `content` is not a list of MCP content blocks, if it is not: each must be an
+/// object whose `type` is one MCP defines, with that type's required field.
+fn invalid_content(content: &[Value]) -> Option<String> {
+    for (i, block) in content.iter().enumerate() {
+        let ty = block.get("type").and_then(Value::as_str);
+        let needs = match ty {
+            Some("text") => "text",
+            Some("image" | "audio") => "data",
+            Some("resource") => "resource",
+            Some("resource_link") => "uri",
+            Some(other) => return Some(format!("block {i} has unknown type {other:?}")),
+            None => return Some(format!("block {i} is not an object with a \"type\"")),
+        };
+        if block.get(needs).is_none() {
+            return Some(format!(
+                "block {i} ({}) has no {needs:?}",
+                ty.unwrap_or_default()
+            ));
+        }
+    }
+    None
 }
 
 /// Makes `schema` an object schema the CLI registers; returns it and the key the
@@ -772,6 +801,32 @@ mod tests {
             text.contains("panicked") && text.contains("tool bug 17"),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn garbage_content_becomes_an_error_result() {
+        let s = McpServer::new("s").tool(McpTool::from_json(
+            "junk",
+            "returns junk",
+            json!({"type": "object"}),
+            |_| async {
+                ToolResult {
+                    content: vec![json!({"foo": 1}), json!("bare string")],
+                    is_error: false,
+                }
+            },
+        ));
+        let r = s.handle(&call("junk", json!({})), T).await;
+        assert_eq!(r["result"]["isError"], true, "{r}");
+        let text = r["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            text.contains("does not allow") && text.contains("block 0"),
+            "{text}"
+        );
+        assert!(invalid_content(&[json!({"type": "text", "text": "ok"})]).is_none());
+        assert!(invalid_content(&[json!({"type": "image"})]).is_some());
     }
 
     #[tokio::test(start_paused = true)]
