@@ -88,6 +88,9 @@ pub enum CliError {
     /// The mock server failed.
     #[error(transparent)]
     Mock(#[from] claude_code_mock::MockError),
+    /// The host failed to start or stop.
+    #[error(transparent)]
+    Serve(#[from] claude_code_serve::ServeError),
 
     /// `doctor` found problems.
     #[error("{0} check(s) failed; see the fixes above")]

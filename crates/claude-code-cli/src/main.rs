@@ -55,6 +55,8 @@ enum Command {
     Sessions(cmd::sessions::Args),
     /// Serve the mock Messages API for offline development.
     Mock(cmd::mock::Args),
+    /// Host supervised sessions over HTTP and Server-Sent Events (offline without a key).
+    Serve(cmd::serve::Args),
     /// Print the resolved configuration, where each value came from, and the CLI arguments.
     Config(cmd::config::Args),
 }
@@ -83,6 +85,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Doctor(args) => cmd::doctor::run(&cli, args).await,
         Command::Sessions(args) => cmd::sessions::run(args),
         Command::Mock(args) => cmd::mock::run(args).await,
+        Command::Serve(args) => cmd::serve::run(&cli, args).await,
         Command::Config(args) => cmd::config::run(&cli, args),
     }
 }

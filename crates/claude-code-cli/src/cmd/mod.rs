@@ -10,6 +10,7 @@ pub mod install;
 pub mod mock;
 pub mod path;
 pub mod query;
+pub mod serve;
 pub mod sessions;
 pub mod version;
 

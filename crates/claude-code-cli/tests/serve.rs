@@ -1,0 +1,82 @@
+//! `claude-code serve` as a process: offline without a key (says so first), answers the
+//! HTTP API with the real CLI behind it, and on SIGTERM drains, stops every CLI and
+//! exits 0.
+
+mod support;
+
+use std::{process::Stdio, time::Duration};
+
+use serde_json::{json, Value};
+use support::*;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[tokio::test]
+async fn serve_runs_offline_answers_and_stops_cleanly_on_sigterm() {
+    let env = TestEnv::new(Script::new()).await;
+    let mut cmd = bare(env.cwd.path());
+    cmd.env("CLAUDE_CONFIG_DIR", env.config.path())
+        .env("CLAUDE_CODE_CLI", real_cli())
+        .env("CLAUDE_CODE_TMPDIR", env.tmp.path())
+        .env("CLAUDE_RS_TEST_MARKER", &env.marker)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = next_line(&mut lines).await;
+    assert!(
+        first.starts_with("offline:"),
+        "the first line says offline: {first}"
+    );
+    let second = next_line(&mut lines).await;
+    let url = second
+        .strip_prefix("claude-code host listening on ")
+        .unwrap_or_else(|| panic!("unexpected line {second:?}"))
+        .to_string();
+
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{url}/v1/sessions"))
+        .json(&json!({"name": "assistant"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status().as_u16(), 201);
+    let reply: Value = client
+        .post(format!("{url}/v1/sessions/assistant/messages"))
+        .json(&json!({"prompt": "hello host"}))
+        .send()
+        .await
+        .expect("message")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        reply["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("hello host")),
+        "the built-in mock echoes: {reply}"
+    );
+    assert!(!env.leftovers().is_empty(), "a CLI runs for the session");
+
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("serve stopped in time")
+        .expect("wait");
+    assert!(status.success(), "exit status {status:?}");
+    env.assert_no_leftovers().await;
+}
+
+async fn next_line(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) -> String {
+    tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("serve printed in time")
+        .expect("read")
+        .unwrap_or_default()
+}

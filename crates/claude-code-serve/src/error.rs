@@ -1,0 +1,139 @@
+//! Errors of the HTTP API: every one a JSON object `{"code", "message"}` with the status
+//! that fits, and errors of starting the host.
+
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use claude_code::{Error, SupervisorError};
+use serde_json::json;
+
+/// What can stop the host from starting.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The listen address is not a loopback address, and the host has no authentication
+    /// yet: it refuses to expose sessions.
+    #[error(
+        "refusing to listen on {0}: without authentication the host serves only loopback \
+         addresses (127.0.0.1, ::1)"
+    )]
+    NotLoopback(std::net::SocketAddr),
+    /// The listen socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The offline mock API could not start.
+    #[error("cannot start the offline mock Messages API: {0}")]
+    Mock(#[from] claude_code_mock::MockError),
+    /// The supervisor failed.
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
+}
+
+/// An API error: status, stable code, message, and a `Retry-After` for back-pressure.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// The JSON body (also sent as an SSE `error` event).
+    pub(crate) fn body(&self) -> serde_json::Value {
+        json!({"code": self.code, "message": self.message})
+    }
+
+    fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(self.body());
+        let mut response = (self.status, body).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<SupervisorError> for ApiError {
+    fn from(e: SupervisorError) -> Self {
+        let message = e.to_string();
+        match e {
+            SupervisorError::NotFound { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+            }
+            SupervisorError::DuplicateName { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "name_taken", message)
+            }
+            SupervisorError::BudgetExceeded { .. } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "budget_exceeded", message)
+            }
+            SupervisorError::Admission(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "admission_refused",
+                message,
+            )
+            .retry_after(5),
+            SupervisorError::Session(e) | SupervisorError::StartFailed { source: e, .. } => {
+                ApiError::from(e)
+            }
+            e if e.is_closed() => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
+            e if e.is_timeout() => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", message),
+            _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let message = e.to_string();
+        match e {
+            Error::QueueFull { .. } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", message).retry_after(1)
+            }
+            Error::InvalidOptions(_) => ApiError::bad_request(message),
+            Error::Api { status, .. } if status == 401 || status == 403 => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "upstream_auth_failed", message)
+            }
+            Error::Api { .. } => ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", message),
+            e if e.is_timeout() => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", message),
+            e if e.is_closed() => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "session_unavailable",
+                message,
+            ),
+            _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The claude-code host: supervised Claude Code sessions served over HTTP, with turns as
+//! Server-Sent Events or one JSON reply. `claude-code serve` runs it; tests and
+//! embedders start it in-process with [`Host::start`].
+//!
+//! Routes (JSON bodies; every error is `{"code", "message"}` with the fitting status):
+//! - `POST /v1/sessions` `{"name", "options"?}` → 201, the session;
+//!   `GET /v1/sessions`; `GET /v1/sessions/{name}`; `DELETE /v1/sessions/{name}` → 204;
+//! - `POST /v1/sessions/{name}/messages` `{"prompt"}`: with `Accept: text/event-stream`,
+//!   one event per SDK message (named by its type) ending with `result`; otherwise
+//!   `{"text", "session_id", "cost_usd", "is_error"}`;
+//! - `POST /v1/sessions/{name}/interrupt` → 204;
+//! - `GET /healthz` (process up), `GET /readyz` (supervisor answering, not draining).
+//!
+//! This is the host's first part: authentication, tenants, durable state, the dashboard,
+//! metrics and OpenAPI come next. Until authentication exists the host refuses to listen
+//! on anything but a loopback address.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use claude_code_serve::{Host, HostConfig};
+//! let host = Host::start(HostConfig::new("127.0.0.1:8787".parse()?)).await?;
+//! println!("serving on {}", host.url());
+//! host.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod error;
+
+use std::{
+    net::SocketAddr,
+    sync::{atomic::Ordering, Arc},
+};
+
+use claude_code::{Options, Supervisor};
+use claude_code_mock::MockServer;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+pub use error::ServeError;
+
+/// How to run the host.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HostConfig {
+    /// Where to listen (loopback only, for now).
+    pub listen: SocketAddr,
+    /// The options every session starts from.
+    pub options: Options,
+    /// Largest request body in bytes (default 1 MiB; larger is 413).
+    pub max_body_bytes: usize,
+    /// Without `ANTHROPIC_API_KEY` (or with this set), start the project's mock Messages
+    /// API in-process and point every session at it.
+    pub offline: Option<bool>,
+}
+
+impl HostConfig {
+    /// Defaults: the given address, default options, 1 MiB bodies, offline when no
+    /// `ANTHROPIC_API_KEY` is set.
+    pub fn new(listen: SocketAddr) -> Self {
+        HostConfig {
+            listen,
+            options: Options::new(),
+            max_body_bytes: 1024 * 1024,
+            offline: None,
+        }
+    }
+
+    /// The options every session starts from.
+    #[must_use]
+    pub fn options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Force offline (`true`: the in-process mock) or online (`false`).
+    #[must_use]
+    pub fn offline(mut self, offline: bool) -> Self {
+        self.offline = Some(offline);
+        self
+    }
+}
+
+/// A running host.
+#[derive(Debug)]
+pub struct Host {
+    addr: SocketAddr,
+    state: Arc<api::AppState>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<std::io::Result<()>>,
+    mock: Option<MockServer>,
+}
+
+impl Host {
+    /// Starts the supervisor and the HTTP server. Refuses a non-loopback address.
+    pub async fn start(config: HostConfig) -> Result<Host, ServeError> {
+        if !config.listen.ip().is_loopback() {
+            return Err(ServeError::NotLoopback(config.listen));
+        }
+        let offline = config
+            .offline
+            .unwrap_or_else(|| std::env::var_os("ANTHROPIC_API_KEY").is_none());
+        let mut options = config.options;
+        let mock = if offline {
+            // Echoes each prompt, like `claude-code mock`.
+            let script = claude_code_mock::Script::new().fallback(claude_code_mock::Reply::echo());
+            let mock = MockServer::start(script).await?;
+            tracing::info!(url = %mock.url(), "offline: no ANTHROPIC_API_KEY; every session talks to the built-in mock Messages API");
+            options = options
+                .env("ANTHROPIC_BASE_URL", mock.url())
+                .env("ANTHROPIC_API_KEY", "sk-offline-mock");
+            Some(mock)
+        } else {
+            None
+        };
+        let sup = Supervisor::builder().name("serve").start().await?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let state = Arc::new(api::AppState {
+            sup,
+            options,
+            draining: Default::default(),
+            offline,
+        });
+        let app = api::router(state.clone(), config.max_body_bytes);
+        let (tx, rx) = oneshot::channel();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        tracing::info!(%addr, "claude-code host listening");
+        Ok(Host {
+            addr,
+            state,
+            shutdown: Some(tx),
+            server,
+            mock,
+        })
+    }
+
+    /// The address it listens on (the port is chosen when 0 was asked for).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// True when sessions talk to the in-process mock API.
+    pub fn is_offline(&self) -> bool {
+        self.mock.is_some()
+    }
+
+    /// Drains and stops: new turns get 503, the server stops accepting connections and
+    /// finishes the open ones, then every session's CLI is stopped.
+    pub async fn shutdown(mut self) -> Result<(), ServeError> {
+        self.state.draining.store(true, Ordering::Relaxed);
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.server).await;
+        self.state.sup.stop().await?;
+        Ok(())
+    }
+}

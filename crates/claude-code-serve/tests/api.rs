@@ -1,0 +1,279 @@
+//! The host's HTTP API end to end: the real HTTP stack on 127.0.0.1:0, the real CLI,
+//! the project's mock Messages API.
+
+use claude_code_serve::{Host, HostConfig, ServeError};
+use claude_code_tests::{Reply, Script, TestEnv};
+use serde_json::{json, Value};
+
+async fn host(env: &TestEnv) -> Host {
+    let config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+        .options(env.options())
+        .offline(false);
+    Host::start(config).await.expect("host starts")
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn create(host: &Host, name: &str) -> reqwest::Response {
+    client()
+        .post(format!("{}/v1/sessions", host.url()))
+        .json(&json!({"name": name}))
+        .send()
+        .await
+        .expect("request")
+}
+
+async fn ask_json(host: &Host, name: &str, prompt: &str) -> (u16, Value) {
+    let r = client()
+        .post(format!("{}/v1/sessions/{name}/messages", host.url()))
+        .json(&json!({"prompt": prompt}))
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.expect("json body"))
+}
+
+#[tokio::test]
+async fn sessions_are_created_listed_read_and_deleted() {
+    let env = TestEnv::new(Script::new().fallback(Reply::text("ok"))).await;
+    let host = host(&env).await;
+    let r = create(&host, "assistant").await;
+    assert_eq!(r.status().as_u16(), 201);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["name"], "assistant");
+    assert_eq!(body["status"], "live");
+
+    let again = create(&host, "assistant").await;
+    assert_eq!(again.status().as_u16(), 409);
+    let err: Value = again.json().await.expect("json");
+    assert_eq!(err["code"], "name_taken");
+
+    let list: Value = client()
+        .get(format!("{}/v1/sessions", host.url()))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list["sessions"][0]["name"], "assistant");
+
+    let one = client()
+        .get(format!("{}/v1/sessions/assistant", host.url()))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(one.status().as_u16(), 200);
+
+    let del = client()
+        .delete(format!("{}/v1/sessions/assistant", host.url()))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(del.status().as_u16(), 204);
+    let gone = client()
+        .get(format!("{}/v1/sessions/assistant", host.url()))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(gone.status().as_u16(), 404);
+    let err: Value = gone.json().await.expect("json");
+    assert_eq!(err["code"], "not_found");
+    host.shutdown().await.expect("shutdown");
+    env.assert_no_leftovers().await;
+}
+
+#[tokio::test]
+async fn bad_input_is_a_400_with_a_code() {
+    let env = TestEnv::new(Script::new()).await;
+    let host = host(&env).await;
+    for body in [
+        json!({"name": "has space"}),
+        json!({"name": ""}),
+        json!({"name": "ok", "options": {"dangerously_skip_permissions": true}}),
+        json!({"nome": "typo"}),
+    ] {
+        let r = client()
+            .post(format!("{}/v1/sessions", host.url()))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status().as_u16(), 400, "{body}");
+        let err: Value = r.json().await.expect("json");
+        assert_eq!(err["code"], "bad_request", "{body}");
+    }
+    let r = client()
+        .post(format!("{}/v1/sessions/nobody/messages", host.url()))
+        .json(&json!({"prompt": "hi"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 404);
+    create(&host, "s").await;
+    let (status, err) = ask_json(&host, "s", "   ").await;
+    assert_eq!((status, err["code"].as_str()), (400, Some("bad_request")));
+    let big = "x".repeat(2 * 1024 * 1024);
+    let r = client()
+        .post(format!("{}/v1/sessions/s/messages", host.url()))
+        .json(&json!({"prompt": big}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 413);
+    host.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_json_turn_replies_with_text_session_id_cost_and_the_conversation_goes_on() {
+    let env = TestEnv::new(Script::new()).await;
+    env.mock.push(Reply::text("first answer").usage(10, 5));
+    env.mock.push(Reply::text("second answer"));
+    let host = host(&env).await;
+    create(&host, "chat").await;
+    let (status, body) = ask_json(&host, "chat", "remember the word kiwi").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["text"], "first answer");
+    assert_eq!(body["is_error"], false);
+    assert!(
+        body["session_id"].as_str().is_some_and(|s| !s.is_empty()),
+        "{body}"
+    );
+    assert!(body["cost_usd"].as_f64().is_some_and(|c| c > 0.0), "{body}");
+    let (_, second) = ask_json(&host, "chat", "which word?").await;
+    assert_eq!(second["text"], "second answer");
+    let texts = env.mock.turn_requests()[1].user_texts();
+    assert!(
+        texts.iter().any(|t| t.contains("remember the word kiwi")),
+        "the second turn carries the first: {texts:?}"
+    );
+    let info: Value = client()
+        .get(format!("{}/v1/sessions/chat", host.url()))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(info["turns"], 2, "{info}");
+    host.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn an_sse_turn_sends_one_typed_event_per_message_ending_with_result() {
+    let env = TestEnv::new(Script::new().fallback(Reply::text("streamed answer"))).await;
+    let host = host(&env).await;
+    create(&host, "s").await;
+    let r = client()
+        .post(format!("{}/v1/sessions/s/messages", host.url()))
+        .header("accept", "text/event-stream")
+        .json(&json!({"prompt": "hi"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream")));
+    let text = r.text().await.expect("body");
+    let mut events = Vec::new();
+    for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        let name = block
+            .lines()
+            .find_map(|l| l.strip_prefix("event: "))
+            .unwrap_or_default();
+        let data: String = block
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .collect();
+        if name.is_empty() {
+            continue; // keep-alive comment
+        }
+        let value: Value = serde_json::from_str(&data).unwrap_or_else(|e| panic!("{e}: {data}"));
+        assert_eq!(
+            value["type"], name,
+            "the event is named by the message type"
+        );
+        events.push((name.to_string(), value));
+    }
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"system"), "{names:?}");
+    assert!(names.contains(&"assistant"), "{names:?}");
+    assert_eq!(names.last(), Some(&"result"), "{names:?}");
+    assert_eq!(
+        events.last().map(|(_, v)| v["result"].clone()),
+        Some(json!("streamed answer"))
+    );
+    host.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn interrupt_health_and_readiness() {
+    let env = TestEnv::new(Script::new().fallback(Reply::text("ok"))).await;
+    let host = host(&env).await;
+    let health = client()
+        .get(format!("{}/healthz", host.url()))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status().as_u16(), 200);
+    let ready: Value = client()
+        .get(format!("{}/readyz", host.url()))
+        .send()
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready["status"], "ready");
+    create(&host, "s").await;
+    let r = client()
+        .post(format!("{}/v1/sessions/s/interrupt", host.url()))
+        .send()
+        .await
+        .expect("interrupt");
+    assert_eq!(r.status().as_u16(), 204);
+    let (status, body) = ask_json(&host, "s", "still there?").await;
+    assert_eq!((status, body["text"].as_str()), (200, Some("ok")));
+    host.shutdown().await.expect("shutdown");
+    env.assert_no_leftovers().await;
+}
+
+#[tokio::test]
+async fn offline_sessions_talk_to_the_built_in_mock() {
+    let env = TestEnv::new(Script::new()).await;
+    // The test env's options point at its own mock; offline replaces that with the
+    // host's built-in echo mock.
+    let config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+        .options(env.options().env_remove("ANTHROPIC_BASE_URL"))
+        .offline(true);
+    let host = Host::start(config).await.expect("host");
+    assert!(host.is_offline());
+    create(&host, "s").await;
+    let (status, body) = ask_json(&host, "s", "hello mock").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("hello mock")),
+        "{body}"
+    );
+    assert!(
+        env.mock.turn_requests().is_empty(),
+        "the test's mock was not used"
+    );
+    host.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn without_authentication_only_loopback_addresses_are_served() {
+    let err = Host::start(HostConfig::new("0.0.0.0:0".parse().expect("addr")).offline(true))
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, ServeError::NotLoopback(_)), "{err}");
+}
