@@ -20,7 +20,10 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
-use claude_code::{ChildInfo, ChildStatus, Options, SessionSpec, Supervisor};
+use claude_code::{
+    history::{History, HistoryError},
+    ChildInfo, ChildStatus, Options, SessionSpec, Spares, Supervisor, TurnSummary,
+};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -35,6 +38,8 @@ pub(crate) struct AppState {
     pub(crate) options: Options,
     pub(crate) draining: AtomicBool,
     pub(crate) offline: bool,
+    /// Warm, never-reused sessions for `POST /v1/query`.
+    pub(crate) spares: Spares,
 }
 
 /// Longest prompt accepted, in bytes.
@@ -51,6 +56,8 @@ pub(crate) fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         )
         .route("/v1/sessions/{name}/messages", post(send_message))
         .route("/v1/sessions/{name}/interrupt", post(interrupt))
+        .route("/v1/sessions/{name}/transcript", get(transcript))
+        .route("/v1/query", post(query))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
@@ -201,63 +208,166 @@ async fn send_message(
 ) -> Result<Response, ApiError> {
     accepting(&state)?;
     let req: SendMessage = parse(&body)?;
-    if req.prompt.trim().is_empty() {
+    check_prompt(&req.prompt)?;
+    find(&state, &name).await?;
+    let session = state.sup.session(&name);
+    if wants_sse(&headers) {
+        return Ok(sse(session.stream(req.prompt).await?));
+    }
+    let before = session_cost(&state, &name).await;
+    let outcome = session.stream(req.prompt).await?.collect().await;
+    let cost_usd = session_cost(&state, &name).await - before;
+    let session_id = state.sup.session(&name).session_id().await.ok().flatten();
+    Ok(turn_json(outcome, session_id, cost_usd).into_response())
+}
+
+fn check_prompt(prompt: &str) -> Result<(), ApiError> {
+    if prompt.trim().is_empty() {
         return Err(ApiError::bad_request("the prompt is empty"));
     }
-    if req.prompt.len() > MAX_PROMPT_BYTES {
+    if prompt.len() > MAX_PROMPT_BYTES {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "prompt_too_large",
             format!("the prompt is over {MAX_PROMPT_BYTES} bytes"),
         ));
     }
-    find(&state, &name).await?;
-    let session = state.sup.session(&name);
-    let sse = headers
+    Ok(())
+}
+
+fn wants_sse(headers: &HeaderMap) -> bool {
+    headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/event-stream"));
-    if sse {
-        let stream = session.stream(req.prompt).await?;
-        let events = stream.map(|item| {
-            let event = match item {
-                Ok(message) => Event::default()
-                    .event(message.type_name())
-                    .json_data(&message),
-                Err(e) => {
-                    let e = ApiError::from(e);
-                    Event::default().event("error").json_data(e.body())
-                }
-            };
-            Ok::<_, Infallible>(event.unwrap_or_else(|_| Event::default().event("error")))
-        });
-        return Ok(Sse::new(events)
-            .keep_alive(KeepAlive::default())
-            .into_response());
-    }
-    let before = session_cost(&state, &name).await;
-    let outcome = session.stream(req.prompt).await?.collect().await;
-    let cost_usd = session_cost(&state, &name).await - before;
+        .is_some_and(|v| v.contains("text/event-stream"))
+}
+
+/// One SSE event per SDK message, named by its type; errors as `error` events.
+fn sse(stream: claude_code::MessageStream) -> Response {
+    let events = stream.map(|item| {
+        let event = match item {
+            Ok(message) => Event::default()
+                .event(message.type_name())
+                .json_data(&message),
+            Err(e) => Event::default()
+                .event("error")
+                .json_data(ApiError::from(e).body()),
+        };
+        Ok::<_, Infallible>(event.unwrap_or_else(|_| Event::default().event("error")))
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// The JSON reply of a turn: `{text, session_id, cost_usd, is_error}` (a turn that ended
+/// with an error result is still a 200, with `is_error` and the error).
+fn turn_json(
+    outcome: claude_code::Result<TurnSummary>,
+    session_id: Option<String>,
+    cost_usd: f64,
+) -> Result<Json<Value>, ApiError> {
     match outcome {
-        Ok(summary) => Ok(Json(json!({
-            "text": summary.text,
-            "session_id": summary.session_id(),
-            "cost_usd": cost_usd,
-            "is_error": false,
-        }))
-        .into_response()),
+        Ok(summary) => {
+            let cost = if cost_usd > 0.0 {
+                cost_usd
+            } else {
+                summary.cost_usd().unwrap_or(0.0)
+            };
+            Ok(Json(json!({
+                "text": summary.text,
+                "session_id": summary.session_id().map(str::to_string).or(session_id),
+                "cost_usd": cost,
+                "is_error": false,
+            })))
+        }
         Err(claude_code::Error::TurnFailed {
             subtype, message, ..
         }) => Ok(Json(json!({
             "text": "",
-            "session_id": state.sup.session(&name).session_id().await.ok().flatten(),
+            "session_id": session_id,
             "cost_usd": cost_usd,
             "is_error": true,
             "error": {"subtype": subtype, "message": message},
-        }))
-        .into_response()),
+        }))),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The session's conversation, read from the CLI's stored transcript.
+async fn transcript(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let info = find(&state, &name).await?;
+    let Some(id) = info.session_id else {
+        return Ok(Json(json!({"session_id": null, "messages": []})));
+    };
+    let Some(dir) = state.options.cli_config_dir() else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no_config_dir",
+            "the CLI's config directory is unknown (neither CLAUDE_CONFIG_DIR nor HOME is set)",
+        ));
+    };
+    let read = {
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || History::new(dir).transcript(&id)).await
+    };
+    let transcript = match read {
+        Ok(Ok(t)) => t,
+        Ok(Err(HistoryError::NotFound { .. })) => {
+            return Ok(Json(json!({"session_id": id, "messages": []})))
+        }
+        Ok(Err(e)) => {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "transcript_unreadable",
+                e.to_string(),
+            ))
+        }
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                e.to_string(),
+            ))
+        }
+    };
+    let messages: Vec<Value> = transcript
+        .messages()
+        .filter_map(|e| {
+            if let Some(text) = e.prompt() {
+                Some(json!({"role": "user", "text": text}))
+            } else {
+                e.assistant_text()
+                    .map(|text| json!({"role": "assistant", "text": text}))
+            }
+        })
+        .collect();
+    Ok(Json(json!({"session_id": id, "messages": messages})))
+}
+
+/// One prompt on a fresh, isolated session from the warm spares (never reused); the
+/// same reply shapes as a session's messages.
+async fn query(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    accepting(&state)?;
+    let req: SendMessage = parse(&body)?;
+    check_prompt(&req.prompt)?;
+    let spare =
+        state.spares.acquire().await.map_err(|e| {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_session", e.to_string())
+        })?;
+    let stream = spare.stream(req.prompt).await?;
+    if wants_sse(&headers) {
+        return Ok(sse(stream));
+    }
+    let summary = stream.collect().await;
+    Ok(turn_json(summary, None, 0.0).into_response())
 }
 
 async fn find(state: &AppState, name: &str) -> Result<ChildInfo, ApiError> {

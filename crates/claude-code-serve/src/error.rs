@@ -32,6 +32,9 @@ pub enum ServeError {
     /// The offline mock API could not start.
     #[error("cannot start the offline mock Messages API: {0}")]
     Mock(#[from] claude_code_mock::MockError),
+    /// The warm spares for `/v1/query` could not start.
+    #[error("cannot start the warm sessions for /v1/query: {0}")]
+    Spares(#[source] claude_code::PoolError),
     /// The supervisor failed.
     #[error(transparent)]
     Supervisor(#[from] SupervisorError),

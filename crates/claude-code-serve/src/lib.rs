@@ -8,7 +8,9 @@
 //! - `POST /v1/sessions/{name}/messages` `{"prompt"}`: with `Accept: text/event-stream`,
 //!   one event per SDK message (named by its type) ending with `result`; otherwise
 //!   `{"text", "session_id", "cost_usd", "is_error"}`;
-//! - `POST /v1/sessions/{name}/interrupt` → 204;
+//! - `POST /v1/sessions/{name}/interrupt` → 204; `GET /v1/sessions/{name}/transcript`
+//!   (the conversation from the CLI's stored history);
+//! - `POST /v1/query` `{"prompt"}`: one prompt on an isolated session from warm spares;
 //! - `GET /healthz` (process up), `GET /readyz` (supervisor answering, not draining).
 //!
 //! This is the host's first part: authentication, tenants, durable state, the dashboard,
@@ -32,7 +34,7 @@ use std::{
     sync::{atomic::Ordering, Arc},
 };
 
-use claude_code::{Options, Supervisor};
+use claude_code::{Options, Spares, Supervisor};
 use claude_code_mock::MockServer;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
@@ -48,6 +50,8 @@ pub struct HostConfig {
     pub options: Options,
     /// Largest request body in bytes (default 1 MiB; larger is 413).
     pub max_body_bytes: usize,
+    /// Warm sessions kept ready for `POST /v1/query` (default 1).
+    pub spares: usize,
     /// Without `ANTHROPIC_API_KEY` (or with this set), start the project's mock Messages
     /// API in-process and point every session at it.
     pub offline: Option<bool>,
@@ -61,6 +65,7 @@ impl HostConfig {
             listen,
             options: Options::new(),
             max_body_bytes: 1024 * 1024,
+            spares: 1,
             offline: None,
         }
     }
@@ -113,6 +118,11 @@ impl Host {
             None
         };
         let sup = Supervisor::builder().name("serve").start().await?;
+        let spares = Spares::builder(options.clone())
+            .count(config.spares)
+            .start()
+            .await
+            .map_err(ServeError::Spares)?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -129,6 +139,7 @@ impl Host {
             options,
             draining: Default::default(),
             offline,
+            spares,
         });
         let app = api::router(state.clone(), config.max_body_bytes);
         let (tx, rx) = oneshot::channel();
@@ -172,6 +183,7 @@ impl Host {
             let _ = tx.send(());
         }
         let _ = (&mut self.server).await;
+        self.state.spares.stop().await;
         self.state.sup.stop().await?;
         Ok(())
     }

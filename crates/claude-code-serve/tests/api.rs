@@ -277,3 +277,97 @@ async fn without_authentication_only_loopback_addresses_are_served() {
         .expect_err("refused");
     assert!(matches!(err, ServeError::NotLoopback(_)), "{err}");
 }
+
+#[tokio::test]
+async fn the_transcript_holds_the_conversation() {
+    let env = TestEnv::new(Script::new().fallback(Reply::text("noted"))).await;
+    let host = host(&env).await;
+    create(&host, "t").await;
+    let empty: Value = client()
+        .get(format!("{}/v1/sessions/t/transcript", host.url()))
+        .send()
+        .await
+        .expect("transcript")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(empty["messages"], json!([]), "no turn yet: {empty}");
+    ask_json(&host, "t", "the code word is mango").await;
+    let body: Value = client()
+        .get(format!("{}/v1/sessions/t/transcript", host.url()))
+        .send()
+        .await
+        .expect("transcript")
+        .json()
+        .await
+        .expect("json");
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["role"] == "user" && m["text"] == "the code word is mango"),
+        "{body}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["role"] == "assistant" && m["text"] == "noted"),
+        "{body}"
+    );
+    let missing = client()
+        .get(format!("{}/v1/sessions/nobody/transcript", host.url()))
+        .send()
+        .await
+        .expect("transcript");
+    assert_eq!(missing.status().as_u16(), 404);
+    host.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_query_runs_on_an_isolated_session_that_shares_nothing() {
+    let env = TestEnv::new(Script::new()).await;
+    env.mock.push(Reply::text("first query"));
+    env.mock.push(Reply::text("second query"));
+    let host = host(&env).await;
+    let q = |prompt: &'static str| {
+        let url = format!("{}/v1/query", host.url());
+        async move {
+            client()
+                .post(url)
+                .json(&json!({"prompt": prompt}))
+                .send()
+                .await
+                .expect("query")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let one = q("secret alpha").await;
+    assert_eq!(one["text"], "first query", "{one}");
+    assert_eq!(one["is_error"], false);
+    let two = q("what was the secret?").await;
+    assert_eq!(two["text"], "second query");
+    assert_ne!(one["session_id"], two["session_id"], "two conversations");
+    let second_request =
+        serde_json::to_string(env.mock.turn_requests()[1].messages()).expect("json");
+    assert!(
+        !second_request.contains("secret alpha"),
+        "the second query does not see the first"
+    );
+    let list: Value = client()
+        .get(format!("{}/v1/sessions", host.url()))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        list["sessions"],
+        json!([]),
+        "queries are not named sessions"
+    );
+    host.shutdown().await.expect("shutdown");
+    env.assert_no_leftovers().await;
+}

@@ -276,6 +276,43 @@ impl Options {
         self
     }
 
+    /// The value variable `name` will have in the CLI's environment: set or removed by
+    /// [`Options::env`] / [`Options::env_remove`], else inherited from this process
+    /// (unless an [`Options::inherit_env`] allow-list leaves it out).
+    pub fn cli_env_var(&self, name: &str) -> Option<std::ffi::OsString> {
+        match self.env.get(name) {
+            Some(Some(value)) => return Some(value.into()),
+            Some(None) => return None,
+            None => {}
+        }
+        if let Some(keep) = self.inherited_env() {
+            if !keep.iter().any(|k| k == name) {
+                return None;
+            }
+        }
+        std::env::var_os(name)
+    }
+
+    /// The config directory the CLI will use, where it keeps its transcripts
+    /// (`CLAUDE_CONFIG_DIR`, else `$HOME/.claude`; a relative one is taken from the CLI's
+    /// working directory). Read them with [`History::new`](crate::history::History::new).
+    pub fn cli_config_dir(&self) -> Option<PathBuf> {
+        let cwd = match &self.cwd {
+            Some(dir) => dir.clone(),
+            None => std::env::current_dir().ok()?,
+        };
+        let dir = match self
+            .cli_env_var("CLAUDE_CONFIG_DIR")
+            .filter(|d| !d.is_empty())
+        {
+            Some(dir) => PathBuf::from(dir),
+            None => {
+                PathBuf::from(self.cli_env_var("HOME").filter(|h| !h.is_empty())?).join(".claude")
+            }
+        };
+        Some(cwd.join(dir))
+    }
+
     /// Remove an inherited environment variable from the CLI's environment.
     pub fn env_remove(mut self, key: impl Into<String>) -> Self {
         self.env.insert(key.into(), None);

@@ -14,27 +14,15 @@ use crate::store::{
     blocking, check_id, read_local, write_files, SessionStore, StoreError, FINAL_SAVE_TIMEOUT,
 };
 
-/// The value variable `name` will have in the CLI's environment.
-fn cli_env(opts: &Options, name: &str) -> Option<std::ffi::OsString> {
-    match opts.env.get(name) {
-        Some(Some(value)) => return Some(value.into()),
-        Some(None) => return None,
-        None => {}
-    }
-    if let Some(keep) = opts.inherited_env() {
-        if !keep.iter().any(|k| k == name) {
-            return None;
-        }
-    }
-    std::env::var_os(name)
-}
-
 /// The config dir the CLI will use: its `CLAUDE_CONFIG_DIR`, else `$HOME/.claude`
 /// (a relative one is taken from the CLI's cwd).
 fn cli_config_dir(opts: &Options, cwd: &Path) -> Option<PathBuf> {
-    let dir = match cli_env(opts, "CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty()) {
+    let dir = match opts
+        .cli_env_var("CLAUDE_CONFIG_DIR")
+        .filter(|d| !d.is_empty())
+    {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(cli_env(opts, "HOME").filter(|h| !h.is_empty())?).join(".claude"),
+        None => PathBuf::from(opts.cli_env_var("HOME").filter(|h| !h.is_empty())?).join(".claude"),
     };
     Some(cwd.join(dir))
 }
