@@ -16,6 +16,18 @@ fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+async fn get(host: &Host, path: &str) -> reqwest::Response {
+    client()
+        .get(format!("{}{path}", host.url()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+async fn get_json(host: &Host, path: &str) -> Value {
+    get(host, path).await.json().await.expect("json body")
+}
+
 async fn create(host: &Host, name: &str) -> reqwest::Response {
     client()
         .post(format!("{}/v1/sessions", host.url()))
@@ -51,21 +63,10 @@ async fn sessions_are_created_listed_read_and_deleted() {
     let err: Value = again.json().await.expect("json");
     assert_eq!(err["code"], "name_taken");
 
-    let list: Value = client()
-        .get(format!("{}/v1/sessions", host.url()))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let list: Value = get_json(&host, "/v1/sessions").await;
     assert_eq!(list["sessions"][0]["name"], "assistant");
 
-    let one = client()
-        .get(format!("{}/v1/sessions/assistant", host.url()))
-        .send()
-        .await
-        .expect("get");
+    let one = get(&host, "/v1/sessions/assistant").await;
     assert_eq!(one.status().as_u16(), 200);
 
     let del = client()
@@ -74,11 +75,7 @@ async fn sessions_are_created_listed_read_and_deleted() {
         .await
         .expect("delete");
     assert_eq!(del.status().as_u16(), 204);
-    let gone = client()
-        .get(format!("{}/v1/sessions/assistant", host.url()))
-        .send()
-        .await
-        .expect("get");
+    let gone = get(&host, "/v1/sessions/assistant").await;
     assert_eq!(gone.status().as_u16(), 404);
     let err: Value = gone.json().await.expect("json");
     assert_eq!(err["code"], "not_found");
@@ -150,14 +147,7 @@ async fn a_json_turn_replies_with_text_session_id_cost_and_the_conversation_goes
         texts.iter().any(|t| t.contains("remember the word kiwi")),
         "the second turn carries the first: {texts:?}"
     );
-    let info: Value = client()
-        .get(format!("{}/v1/sessions/chat", host.url()))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let info: Value = get_json(&host, "/v1/sessions/chat").await;
     assert_eq!(info["turns"], 2, "{info}");
     host.shutdown().await.expect("shutdown");
 }
@@ -216,20 +206,9 @@ async fn an_sse_turn_sends_one_typed_event_per_message_ending_with_result() {
 async fn interrupt_health_and_readiness() {
     let env = TestEnv::new(Script::new().fallback(Reply::text("ok"))).await;
     let host = host(&env).await;
-    let health = client()
-        .get(format!("{}/healthz", host.url()))
-        .send()
-        .await
-        .expect("healthz");
+    let health = get(&host, "/healthz").await;
     assert_eq!(health.status().as_u16(), 200);
-    let ready: Value = client()
-        .get(format!("{}/readyz", host.url()))
-        .send()
-        .await
-        .expect("readyz")
-        .json()
-        .await
-        .expect("json");
+    let ready: Value = get_json(&host, "/readyz").await;
     assert_eq!(ready["status"], "ready");
     create(&host, "s").await;
     let r = client()
@@ -283,24 +262,10 @@ async fn the_transcript_holds_the_conversation() {
     let env = TestEnv::new(Script::new().fallback(Reply::text("noted"))).await;
     let host = host(&env).await;
     create(&host, "t").await;
-    let empty: Value = client()
-        .get(format!("{}/v1/sessions/t/transcript", host.url()))
-        .send()
-        .await
-        .expect("transcript")
-        .json()
-        .await
-        .expect("json");
+    let empty: Value = get_json(&host, "/v1/sessions/t/transcript").await;
     assert_eq!(empty["messages"], json!([]), "no turn yet: {empty}");
     ask_json(&host, "t", "the code word is mango").await;
-    let body: Value = client()
-        .get(format!("{}/v1/sessions/t/transcript", host.url()))
-        .send()
-        .await
-        .expect("transcript")
-        .json()
-        .await
-        .expect("json");
+    let body: Value = get_json(&host, "/v1/sessions/t/transcript").await;
     let messages = body["messages"].as_array().cloned().unwrap_or_default();
     assert!(
         messages
@@ -314,11 +279,7 @@ async fn the_transcript_holds_the_conversation() {
             .any(|m| m["role"] == "assistant" && m["text"] == "noted"),
         "{body}"
     );
-    let missing = client()
-        .get(format!("{}/v1/sessions/nobody/transcript", host.url()))
-        .send()
-        .await
-        .expect("transcript");
+    let missing = get(&host, "/v1/sessions/nobody/transcript").await;
     assert_eq!(missing.status().as_u16(), 404);
     host.shutdown().await.expect("shutdown");
 }
@@ -355,14 +316,7 @@ async fn a_query_runs_on_an_isolated_session_that_shares_nothing() {
         !second_request.contains("secret alpha"),
         "the second query does not see the first"
     );
-    let list: Value = client()
-        .get(format!("{}/v1/sessions", host.url()))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let list: Value = get_json(&host, "/v1/sessions").await;
     assert_eq!(
         list["sessions"],
         json!([]),
