@@ -29,17 +29,12 @@ use std::{
     future::Future,
     path::{Component, Path, PathBuf},
     pin::Pin,
-    time::Duration,
 };
 
 use crate::history::valid_id;
 
 /// The future a [`SessionStore`] method returns (boxed, so the trait is object-safe).
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
-
-/// How long the save at the end of a session may take before it is given up (and
-/// logged): it runs before `Session::stop` returns.
-pub(crate) const FINAL_SAVE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Errors of a session store.
 #[derive(Debug, thiserror::Error)]

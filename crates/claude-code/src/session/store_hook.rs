@@ -10,9 +10,11 @@ use std::{
 
 use crate::history::History;
 use crate::options::Options;
-use crate::store::{
-    blocking, check_id, read_local, write_files, SessionStore, StoreError, FINAL_SAVE_TIMEOUT,
-};
+use crate::store::{blocking, check_id, read_local, write_files, SessionStore, StoreError};
+
+/// How long the save at the end of a session may take before it is given up (and
+/// logged): it runs before `Session::stop` returns.
+const FINAL_SAVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The config dir the CLI will use: its `CLAUDE_CONFIG_DIR`, else `$HOME/.claude`
 /// (a relative one is taken from the CLI's cwd).
