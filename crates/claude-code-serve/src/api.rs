@@ -191,7 +191,7 @@ async fn interrupt(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    find(&state, &name).await?;
+    // An unknown name is the supervisor's NotFound: a 404.
     state.sup.session(&name).interrupt().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -209,7 +209,7 @@ async fn send_message(
     accepting(&state)?;
     let req: SendMessage = parse(&body)?;
     check_prompt(&req.prompt)?;
-    find(&state, &name).await?;
+    // One lookup: an unknown name is the supervisor's NotFound, a 404.
     let session = state.sup.session(&name);
     if wants_sse(&headers) {
         return Ok(sse(session.stream(req.prompt).await?));
@@ -217,7 +217,11 @@ async fn send_message(
     let before = session_cost(&state, &name).await;
     let outcome = session.stream(req.prompt).await?.collect().await;
     let cost_usd = session_cost(&state, &name).await - before;
-    let session_id = state.sup.session(&name).session_id().await.ok().flatten();
+    // The summary carries the id; only a failed turn needs to ask for it.
+    let session_id = match &outcome {
+        Ok(_) => None,
+        Err(_) => session.session_id().await.ok().flatten(),
+    };
     Ok(turn_json(outcome, session_id, cost_usd).into_response())
 }
 
@@ -410,6 +414,7 @@ fn session_json(c: &ChildInfo) -> Value {
         "name": c.name,
         "status": status,
         "session_id": c.session_id,
+        "pid": c.pid,
         "restarts": c.restarts,
         "turns": c.turns,
         "cost_usd": c.cost_usd,
