@@ -325,3 +325,120 @@ async fn a_query_runs_on_an_isolated_session_that_shares_nothing() {
     host.shutdown().await.expect("shutdown");
     env.assert_no_leftovers().await;
 }
+
+#[tokio::test]
+async fn a_rejected_api_key_is_a_fast_typed_502() {
+    // The CLI's default ten retries stay on: the SDK ends the turn at the first report.
+    let env = TestEnv::new(Script::new().fallback(Reply::unauthorized())).await;
+    let host = host(&env).await;
+    create(&host, "s").await;
+    let (status, body) = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        ask_json(&host, "s", "hi"),
+    )
+    .await
+    .expect("answered without the CLI's minutes of retries");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (502, Some("upstream_auth_failed")),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("ANTHROPIC_API_KEY")),
+        "{body}"
+    );
+    let info = get_json(&host, "/v1/sessions/s").await;
+    assert_eq!(info["status"], "live", "the session survives: {info}");
+    host.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_stream_leaves_the_session_usable() {
+    let env = TestEnv::new(Script::new()).await;
+    env.mock
+        .push(Reply::text("never read").delay(std::time::Duration::from_secs(30)));
+    env.mock.push(Reply::text("after the disconnect"));
+    let host = host(&env).await;
+    create(&host, "s").await;
+    let r = client()
+        .post(format!("{}/v1/sessions/s/messages", host.url()))
+        .header("accept", "text/event-stream")
+        .json(&json!({"prompt": "slow one"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 200);
+    claude_code_tests::eventually(
+        std::time::Duration::from_secs(30),
+        "the turn reaches the API",
+        || async {
+            if env.mock.turn_requests().is_empty() {
+                Err("no request yet")
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    drop(r); // the client goes away mid-turn
+    let (status, body) = ask_json(&host, "s", "are you there?").await;
+    assert_eq!(
+        (status, body["text"].as_str()),
+        (200, Some("after the disconnect")),
+        "{body}"
+    );
+    host.shutdown().await.expect("shutdown");
+    env.assert_no_leftovers().await;
+}
+
+#[tokio::test]
+async fn a_cli_killed_mid_turn_is_a_typed_503_and_the_session_comes_back() {
+    let env = TestEnv::new(Script::new().fallback(Reply::text("back again"))).await;
+    env.mock
+        .push(Reply::text("never sent").delay(std::time::Duration::from_secs(30)));
+    let host = host(&env).await;
+    create(&host, "s").await;
+    let pid = get_json(&host, "/v1/sessions/s").await["pid"]
+        .as_u64()
+        .expect("pid") as u32;
+    let url = host.url();
+    let turn = tokio::spawn(async move {
+        client()
+            .post(format!("{url}/v1/sessions/s/messages"))
+            .json(&json!({"prompt": "slow one"}))
+            .send()
+            .await
+            .expect("request")
+    });
+    claude_code_tests::eventually(
+        std::time::Duration::from_secs(30),
+        "the turn reaches the API",
+        || async {
+            if env.mock.turn_requests().is_empty() {
+                Err("no request yet")
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    claude_code_tests::kill_9(pid);
+    let r = tokio::time::timeout(std::time::Duration::from_secs(30), turn)
+        .await
+        .expect("answered promptly")
+        .expect("task");
+    assert_eq!(r.status().as_u16(), 503);
+    let err: Value = r.json().await.expect("json");
+    assert_eq!(err["code"], "session_unavailable", "{err}");
+    let (status, body) = ask_json(&host, "s", "again?").await;
+    assert_eq!(
+        (status, body["text"].as_str()),
+        (200, Some("back again")),
+        "{body}"
+    );
+    assert_eq!(get_json(&host, "/v1/sessions/s").await["restarts"], 1);
+    host.shutdown().await.expect("shutdown");
+    env.assert_no_leftovers().await;
+}

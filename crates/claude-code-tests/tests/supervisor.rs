@@ -97,6 +97,48 @@ async fn kill_9_restarts_the_child_and_the_old_handle_resumes_the_conversation()
 }
 
 #[tokio::test]
+async fn a_cli_killed_during_its_first_turn_restarts_fresh_instead_of_failing_to_resume() {
+    // Nothing is saved yet when the CLI dies mid first turn: `--resume` would fail at
+    // every restart and exhaust the intensity.
+    let env = TestEnv::new(Script::new().fallback(Reply::text("fresh start"))).await;
+    env.mock
+        .push(Reply::text("never sent").delay(std::time::Duration::from_secs(30)));
+    let sup = Supervisor::builder()
+        .name("first-turn")
+        .child(SessionSpec::new("a").options(env.options()))
+        .start()
+        .await
+        .expect("start");
+    let handle = sup.session("a");
+    let pid = handle.pid().await.expect("pid").expect("some");
+    let stream = handle.stream("slow first turn").await.expect("stream");
+    claude_code_tests::eventually(
+        std::time::Duration::from_secs(30),
+        "the turn reaches the API",
+        || async {
+            if env.mock.turn_requests().is_empty() {
+                Err("no request yet")
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    kill_9(pid);
+    let err = stream
+        .final_text()
+        .await
+        .expect_err("the turn dies with its CLI");
+    assert!(err.is_closed(), "{err}");
+    wait_for_children(&sup, "the restart", |l| running_with_restarts(l, "a", 1)).await;
+    assert_eq!(ask(&handle, "again").await, "fresh start");
+    let info = sup.list_sessions().await.expect("list");
+    assert_eq!(child(&info, "a").restarts, 1, "one restart, not a loop");
+    sup.stop().await.expect("stop");
+    env.assert_no_leftovers().await;
+}
+
+#[tokio::test]
 async fn resume_on_restart_false_starts_a_fresh_conversation() {
     let env = TestEnv::new(echo_env()).await;
     let sup = Supervisor::builder()

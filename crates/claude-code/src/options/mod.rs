@@ -293,6 +293,11 @@ impl Options {
         std::env::var_os(name)
     }
 
+    /// True when a [`SessionStore`](crate::store::SessionStore) is set.
+    pub(crate) fn has_session_store(&self) -> bool {
+        self.session_store.is_some()
+    }
+
     /// The config directory the CLI will use, where it keeps its transcripts
     /// (`CLAUDE_CONFIG_DIR`, else `$HOME/.claude`; a relative one is taken from the CLI's
     /// working directory). Read them with [`History::new`](crate::history::History::new).

@@ -347,6 +347,19 @@ pub(crate) async fn run(
     }
 }
 
+/// Whether `--resume id` can work: a session store restores the transcript before the
+/// CLI starts; otherwise it must be on disk where the CLI looks (when that is unknown,
+/// try).
+fn resumable(opts: &crate::options::Options, id: &str) -> bool {
+    if opts.has_session_store() {
+        return true;
+    }
+    match opts.cli_config_dir() {
+        Some(dir) => crate::history::History::new(dir).session(id).is_ok(),
+        None => true,
+    }
+}
+
 impl Actor {
     fn find(&self, name: &str) -> Option<usize> {
         self.children.iter().position(|c| c.name() == name)
@@ -390,7 +403,14 @@ impl Actor {
         // A wake always resumes: hibernation must be invisible to the conversation.
         if child.spec.resume_on_restart || child.status == ChildStatus::Hibernated {
             if let Some(id) = &child.last_session_id {
-                opts = opts.resume(id.clone());
+                if resumable(&opts, id) {
+                    opts = opts.resume(id.clone());
+                } else {
+                    // Killed before its first turn was saved: `--resume` would fail at
+                    // every restart. Start the conversation afresh instead.
+                    tracing::warn!(supervisor = %self.name, child = %child.spec.name,
+                        session_id = %id, "no saved conversation to resume; starting a new one");
+                }
             }
         }
         let started = std::time::Instant::now();
