@@ -26,70 +26,29 @@
 //! # Ok(()) }
 //! ```
 
-mod api;
+mod auth;
+mod config;
 mod error;
+mod routes;
+mod state;
 
 use std::{
     net::SocketAddr,
     sync::{atomic::Ordering, Arc},
 };
 
-use claude_code::{Options, Spares, Supervisor};
+use claude_code::{Spares, Supervisor};
 use claude_code_mock::MockServer;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
+pub use config::{HostConfig, NamedSession, PoolConfig, SupervisorSettings, TenantLimits};
 pub use error::ServeError;
-
-/// How to run the host.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct HostConfig {
-    /// Where to listen (loopback only, for now).
-    pub listen: SocketAddr,
-    /// The options every session starts from.
-    pub options: Options,
-    /// Largest request body in bytes (default 1 MiB; larger is 413).
-    pub max_body_bytes: usize,
-    /// Warm sessions kept ready for `POST /v1/query` (default 1).
-    pub spares: usize,
-    /// Without `ANTHROPIC_API_KEY` (or with this set), start the project's mock Messages
-    /// API in-process and point every session at it.
-    pub offline: Option<bool>,
-}
-
-impl HostConfig {
-    /// Defaults: the given address, default options, 1 MiB bodies, offline when no
-    /// `ANTHROPIC_API_KEY` is set.
-    pub fn new(listen: SocketAddr) -> Self {
-        HostConfig {
-            listen,
-            options: Options::new(),
-            max_body_bytes: 1024 * 1024,
-            spares: 1,
-            offline: None,
-        }
-    }
-
-    /// The options every session starts from.
-    #[must_use]
-    pub fn options(mut self, options: Options) -> Self {
-        self.options = options;
-        self
-    }
-
-    /// Force offline (`true`: the in-process mock) or online (`false`).
-    #[must_use]
-    pub fn offline(mut self, offline: bool) -> Self {
-        self.offline = Some(offline);
-        self
-    }
-}
 
 /// A running host.
 #[derive(Debug)]
 pub struct Host {
     addr: SocketAddr,
-    state: Arc<api::AppState>,
+    state: Arc<state::AppState>,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
     mock: Option<MockServer>,
@@ -117,7 +76,16 @@ impl Host {
         } else {
             None
         };
-        let sup = Supervisor::builder().name("serve").start().await?;
+        let settings = config.supervisor;
+        let mut builder = Supervisor::builder()
+            .name("serve")
+            .strategy(settings.strategy)
+            .max_restarts(settings.max_restarts)
+            .max_seconds(settings.max_seconds);
+        if let Some(admission) = config.admission.clone() {
+            builder = builder.admission(admission);
+        }
+        let sup = builder.start().await?;
         let spares = Spares::builder(options.clone())
             .count(config.spares)
             .start()
@@ -134,14 +102,14 @@ impl Host {
             addr: config.listen,
             source,
         })?;
-        let state = Arc::new(api::AppState {
+        let state = Arc::new(state::AppState {
             sup,
             options,
             draining: Default::default(),
             offline,
             spares,
         });
-        let app = api::router(state.clone(), config.max_body_bytes);
+        let app = routes::router(state.clone(), config.max_body_bytes);
         let (tx, rx) = oneshot::channel();
         let server = tokio::spawn(async move {
             axum::serve(listener, app)

@@ -1,0 +1,224 @@
+//! How to run the host: [`HostConfig`] and the parts it is made of. `claude-code serve`
+//! builds it from `claude-code.toml`, the environment and flags; embedders build it in
+//! code.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+
+use claude_code::{Admission, Options, SessionSpec, Strategy};
+
+/// How to run the host.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HostConfig {
+    /// Where to listen. Without tokens in the state store, loopback only.
+    pub listen: SocketAddr,
+    /// The options every session starts from.
+    pub options: Options,
+    /// Largest request body in bytes (default 1 MiB; larger is 413).
+    pub max_body_bytes: usize,
+    /// Warm sessions kept ready for `POST /v1/query` (default 1).
+    pub spares: usize,
+    /// Without `ANTHROPIC_API_KEY` (or with this set), start the project's mock Messages
+    /// API in-process and point every session at it.
+    pub offline: Option<bool>,
+    /// Where the state store (`claude-code.db`) lives; `None` keeps state in memory only
+    /// (tests, throwaway hosts).
+    pub data_dir: Option<PathBuf>,
+    /// The restart policy of the supervisor that holds every session.
+    pub supervisor: SupervisorSettings,
+    /// Named sessions started with the host (the config's `[[sessions]]`).
+    pub sessions: Vec<NamedSession>,
+    /// Pools started with the host, served at `POST /v1/pools/{name}/messages`.
+    pub pools: Vec<PoolConfig>,
+    /// Session templates that `POST /v1/sessions` may name with `"template"`.
+    pub templates: BTreeMap<String, Options>,
+    /// Memory admission control for new CLIs, if any.
+    pub admission: Option<Admission>,
+    /// Dynamic sessions hibernate after idling this long (default 10 minutes).
+    pub idle_timeout: Duration,
+    /// Limits of every tenant without an entry in [`tenants`](Self::tenants).
+    pub limits: TenantLimits,
+    /// Per-tenant limits.
+    pub tenants: BTreeMap<String, TenantLimits>,
+}
+
+/// The restart policy of the host's supervisor (OTP's `strategy`, `max_restarts`,
+/// `max_seconds`).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct SupervisorSettings {
+    /// Which children restart when one ends (default one_for_one).
+    pub strategy: Strategy,
+    /// Most restarts within `max_seconds` before the supervisor gives up (default 3).
+    pub max_restarts: u32,
+    /// The window for `max_restarts` (default 5).
+    pub max_seconds: u64,
+}
+
+impl Default for SupervisorSettings {
+    fn default() -> Self {
+        SupervisorSettings {
+            strategy: Strategy::OneForOne,
+            max_restarts: 3,
+            max_seconds: 5,
+        }
+    }
+}
+
+/// A named session declared in the configuration, owned by a tenant.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NamedSession {
+    /// The tenant that sees and uses it (`default` for anonymous hosts).
+    pub tenant: String,
+    /// Its name, options and restart policy.
+    pub spec: SessionSpec,
+}
+
+impl NamedSession {
+    /// A session for `tenant`.
+    pub fn new(tenant: impl Into<String>, spec: SessionSpec) -> Self {
+        NamedSession {
+            tenant: tenant.into(),
+            spec,
+        }
+    }
+}
+
+/// A pool declared in the configuration.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PoolConfig {
+    /// Its name in `/v1/pools/{name}/messages`.
+    pub name: String,
+    /// What each member runs.
+    pub options: Options,
+    /// Members (default 2).
+    pub size: usize,
+    /// Warm spares for isolated requests (default 0).
+    pub warm_spares: usize,
+    /// Most requests waiting for a member; more are 429 (default 64).
+    pub max_queue: usize,
+    /// Longest wait for a member; longer is 429 (default 30 s).
+    pub queue_timeout: Duration,
+}
+
+impl PoolConfig {
+    /// A pool of `size` members with the defaults.
+    pub fn new(name: impl Into<String>, options: Options, size: usize) -> Self {
+        PoolConfig {
+            name: name.into(),
+            options,
+            size,
+            warm_spares: 0,
+            max_queue: 64,
+            queue_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What one tenant may use. `None` is unlimited.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct TenantLimits {
+    /// Most sessions (live or hibernated) at once.
+    pub max_sessions: Option<usize>,
+    /// Most turns running at once.
+    pub max_concurrent_turns: Option<usize>,
+    /// Most API requests per minute.
+    pub requests_per_minute: Option<u32>,
+    /// Most USD spent in total (from the cost ledger).
+    pub max_spend_usd: Option<f64>,
+}
+
+impl HostConfig {
+    /// Defaults: the given address, default options, 1 MiB bodies, one warm spare, offline
+    /// when no `ANTHROPIC_API_KEY` is set, state in memory, no declared sessions or pools,
+    /// no limits.
+    pub fn new(listen: SocketAddr) -> Self {
+        HostConfig {
+            listen,
+            options: Options::new(),
+            max_body_bytes: 1024 * 1024,
+            spares: 1,
+            offline: None,
+            data_dir: None,
+            supervisor: SupervisorSettings::default(),
+            sessions: Vec::new(),
+            pools: Vec::new(),
+            templates: BTreeMap::new(),
+            admission: None,
+            idle_timeout: Duration::from_secs(600),
+            limits: TenantLimits::default(),
+            tenants: BTreeMap::new(),
+        }
+    }
+
+    /// The options every session starts from.
+    #[must_use]
+    pub fn options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Force offline (`true`: the in-process mock) or online (`false`).
+    #[must_use]
+    pub fn offline(mut self, offline: bool) -> Self {
+        self.offline = Some(offline);
+        self
+    }
+
+    /// Keep durable state in `dir` (created if missing).
+    #[must_use]
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Limits of every tenant without its own entry.
+    #[must_use]
+    pub fn limits(mut self, limits: TenantLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Limits of one tenant.
+    #[must_use]
+    pub fn tenant_limits(mut self, tenant: impl Into<String>, limits: TenantLimits) -> Self {
+        self.tenants.insert(tenant.into(), limits);
+        self
+    }
+
+    /// Adds a named session.
+    #[must_use]
+    pub fn session(mut self, session: NamedSession) -> Self {
+        self.sessions.push(session);
+        self
+    }
+
+    /// Adds a pool.
+    #[must_use]
+    pub fn pool(mut self, pool: PoolConfig) -> Self {
+        self.pools.push(pool);
+        self
+    }
+
+    /// Adds a template for `POST /v1/sessions`.
+    #[must_use]
+    pub fn template(mut self, name: impl Into<String>, options: Options) -> Self {
+        self.templates.insert(name.into(), options);
+        self
+    }
+
+    /// Dynamic sessions hibernate after idling this long.
+    #[must_use]
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// The limits that apply to `tenant`.
+    pub fn limits_for(&self, tenant: &str) -> &TenantLimits {
+        self.tenants.get(tenant).unwrap_or(&self.limits)
+    }
+}

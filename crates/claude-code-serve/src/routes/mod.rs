@@ -1,0 +1,32 @@
+//! The HTTP API's routes: one module per resource.
+
+mod health;
+mod sessions;
+mod turns;
+
+use std::sync::Arc;
+
+use axum::{
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+    Router,
+};
+
+use crate::state::AppState;
+
+pub(crate) fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/v1/sessions", post(sessions::create).get(sessions::list))
+        .route(
+            "/v1/sessions/{name}",
+            get(sessions::get).delete(sessions::delete),
+        )
+        .route("/v1/sessions/{name}/messages", post(turns::send_message))
+        .route("/v1/sessions/{name}/interrupt", post(turns::interrupt))
+        .route("/v1/sessions/{name}/transcript", get(sessions::transcript))
+        .route("/v1/query", post(turns::query))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}

@@ -1,0 +1,166 @@
+//! What every handler shares, and the small checks they all make.
+
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::UNIX_EPOCH,
+};
+
+use axum::http::StatusCode;
+use claude_code::{ChildInfo, ChildStatus, Options, Spares, Supervisor, SupervisorError};
+use serde_json::{json, Value};
+
+use crate::{auth::Caller, error::ApiError};
+
+/// What every handler shares.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    /// Every session of every tenant, named `<tenant>/<name>` (see [`session_key`]).
+    pub(crate) sup: Supervisor,
+    /// The options every session starts from (the host's configuration).
+    pub(crate) options: Options,
+    pub(crate) draining: AtomicBool,
+    pub(crate) offline: bool,
+    /// Warm, never-reused sessions for `POST /v1/query`.
+    pub(crate) spares: Spares,
+}
+
+impl AppState {
+    /// A 503 once the host drains.
+    pub(crate) fn accepting(&self) -> Result<(), ApiError> {
+        if self.draining.load(Ordering::Relaxed) {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "draining",
+                "the host is draining and accepts no new work",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The caller's session `name`, or a 404 (also for another tenant's session).
+    pub(crate) async fn find(&self, caller: &Caller, name: &str) -> Result<ChildInfo, ApiError> {
+        let key = session_key(&caller.tenant, name);
+        self.sup
+            .list_sessions()
+            .await?
+            .into_iter()
+            .find(|c| c.name == key)
+            .ok_or_else(|| no_session(name))
+    }
+
+    /// The caller's sessions.
+    pub(crate) async fn list(&self, caller: &Caller) -> Result<Vec<ChildInfo>, ApiError> {
+        let prefix = format!("{}/", caller.tenant);
+        Ok(self
+            .sup
+            .list_sessions()
+            .await?
+            .into_iter()
+            .filter(|c| c.name.starts_with(&prefix))
+            .collect())
+    }
+
+    /// USD spent so far by the supervised session `key`.
+    pub(crate) async fn session_cost(&self, key: &str) -> f64 {
+        self.sup
+            .cost_report()
+            .await
+            .ok()
+            .and_then(|r| r.sessions.get(key).map(|t| t.cost_usd))
+            .unwrap_or(0.0)
+    }
+}
+
+/// Longest prompt accepted, in bytes.
+pub(crate) const MAX_PROMPT_BYTES: usize = 256 * 1024;
+
+/// The supervisor's name for a tenant's session: names are per tenant, and neither part
+/// may contain `/`.
+pub(crate) fn session_key(tenant: &str, name: &str) -> String {
+    format!("{tenant}/{name}")
+}
+
+/// The name a tenant knows a supervised session by.
+pub(crate) fn public_name(key: &str) -> &str {
+    key.split_once('/').map_or(key, |(_, name)| name)
+}
+
+pub(crate) fn no_session(name: &str) -> ApiError {
+    ApiError::not_found(format!("no session named `{name}`"))
+}
+
+/// A supervisor error about the session `name`, worded with the name the tenant knows.
+pub(crate) fn session_error(e: SupervisorError, name: &str) -> ApiError {
+    match e {
+        SupervisorError::NotFound { .. } => no_session(name),
+        SupervisorError::DuplicateName { .. } => ApiError::new(
+            StatusCode::CONFLICT,
+            "name_taken",
+            format!("a session named `{name}` already exists"),
+        ),
+        e => e.into(),
+    }
+}
+
+/// A JSON body, or a 400 that says what is wrong with it.
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
+}
+
+/// Session, pool and tenant names: 1-64 characters of `A-Z a-z 0-9 _ -`.
+pub(crate) fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
+    if is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "{what} name {name:?} must be 1-64 characters of A-Z, a-z, 0-9, _ or -"
+        )))
+    }
+}
+
+/// 1-64 characters of `A-Z a-z 0-9 _ -`.
+pub(crate) fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+pub(crate) fn check_prompt(prompt: &str) -> Result<(), ApiError> {
+    if prompt.trim().is_empty() {
+        return Err(ApiError::bad_request("the prompt is empty"));
+    }
+    if prompt.len() > MAX_PROMPT_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "prompt_too_large",
+            format!("the prompt is over {MAX_PROMPT_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// The session object of the API.
+pub(crate) fn session_json(c: &ChildInfo) -> Value {
+    let status = match &c.status {
+        ChildStatus::Running => "live",
+        ChildStatus::Hibernated => "hibernated",
+        ChildStatus::Restarting => "restarting",
+        ChildStatus::Stopped => "stopped",
+        ChildStatus::Exited(_) => "exited",
+        _ => "unknown",
+    };
+    let secs = |t: std::time::SystemTime| t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs());
+    json!({
+        "name": public_name(&c.name),
+        "status": status,
+        "session_id": c.session_id,
+        "pid": c.pid,
+        "restarts": c.restarts,
+        "turns": c.turns,
+        "cost_usd": c.cost_usd,
+        "started_at": secs(c.started_at),
+        "last_activity": c.last_activity.and_then(secs),
+    })
+}
