@@ -91,6 +91,17 @@ pub enum CliError {
     /// The host failed to start or stop.
     #[error(transparent)]
     Serve(#[from] claude_code_serve::ServeError),
+    /// The host's state store failed.
+    #[error(transparent)]
+    Store(#[from] claude_code_serve::store::StoreError),
+    /// `token revoke` of an unknown or already revoked token.
+    #[error("no active token with id {0}; see `claude-code token list`")]
+    NoSuchToken(String),
+    /// No data directory could be chosen.
+    #[error(
+        "no data directory: pass --data-dir, or set CLAUDE_CODE_DATA_DIR, XDG_DATA_HOME or HOME"
+    )]
+    NoDataDir,
 
     /// `doctor` found problems.
     #[error("{0} check(s) failed; see the fixes above")]

@@ -57,6 +57,8 @@ enum Command {
     Mock(cmd::mock::Args),
     /// Host supervised sessions over HTTP and Server-Sent Events (offline without a key).
     Serve(cmd::serve::Args),
+    /// Create, list and revoke the host's bearer tokens.
+    Token(cmd::token::Args),
     /// Print the resolved configuration, where each value came from, and the CLI arguments.
     Config(cmd::config::Args),
 }
@@ -87,6 +89,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Mock(args) => cmd::mock::run(args).await,
         Command::Serve(args) => cmd::serve::run(&cli, args).await,
         Command::Config(args) => cmd::config::run(&cli, args),
+        Command::Token(args) => cmd::token::run(args),
     }
 }
 

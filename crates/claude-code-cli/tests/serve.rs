@@ -18,7 +18,8 @@ async fn serve_runs_offline_answers_and_stops_cleanly_on_sigterm() {
         .env("CLAUDE_CODE_CLI", real_cli())
         .env("CLAUDE_CODE_TMPDIR", env.tmp.path())
         .env("CLAUDE_RS_TEST_MARKER", &env.marker)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(env.tmp.path().join("data"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let mut child = cmd.spawn().expect("spawn serve");

@@ -131,6 +131,41 @@ pub struct TenantLimits {
     pub max_spend_usd: Option<f64>,
 }
 
+impl TenantLimits {
+    /// No limits.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Most sessions (live or hibernated) at once.
+    #[must_use]
+    pub fn max_sessions(mut self, n: usize) -> Self {
+        self.max_sessions = Some(n);
+        self
+    }
+
+    /// Most turns running at once.
+    #[must_use]
+    pub fn max_concurrent_turns(mut self, n: usize) -> Self {
+        self.max_concurrent_turns = Some(n);
+        self
+    }
+
+    /// Most API requests per minute.
+    #[must_use]
+    pub fn requests_per_minute(mut self, n: u32) -> Self {
+        self.requests_per_minute = Some(n);
+        self
+    }
+
+    /// Most USD spent in total.
+    #[must_use]
+    pub fn max_spend_usd(mut self, usd: f64) -> Self {
+        self.max_spend_usd = Some(usd);
+        self
+    }
+}
+
 impl HostConfig {
     /// Defaults: the given address, default options, 1 MiB bodies, one warm spare, offline
     /// when no `ANTHROPIC_API_KEY` is set, state in memory, no declared sessions or pools,

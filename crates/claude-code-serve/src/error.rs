@@ -13,13 +13,17 @@ use serde_json::json;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
-    /// The listen address is not a loopback address, and the host has no authentication
-    /// yet: it refuses to expose sessions.
+    /// The listen address is not a loopback address and the state store holds no
+    /// token: the host refuses to expose sessions to anonymous callers.
     #[error(
-        "refusing to listen on {0}: without authentication the host serves only loopback \
-         addresses (127.0.0.1, ::1)"
+        "refusing to listen on {0}: no tokens exist, and anonymous requests are served \
+         only on loopback addresses (127.0.0.1, ::1); create one with \
+         `claude-code token create --tenant NAME --scope write`"
     )]
     NotLoopback(std::net::SocketAddr),
+    /// The state store could not be opened or read.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// The listen socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -41,7 +45,7 @@ pub enum ServeError {
 }
 
 /// An API error: status, stable code, message, and a `Retry-After` for back-pressure.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct ApiError {
     status: StatusCode,
     code: &'static str,
@@ -77,6 +81,18 @@ impl ApiError {
 
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// Its HTTP status.
+    #[cfg(test)]
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// Its `Retry-After`, in seconds.
+    #[cfg(test)]
+    pub(crate) fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after
     }
 
     /// The JSON body (also sent as an SSE `error` event).

@@ -26,11 +26,14 @@
 //! # Ok(()) }
 //! ```
 
+mod audit;
 mod auth;
 mod config;
 mod error;
+mod limits;
 mod routes;
 mod state;
+pub mod store;
 
 use std::{
     net::SocketAddr,
@@ -41,6 +44,7 @@ use claude_code::{Spares, Supervisor};
 use claude_code_mock::MockServer;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
+pub use auth::{Scope, DEFAULT_TENANT};
 pub use config::{HostConfig, NamedSession, PoolConfig, SupervisorSettings, TenantLimits};
 pub use error::ServeError;
 
@@ -55,23 +59,36 @@ pub struct Host {
 }
 
 impl Host {
-    /// Starts the supervisor and the HTTP server. Refuses a non-loopback address.
+    /// Opens the state store, starts the supervisor with the declared sessions and the
+    /// stored dynamic ones (hibernated), then serves HTTP. Refuses a non-loopback address
+    /// while the store holds no token.
     pub async fn start(config: HostConfig) -> Result<Host, ServeError> {
-        if !config.listen.ip().is_loopback() {
+        let store = match &config.data_dir {
+            Some(dir) => store::Store::open(dir)?,
+            None => store::Store::in_memory()?,
+        };
+        let listen_loopback = config.listen.ip().is_loopback();
+        if !listen_loopback && !store.has_tokens()? {
             return Err(ServeError::NotLoopback(config.listen));
         }
         let offline = config
             .offline
             .unwrap_or_else(|| std::env::var_os("ANTHROPIC_API_KEY").is_none());
         let mut options = config.options;
+        let mut templates = config.templates;
         let mock = if offline {
             // Echoes each prompt, like `claude-code mock`.
             let script = claude_code_mock::Script::new().fallback(claude_code_mock::Reply::echo());
             let mock = MockServer::start(script).await?;
             tracing::info!(url = %mock.url(), "offline: no ANTHROPIC_API_KEY; every session talks to the built-in mock Messages API");
-            options = options
-                .env("ANTHROPIC_BASE_URL", mock.url())
-                .env("ANTHROPIC_API_KEY", "sk-offline-mock");
+            let to_mock = |o: claude_code::Options| {
+                o.env("ANTHROPIC_BASE_URL", mock.url())
+                    .env("ANTHROPIC_API_KEY", "sk-offline-mock")
+            };
+            options = to_mock(options);
+            for t in templates.values_mut() {
+                *t = to_mock(t.clone());
+            }
             Some(mock)
         } else {
             None
@@ -108,7 +125,17 @@ impl Host {
             draining: Default::default(),
             offline,
             spares,
+            audit: audit::AuditLog::start(store.clone()),
+            store,
+            limits: limits::Limits::new(config.limits, config.tenants),
+            listen_loopback,
+            templates,
+            idle_timeout: config.idle_timeout,
         });
+        let restored = routes::sessions::restore(&state).await?;
+        if restored > 0 {
+            tracing::info!(sessions = restored, "restored dynamic sessions, hibernated");
+        }
         let app = routes::router(state.clone(), config.max_body_bytes);
         let (tx, rx) = oneshot::channel();
         let server = tokio::spawn(async move {
@@ -153,6 +180,7 @@ impl Host {
         let _ = (&mut self.server).await;
         self.state.spares.stop().await;
         self.state.sup.stop().await?;
+        self.state.audit.flush().await;
         Ok(())
     }
 }

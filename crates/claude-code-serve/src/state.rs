@@ -1,15 +1,22 @@
 //! What every handler shares, and the small checks they all make.
 
 use std::{
+    collections::BTreeMap,
     sync::atomic::{AtomicBool, Ordering},
-    time::UNIX_EPOCH,
+    time::{Duration, UNIX_EPOCH},
 };
 
 use axum::http::StatusCode;
 use claude_code::{ChildInfo, ChildStatus, Options, Spares, Supervisor, SupervisorError};
 use serde_json::{json, Value};
 
-use crate::{auth::Caller, error::ApiError};
+use crate::{
+    audit::AuditLog,
+    auth::Caller,
+    error::ApiError,
+    limits::Limits,
+    store::{Store, Totals},
+};
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -22,6 +29,19 @@ pub(crate) struct AppState {
     pub(crate) offline: bool,
     /// Warm, never-reused sessions for `POST /v1/query`.
     pub(crate) spares: Spares,
+    /// Durable state: tokens, dynamic sessions, the cost ledger, the audit trail.
+    pub(crate) store: Store,
+    /// The audit trail's writer.
+    pub(crate) audit: AuditLog,
+    /// Per-tenant limits.
+    pub(crate) limits: Limits,
+    /// Whether the host listens on a loopback address (anonymous requests allowed
+    /// while no token exists).
+    pub(crate) listen_loopback: bool,
+    /// Session templates for `POST /v1/sessions`.
+    pub(crate) templates: BTreeMap<String, Options>,
+    /// Dynamic sessions hibernate after idling this long.
+    pub(crate) idle_timeout: Duration,
 }
 
 impl AppState {
@@ -57,6 +77,25 @@ impl AppState {
             .await?
             .into_iter()
             .filter(|c| c.name.starts_with(&prefix))
+            .collect())
+    }
+
+    /// The API's session objects for some of the caller's sessions, with the ledger's
+    /// turns and cost.
+    pub(crate) async fn describe(
+        &self,
+        caller: &Caller,
+        sessions: &[ChildInfo],
+    ) -> Result<Vec<Value>, ApiError> {
+        let tenant = caller.tenant.clone();
+        let totals = self
+            .store
+            .run(move |s| s.session_totals(&tenant))
+            .await
+            .map_err(store_error)?;
+        Ok(sessions
+            .iter()
+            .map(|c| session_json(c, totals.get(public_name(&c.name))))
             .collect())
     }
 
@@ -141,8 +180,19 @@ pub(crate) fn check_prompt(prompt: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The session object of the API.
-pub(crate) fn session_json(c: &ChildInfo) -> Value {
+/// A state-store failure as a 500 (the message names the file and SQLite's error).
+pub(crate) fn store_error(e: crate::store::StoreError) -> ApiError {
+    tracing::error!(error = %e, "state store failed");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "state_store",
+        e.to_string(),
+    )
+}
+
+/// The session object of the API; turns and cost come from the ledger, so they survive
+/// restarts of the CLI and of the host.
+pub(crate) fn session_json(c: &ChildInfo, totals: Option<&Totals>) -> Value {
     let status = match &c.status {
         ChildStatus::Running => "live",
         ChildStatus::Hibernated => "hibernated",
@@ -158,8 +208,8 @@ pub(crate) fn session_json(c: &ChildInfo) -> Value {
         "session_id": c.session_id,
         "pid": c.pid,
         "restarts": c.restarts,
-        "turns": c.turns,
-        "cost_usd": c.cost_usd,
+        "turns": totals.map_or(c.turns, |t| t.turns),
+        "cost_usd": totals.map_or(c.cost_usd, |t| t.cost_usd),
         "started_at": secs(c.started_at),
         "last_activity": c.last_activity.and_then(secs),
     })

@@ -358,7 +358,7 @@ async fn a_rejected_api_key_is_a_fast_typed_502() {
 async fn a_client_that_disconnects_mid_stream_leaves_the_session_usable() {
     let env = TestEnv::new(Script::new()).await;
     env.mock
-        .push(Reply::text("never read").delay(std::time::Duration::from_secs(30)));
+        .push(Reply::text("never read").delay(std::time::Duration::from_secs(2)));
     env.mock.push(Reply::text("after the disconnect"));
     let host = host(&env).await;
     create(&host, "s").await;
@@ -389,6 +389,9 @@ async fn a_client_that_disconnects_mid_stream_leaves_the_session_usable() {
         (200, Some("after the disconnect")),
         "{body}"
     );
+    // The abandoned turn ran to its end and is in the ledger with the second one.
+    let session = get_json(&host, "/v1/sessions/s").await;
+    assert_eq!(session["turns"], 2, "{session}");
     host.shutdown().await.expect("shutdown");
     env.assert_no_leftovers().await;
 }

@@ -12,6 +12,7 @@ pub mod path;
 pub mod query;
 pub mod serve;
 pub mod sessions;
+pub mod token;
 pub mod version;
 
 /// Session flags: the top configuration layer for `query` (and `config`, to preview it).

@@ -1,13 +1,15 @@
 //! The HTTP API's routes: one module per resource.
 
+mod audit;
 mod health;
-mod sessions;
+pub(crate) mod sessions;
 mod turns;
 
 use std::sync::Arc;
 
 use axum::{
     extract::DefaultBodyLimit,
+    middleware,
     routing::{get, post},
     Router,
 };
@@ -27,6 +29,11 @@ pub(crate) fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/sessions/{name}/interrupt", post(turns::interrupt))
         .route("/v1/sessions/{name}/transcript", get(sessions::transcript))
         .route("/v1/query", post(turns::query))
+        .route("/v1/audit", get(audit::list))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::authenticate,
+        ))
         .with_state(state)
 }

@@ -9,31 +9,93 @@ use axum::{
 };
 use claude_code::{
     history::{History, HistoryError},
-    SessionSpec,
+    Options, SessionSpec,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::{
     auth::{Caller, Scope},
     error::ApiError,
-    state::{check_name, parse, session_error, session_json, session_key, AppState},
+    state::{check_name, parse, session_error, session_key, store_error, AppState},
+    store::StoredSession,
 };
 
 /// Options a client may set when it starts a session; anything else is refused.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct SessionOptions {
+pub(crate) struct SessionOptions {
+    #[serde(skip_serializing_if = "Option::is_none")]
     system_prompt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     append_system_prompt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_turns: Option<u32>,
+}
+
+/// What a dynamic session is made from: kept in the state store, so that a restarted
+/// host can make it again.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SessionRecipe {
+    /// A template of the host's configuration to start from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) template: Option<String>,
+    /// Options on top.
+    #[serde(default)]
+    pub(crate) options: SessionOptions,
+}
+
+impl SessionRecipe {
+    /// The session's options: the template's (else the host's), then the client's.
+    pub(crate) fn options(&self, state: &AppState) -> Result<Options, ApiError> {
+        let mut options = match &self.template {
+            None => state.options.clone(),
+            Some(t) => state.templates.get(t).cloned().ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unknown_template",
+                    format!("no session template named `{t}` in the host's configuration"),
+                )
+            })?,
+        };
+        let o = self.options.clone();
+        if let Some(p) = o.system_prompt {
+            options = options.system_prompt(p);
+        }
+        if let Some(p) = o.append_system_prompt {
+            options = options.append_system_prompt(p);
+        }
+        if let Some(m) = o.model {
+            options = options.model(m);
+        }
+        if let Some(n) = o.max_turns {
+            options = options.max_turns(n);
+        }
+        Ok(options)
+    }
+
+    /// The supervisor's spec for the tenant's session `name`.
+    pub(crate) fn spec(
+        &self,
+        state: &AppState,
+        tenant: &str,
+        name: &str,
+    ) -> Result<SessionSpec, ApiError> {
+        Ok(SessionSpec::new(session_key(tenant, name))
+            .options(self.options(state)?)
+            .idle_timeout(state.idle_timeout))
+    }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateSession {
     name: String,
+    #[serde(default)]
+    template: Option<String>,
     #[serde(default)]
     options: SessionOptions,
 }
@@ -47,28 +109,50 @@ pub(crate) async fn create(
     state.accepting()?;
     let req: CreateSession = parse(&body)?;
     check_name("session", &req.name)?;
-    let mut options = state.options.clone();
-    let o = req.options;
-    if let Some(p) = o.system_prompt {
-        options = options.system_prompt(p);
-    }
-    if let Some(p) = o.append_system_prompt {
-        options = options.append_system_prompt(p);
-    }
-    if let Some(m) = o.model {
-        options = options.model(m);
-    }
-    if let Some(n) = o.max_turns {
-        options = options.max_turns(n);
-    }
-    let key = session_key(&caller.tenant, &req.name);
-    state
-        .sup
-        .start_session(SessionSpec::new(&key).options(options))
+    let recipe = SessionRecipe {
+        template: req.template,
+        options: req.options,
+    };
+    let spec = recipe.spec(&state, &caller.tenant, &req.name)?;
+    let live = state.list(&caller).await?.len();
+    state.limits.check_sessions(&caller.tenant, live)?;
+    // Stored first: a host killed right after the start still knows the session.
+    let stored = StoredSession {
+        tenant: caller.tenant.clone(),
+        name: req.name.clone(),
+        spec: serde_json::to_string(&recipe).map_err(|e| ApiError::internal(e.to_string()))?,
+        session_id: None,
+    };
+    let inserted = state
+        .store
+        .run(move |s| s.insert_session(&stored))
         .await
-        .map_err(|e| session_error(e, &req.name))?;
+        .map_err(store_error)?;
+    if !inserted {
+        return Err(session_error(
+            claude_code::SupervisorError::DuplicateName {
+                name: req.name.clone(),
+            },
+            &req.name,
+        ));
+    }
+    if let Err(e) = state.sup.start_session(spec).await {
+        let (tenant, name) = (caller.tenant.clone(), req.name.clone());
+        if let Err(e) = state
+            .store
+            .run(move |s| s.delete_session(&tenant, &name))
+            .await
+        {
+            tracing::error!(error = %e, "cannot forget a session that failed to start");
+        }
+        return Err(session_error(e, &req.name));
+    }
     let info = state.find(&caller, &req.name).await?;
-    Ok((StatusCode::CREATED, Json(session_json(&info))))
+    let body = state.describe(&caller, std::slice::from_ref(&info)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(body.into_iter().next().unwrap_or(Value::Null)),
+    ))
 }
 
 pub(crate) async fn list(
@@ -77,9 +161,9 @@ pub(crate) async fn list(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Scope::Read)?;
     let list = state.list(&caller).await?;
-    Ok(Json(json!({
-        "sessions": list.iter().map(session_json).collect::<Vec<_>>()
-    })))
+    Ok(Json(
+        json!({ "sessions": state.describe(&caller, &list).await? }),
+    ))
 }
 
 pub(crate) async fn get(
@@ -88,7 +172,9 @@ pub(crate) async fn get(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Scope::Read)?;
-    Ok(Json(session_json(&state.find(&caller, &name).await?)))
+    let info = state.find(&caller, &name).await?;
+    let body = state.describe(&caller, std::slice::from_ref(&info)).await?;
+    Ok(Json(body.into_iter().next().unwrap_or(Value::Null)))
 }
 
 pub(crate) async fn delete(
@@ -102,6 +188,12 @@ pub(crate) async fn delete(
         .terminate_session(&session_key(&caller.tenant, &name))
         .await
         .map_err(|e| session_error(e, &name))?;
+    let tenant = caller.tenant.clone();
+    state
+        .store
+        .run(move |s| s.delete_session(&tenant, &name))
+        .await
+        .map_err(store_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -153,4 +245,36 @@ pub(crate) async fn transcript(
         })
         .collect();
     Ok(Json(json!({"session_id": id, "messages": messages})))
+}
+
+/// Registers every stored dynamic session with the supervisor, hibernated: the next
+/// message starts its CLI with `--resume <last conversation id>`. Returns how many.
+pub(crate) async fn restore(state: &AppState) -> Result<usize, crate::ServeError> {
+    let stored = state.store.run(|s| s.sessions()).await?;
+    let mut restored = 0;
+    for s in stored {
+        let recipe: SessionRecipe = match serde_json::from_str(&s.spec) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(tenant = %s.tenant, session = %s.name, error = %e,
+                    "a stored session's recipe is unreadable; it is not restored");
+                continue;
+            }
+        };
+        let spec = match recipe.spec(state, &s.tenant, &s.name) {
+            Ok(spec) => spec,
+            Err(e) => {
+                tracing::error!(tenant = %s.tenant, session = %s.name, error = ?e.body(),
+                    "a stored session cannot be made again (its template is gone?); it is not restored");
+                continue;
+            }
+        };
+        let spec = match &s.session_id {
+            Some(id) => spec.with_options(|o| o.resume(id.clone())),
+            None => spec,
+        };
+        state.sup.start_session(spec.start_hibernated()).await?;
+        restored += 1;
+    }
+    Ok(restored)
 }

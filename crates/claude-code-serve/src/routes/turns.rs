@@ -13,15 +13,18 @@ use axum::{
     },
     Json,
 };
-use claude_code::TurnSummary;
+use claude_code::{CostTracker, Message, MessageStream, ResultMessage};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{
     auth::{Caller, Scope},
     error::ApiError,
-    state::{check_prompt, parse, session_error, session_key, AppState},
+    state::{check_prompt, parse, session_error, session_key, store_error, AppState},
+    store::TurnRow,
 };
 
 /// The body of every turn: `{"prompt": "…"}`.
@@ -33,8 +36,8 @@ pub(crate) struct Prompt {
 
 /// One turn: Server-Sent Events (one event per SDK message, named by its type, ending
 /// with `result`) when the client accepts `text/event-stream`, else one JSON reply.
-/// A client that disconnects mid-stream drops the stream, which interrupts the turn;
-/// the session itself goes on.
+/// The turn runs to its end even when the client goes away, and its cost row is
+/// committed before the `result` event is sent.
 pub(crate) async fn send_message(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -46,25 +49,139 @@ pub(crate) async fn send_message(
     state.accepting()?;
     let req: Prompt = parse(&body)?;
     check_prompt(&req.prompt)?;
+    let permit = admit_turn(&state, &caller).await?;
     let key = session_key(&caller.tenant, &name);
+    let before = state.session_cost(&key).await;
     // One lookup: an unknown name is the supervisor's NotFound, a 404.
-    let session = state.sup.session(&key);
-    let stream = session
+    let stream = state
+        .sup
+        .session(&key)
         .stream(req.prompt)
         .await
         .map_err(|e| session_error(e, &name))?;
-    if wants_sse(&headers) {
-        return Ok(sse(stream));
-    }
-    let before = state.session_cost(&key).await;
-    let outcome = stream.collect().await;
-    let cost_usd = state.session_cost(&key).await - before;
-    // The summary carries the id; only a failed turn needs to ask for it.
-    let session_id = match &outcome {
-        Ok(_) => None,
-        Err(_) => session.session_id().await.ok().flatten(),
+    let turn = Turn {
+        tenant: caller.tenant,
+        kind: "session",
+        target: name,
+        cost: CostSource::Supervised { key, before },
+        permit,
     };
-    Ok(turn_json(outcome, session_id, cost_usd).into_response())
+    Ok(run(state, stream, turn, wants_sse(&headers)).await)
+}
+
+/// Checks the tenant's spend and takes one of its concurrent-turn permits.
+pub(crate) async fn admit_turn(
+    state: &Arc<AppState>,
+    caller: &Caller,
+) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
+    let permit = state.limits.turn_permit(&caller.tenant)?;
+    if state.limits.of(&caller.tenant).max_spend_usd.is_some() {
+        let tenant = caller.tenant.clone();
+        let spent = state
+            .store
+            .run(move |s| s.tenant_spend(&tenant))
+            .await
+            .map_err(store_error)?;
+        state.limits.check_spend(&caller.tenant, spent)?;
+    }
+    Ok(permit)
+}
+
+/// Where a turn's cost comes from.
+pub(crate) enum CostSource {
+    /// The supervisor's accounting of the session `key` (exact across restarts).
+    Supervised {
+        /// The supervised name.
+        key: String,
+        /// Its cost before the turn.
+        before: f64,
+    },
+    /// The turn's own result (a pool member or a fresh spare).
+    Result,
+}
+
+/// A running turn: whom it is for, and what to record when it ends.
+pub(crate) struct Turn {
+    pub(crate) tenant: String,
+    /// `session`, `pool` or `query`.
+    pub(crate) kind: &'static str,
+    /// The session or pool name.
+    pub(crate) target: String,
+    pub(crate) cost: CostSource,
+    /// The tenant's concurrent-turn permit, held until the turn ends.
+    pub(crate) permit: Option<OwnedSemaphorePermit>,
+}
+
+/// How a turn ended, for the JSON reply.
+struct Outcome {
+    result: Option<ResultMessage>,
+    cost_usd: f64,
+    error: Option<ApiError>,
+}
+
+/// Runs a turn to its end on a task of its own (so that a client going away does not
+/// cut it short), commits its ledger row before forwarding the `result`, and answers
+/// with SSE or JSON.
+pub(crate) async fn run(
+    state: Arc<AppState>,
+    stream: MessageStream,
+    turn: Turn,
+    sse: bool,
+) -> Response {
+    let (tx, rx) = mpsc::channel(SSE_BUFFER);
+    let task = tokio::spawn(drive(state, stream, turn, sse.then_some(tx)));
+    if sse {
+        return sse_response(ReceiverStream::new(rx));
+    }
+    match task.await {
+        Ok(outcome) => json_reply(outcome).into_response(),
+        Err(e) => ApiError::internal(format!("the turn's task failed: {e}")).into_response(),
+    }
+}
+
+/// Messages buffered for a slow SSE client before the turn waits for it.
+const SSE_BUFFER: usize = 64;
+
+async fn drive(
+    state: Arc<AppState>,
+    mut stream: MessageStream,
+    mut turn: Turn,
+    mut client: Option<mpsc::Sender<Result<Message, ApiError>>>,
+) -> Outcome {
+    let _permit = turn.permit.take();
+    let mut outcome = Outcome {
+        result: None,
+        cost_usd: 0.0,
+        error: None,
+    };
+    while let Some(item) = stream.next().await {
+        let item = match item {
+            Ok(message) => {
+                if let Message::Result(r) = &message {
+                    // Committed before the client sees `result`: nothing acknowledged
+                    // is lost.
+                    outcome.cost_usd = record(&state, &turn, r).await;
+                    outcome.result = Some((**r).clone());
+                }
+                Ok(message)
+            }
+            Err(e) => {
+                let skipped = matches!(e, claude_code::Error::LineTooLong { .. });
+                let e = ApiError::from(e);
+                if !skipped {
+                    outcome.error = Some(e.clone());
+                }
+                Err(e)
+            }
+        };
+        if let Some(tx) = &client {
+            if tx.send(item).await.is_err() {
+                // The client went away: the turn goes on, unobserved.
+                client = None;
+            }
+        }
+    }
+    outcome
 }
 
 pub(crate) async fn interrupt(
@@ -94,16 +211,20 @@ pub(crate) async fn query(
     state.accepting()?;
     let req: Prompt = parse(&body)?;
     check_prompt(&req.prompt)?;
+    let permit = admit_turn(&state, &caller).await?;
     let spare =
         state.spares.acquire().await.map_err(|e| {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_session", e.to_string())
         })?;
     let stream = spare.stream(req.prompt).await?;
-    if wants_sse(&headers) {
-        return Ok(sse(stream));
-    }
-    let summary = stream.collect().await;
-    Ok(turn_json(summary, None, 0.0).into_response())
+    let turn = Turn {
+        tenant: caller.tenant,
+        kind: "query",
+        target: "-".to_string(),
+        cost: CostSource::Result,
+        permit,
+    };
+    Ok(run(state, stream, turn, wants_sse(&headers)).await)
 }
 
 pub(crate) fn wants_sse(headers: &HeaderMap) -> bool {
@@ -113,16 +234,42 @@ pub(crate) fn wants_sse(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains("text/event-stream"))
 }
 
+/// Commits the turn's ledger row (and, for a session, its conversation id); returns the
+/// turn's cost.
+async fn record(state: &AppState, turn: &Turn, r: &ResultMessage) -> f64 {
+    let cost_usd = match &turn.cost {
+        CostSource::Supervised { key, before } => (state.session_cost(key).await - before).max(0.0),
+        CostSource::Result => CostTracker::new()
+            .record_result(r)
+            .map_or(0.0, |t| t.cost_usd),
+    };
+    let usage = r.usage.as_ref();
+    let row = TurnRow {
+        tenant: turn.tenant.clone(),
+        kind: turn.kind,
+        target: turn.target.clone(),
+        session_id: r.session_id.clone(),
+        cost_usd,
+        input_tokens: usage.map_or(0, |u| u.input_tokens),
+        output_tokens: usage.map_or(0, |u| u.output_tokens),
+        is_error: r.is_error,
+    };
+    if let Err(e) = state.store.run(move |s| s.record_turn(&row)).await {
+        tracing::error!(error = %e, "cannot record a turn's cost");
+    }
+    cost_usd
+}
+
 /// One SSE event per SDK message, named by its type; errors as `error` events.
-pub(crate) fn sse(stream: claude_code::MessageStream) -> Response {
+fn sse_response(
+    stream: impl futures::Stream<Item = Result<Message, ApiError>> + Send + 'static,
+) -> Response {
     let events = stream.map(|item| {
         let event = match item {
             Ok(message) => Event::default()
                 .event(message.type_name())
                 .json_data(&message),
-            Err(e) => Event::default()
-                .event("error")
-                .json_data(ApiError::from(e).body()),
+            Err(e) => Event::default().event("error").json_data(e.body()),
         };
         Ok::<_, Infallible>(event.unwrap_or_else(|_| Event::default().event("error")))
     });
@@ -131,36 +278,32 @@ pub(crate) fn sse(stream: claude_code::MessageStream) -> Response {
         .into_response()
 }
 
-/// The JSON reply of a turn: `{text, session_id, cost_usd, is_error}` (a turn that ended
-/// with an error result is still a 200, with `is_error` and the error).
-pub(crate) fn turn_json(
-    outcome: claude_code::Result<TurnSummary>,
-    session_id: Option<String>,
-    cost_usd: f64,
-) -> Result<Json<Value>, ApiError> {
-    match outcome {
-        Ok(summary) => {
-            let cost = if cost_usd > 0.0 {
-                cost_usd
-            } else {
-                summary.cost_usd().unwrap_or(0.0)
-            };
-            Ok(Json(json!({
-                "text": summary.text,
-                "session_id": summary.session_id().map(str::to_string).or(session_id),
-                "cost_usd": cost,
-                "is_error": false,
-            })))
-        }
-        Err(claude_code::Error::TurnFailed {
-            subtype, message, ..
-        }) => Ok(Json(json!({
-            "text": "",
-            "session_id": session_id,
-            "cost_usd": cost_usd,
-            "is_error": true,
-            "error": {"subtype": subtype, "message": message},
-        }))),
-        Err(e) => Err(e.into()),
+/// The JSON reply of a turn: `{text, session_id, cost_usd, is_error}`; a turn that ended
+/// with an error result is still a 200, with `is_error` and the error.
+fn json_reply(outcome: Outcome) -> Result<Json<Value>, ApiError> {
+    let Some(r) = outcome.result else {
+        return Err(outcome
+            .error
+            .unwrap_or_else(|| claude_code::Error::NoResult.into()));
+    };
+    if !r.is_error {
+        return Ok(Json(json!({
+            "text": r.result.unwrap_or_default(),
+            "session_id": r.session_id,
+            "cost_usd": outcome.cost_usd,
+            "is_error": false,
+        })));
     }
+    let message = if r.errors.is_empty() {
+        r.result.clone().unwrap_or_default()
+    } else {
+        r.errors.join("; ")
+    };
+    Ok(Json(json!({
+        "text": "",
+        "session_id": r.session_id,
+        "cost_usd": outcome.cost_usd,
+        "is_error": true,
+        "error": {"subtype": r.subtype, "message": message, "api_status": r.api_error_status},
+    })))
 }
