@@ -7,7 +7,6 @@ use axum::{
     Json,
 };
 use claude_code::{Error, SupervisorError};
-use serde_json::json;
 
 /// What can stop the host from starting.
 #[derive(Debug, thiserror::Error)]
@@ -96,8 +95,11 @@ impl ApiError {
     }
 
     /// The JSON body (also sent as an SSE `error` event).
-    pub(crate) fn body(&self) -> serde_json::Value {
-        json!({"code": self.code, "message": self.message})
+    pub(crate) fn body(&self) -> crate::body::ErrorBody {
+        crate::body::ErrorBody {
+            code: self.code.to_string(),
+            message: self.message.clone(),
+        }
     }
 
     pub(crate) fn retry_after(mut self, secs: u64) -> Self {

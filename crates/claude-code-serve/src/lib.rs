@@ -28,9 +28,11 @@
 
 mod audit;
 mod auth;
+mod body;
 mod config;
 mod error;
 mod limits;
+mod openapi;
 mod routes;
 mod state;
 pub mod store;

@@ -8,11 +8,11 @@ use std::{
 
 use axum::http::StatusCode;
 use claude_code::{ChildInfo, ChildStatus, Options, Spares, Supervisor, SupervisorError};
-use serde_json::{json, Value};
 
 use crate::{
     audit::AuditLog,
     auth::Caller,
+    body::SessionObject,
     error::ApiError,
     limits::Limits,
     store::{Store, Totals},
@@ -86,7 +86,7 @@ impl AppState {
         &self,
         caller: &Caller,
         sessions: &[ChildInfo],
-    ) -> Result<Vec<Value>, ApiError> {
+    ) -> Result<Vec<SessionObject>, ApiError> {
         let tenant = caller.tenant.clone();
         let totals = self
             .store
@@ -97,6 +97,18 @@ impl AppState {
             .iter()
             .map(|c| session_json(c, totals.get(public_name(&c.name))))
             .collect())
+    }
+
+    /// The API's session object for one of the caller's sessions.
+    pub(crate) async fn describe_one(
+        &self,
+        caller: &Caller,
+        session: &ChildInfo,
+    ) -> Result<SessionObject, ApiError> {
+        self.describe(caller, std::slice::from_ref(session))
+            .await?
+            .pop()
+            .ok_or_else(|| ApiError::internal("a described session went missing"))
     }
 
     /// USD spent so far by the supervised session `key`.
@@ -192,7 +204,7 @@ pub(crate) fn store_error(e: crate::store::StoreError) -> ApiError {
 
 /// The session object of the API; turns and cost come from the ledger, so they survive
 /// restarts of the CLI and of the host.
-pub(crate) fn session_json(c: &ChildInfo, totals: Option<&Totals>) -> Value {
+pub(crate) fn session_json(c: &ChildInfo, totals: Option<&Totals>) -> SessionObject {
     let status = match &c.status {
         ChildStatus::Running => "live",
         ChildStatus::Hibernated => "hibernated",
@@ -202,15 +214,15 @@ pub(crate) fn session_json(c: &ChildInfo, totals: Option<&Totals>) -> Value {
         _ => "unknown",
     };
     let secs = |t: std::time::SystemTime| t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs());
-    json!({
-        "name": public_name(&c.name),
-        "status": status,
-        "session_id": c.session_id,
-        "pid": c.pid,
-        "restarts": c.restarts,
-        "turns": totals.map_or(c.turns, |t| t.turns),
-        "cost_usd": totals.map_or(c.cost_usd, |t| t.cost_usd),
-        "started_at": secs(c.started_at),
-        "last_activity": c.last_activity.and_then(secs),
-    })
+    SessionObject {
+        name: public_name(&c.name).to_string(),
+        status,
+        session_id: c.session_id.clone(),
+        pid: c.pid,
+        restarts: c.restarts,
+        turns: totals.map_or(c.turns, |t| t.turns),
+        cost_usd: totals.map_or(c.cost_usd, |t| t.cost_usd),
+        started_at: secs(c.started_at),
+        last_activity: c.last_activity.and_then(secs),
+    }
 }

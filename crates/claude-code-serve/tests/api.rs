@@ -445,3 +445,77 @@ async fn a_cli_killed_mid_turn_is_a_typed_503_and_the_session_comes_back() {
     host.shutdown().await.expect("shutdown");
     env.assert_no_leftovers().await;
 }
+
+/// Every operation in `/openapi.json` is called, and answers with a status that the
+/// document lists for it (and a JSON body where it documents one).
+#[tokio::test]
+async fn every_documented_route_answers_with_a_documented_status() {
+    let env = TestEnv::new(Script::new().fallback(Reply::text("ok"))).await;
+    let host = host(&env).await;
+    let doc = get_json(&host, "/openapi.json").await;
+    assert_eq!(
+        doc["openapi"].as_str().map(|v| &v[..2]),
+        Some("3."),
+        "{doc}"
+    );
+    assert_eq!(create(&host, "s").await.status().as_u16(), 201);
+
+    let mut operations: Vec<(String, String)> = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            operations.push((method.clone(), path.clone()));
+        }
+    }
+    // Deleting goes last, so that the other routes still find the session.
+    operations.sort_by_key(|(m, p)| (m == "delete", p.clone(), m.clone()));
+    let documented: std::collections::BTreeSet<String> =
+        operations.iter().map(|(m, p)| format!("{m} {p}")).collect();
+    for expected in [
+        "get /healthz",
+        "get /readyz",
+        "get /openapi.json",
+        "post /v1/sessions",
+        "get /v1/sessions",
+        "get /v1/sessions/{name}",
+        "delete /v1/sessions/{name}",
+        "post /v1/sessions/{name}/messages",
+        "post /v1/sessions/{name}/interrupt",
+        "get /v1/sessions/{name}/transcript",
+        "post /v1/query",
+        "get /v1/audit",
+    ] {
+        assert!(
+            documented.contains(expected),
+            "{expected} is not documented"
+        );
+    }
+
+    for (method, path) in &operations {
+        let url = format!("{}{}", host.url(), path.replace("{name}", "s"));
+        let body = match (method.as_str(), path.as_str()) {
+            ("post", "/v1/sessions") => Some(json!({"name": "another"})),
+            ("post", p) if p.ends_with("/interrupt") => None,
+            ("post", _) => Some(json!({"prompt": "hello"})),
+            _ => None,
+        };
+        let mut req = client().request(method.to_uppercase().parse().expect("method"), &url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16().to_string();
+        let op = &doc["paths"][path][method];
+        let documented = &op["responses"][&status];
+        assert!(
+            documented.is_object(),
+            "{method} {path} answered {status}, which it does not document"
+        );
+        let text = r.text().await.expect("body");
+        if documented["content"]["application/json"].is_object() && !text.is_empty() {
+            serde_json::from_str::<Value>(&text)
+                .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"));
+        }
+    }
+    host.shutdown().await.expect("shutdown");
+    env.assert_no_leftovers().await;
+}

@@ -8,14 +8,27 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use serde_json::{json, Value};
 
-use crate::{error::ApiError, state::AppState};
+use crate::{
+    body::{ErrorBody, Health, Ready},
+    error::ApiError,
+    state::AppState,
+};
 
-pub(crate) async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "Up", body = Health)))]
+pub(crate) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
+/// The host can take work: its supervisor answers, its state store is open, and it is
+/// not draining.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = Ready),
+        (status = 503, description = "Draining, or the supervisor or store is down", body = ErrorBody),
+    ))]
 pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.draining.load(Ordering::Relaxed) {
         return ApiError::new(
@@ -25,8 +38,20 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         )
         .into_response();
     }
-    match state.sup.list_sessions().await {
-        Ok(_) => Json(json!({"status": "ready", "offline": state.offline})).into_response(),
-        Err(e) => ApiError::from(e).into_response(),
+    if let Err(e) = state.sup.list_sessions().await {
+        return ApiError::from(e).into_response();
     }
+    if let Err(e) = state.store.run(|s| s.has_tokens()).await {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "state_store",
+            e.to_string(),
+        )
+        .into_response();
+    }
+    Json(Ready {
+        status: "ready",
+        offline: state.offline,
+    })
+    .into_response()
 }

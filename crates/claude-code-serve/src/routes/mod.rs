@@ -1,9 +1,9 @@
 //! The HTTP API's routes: one module per resource.
 
-mod audit;
-mod health;
+pub(crate) mod audit;
+pub(crate) mod health;
 pub(crate) mod sessions;
-mod turns;
+pub(crate) mod turns;
 
 use std::sync::Arc;
 
@@ -30,6 +30,7 @@ pub(crate) fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/sessions/{name}/transcript", get(sessions::transcript))
         .route("/v1/query", post(turns::query))
         .route("/v1/audit", get(audit::list))
+        .route("/openapi.json", get(crate::openapi::openapi_json))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn_with_state(
             state.clone(),

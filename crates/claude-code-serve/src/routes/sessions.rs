@@ -12,17 +12,18 @@ use claude_code::{
     Options, SessionSpec,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use crate::{
     auth::{Caller, Scope},
+    body::{ErrorBody, SessionList, SessionObject, Transcript, TranscriptMessage},
     error::ApiError,
     state::{check_name, parse, session_error, session_key, store_error, AppState},
     store::StoredSession,
 };
 
 /// Options a client may set when it starts a session; anything else is refused.
-#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SessionOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -90,21 +91,37 @@ impl SessionRecipe {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /v1/sessions`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateSession {
+pub(crate) struct CreateSession {
+    /// 1-64 characters of `A-Z a-z 0-9 _ -`, unique within the tenant.
     name: String,
+    /// A template of the host's configuration to start from.
     #[serde(default)]
     template: Option<String>,
+    /// Options on top of the template (or of the host's options).
     #[serde(default)]
     options: SessionOptions,
 }
 
+/// Starts a dynamic session (kept in the state store: it outlives host restarts).
+#[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = CreateSession,
+    responses(
+        (status = 201, description = "Started", body = SessionObject),
+        (status = 400, description = "Bad body, name or template", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Needs write scope", body = ErrorBody),
+        (status = 409, description = "The tenant has a session of that name", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 429, description = "The tenant's session or rate limit", body = ErrorBody),
+        (status = 503, description = "Draining, or admission refused", body = ErrorBody),
+    ))]
 pub(crate) async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SessionObject>), ApiError> {
     caller.require(Scope::Write)?;
     state.accepting()?;
     let req: CreateSession = parse(&body)?;
@@ -148,35 +165,55 @@ pub(crate) async fn create(
         return Err(session_error(e, &req.name));
     }
     let info = state.find(&caller, &req.name).await?;
-    let body = state.describe(&caller, std::slice::from_ref(&info)).await?;
     Ok((
         StatusCode::CREATED,
-        Json(body.into_iter().next().unwrap_or(Value::Null)),
+        Json(state.describe_one(&caller, &info).await?),
     ))
 }
 
+/// The caller's sessions.
+#[utoipa::path(get, path = "/v1/sessions", tag = "sessions",
+    responses(
+        (status = 200, description = "The tenant's sessions", body = SessionList),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 429, description = "The tenant's rate limit", body = ErrorBody),
+    ))]
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionList>, ApiError> {
     caller.require(Scope::Read)?;
     let list = state.list(&caller).await?;
-    Ok(Json(
-        json!({ "sessions": state.describe(&caller, &list).await? }),
-    ))
+    Ok(Json(SessionList {
+        sessions: state.describe(&caller, &list).await?,
+    }))
 }
 
+/// One of the caller's sessions.
+#[utoipa::path(get, path = "/v1/sessions/{name}", tag = "sessions", params(NameParam),
+    responses(
+        (status = 200, description = "The session", body = SessionObject),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "No such session for this tenant", body = ErrorBody),
+    ))]
 pub(crate) async fn get(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionObject>, ApiError> {
     caller.require(Scope::Read)?;
     let info = state.find(&caller, &name).await?;
-    let body = state.describe(&caller, std::slice::from_ref(&info)).await?;
-    Ok(Json(body.into_iter().next().unwrap_or(Value::Null)))
+    Ok(Json(state.describe_one(&caller, &info).await?))
 }
 
+/// Stops a session and forgets it (its ledger rows stay).
+#[utoipa::path(delete, path = "/v1/sessions/{name}", tag = "sessions", params(NameParam),
+    responses(
+        (status = 204, description = "Stopped and forgotten"),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Needs write scope", body = ErrorBody),
+        (status = 404, description = "No such session for this tenant", body = ErrorBody),
+    ))]
 pub(crate) async fn delete(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -198,15 +235,28 @@ pub(crate) async fn delete(
 }
 
 /// The session's conversation, read from the CLI's stored transcript.
+#[utoipa::path(get, path = "/v1/sessions/{name}/transcript", tag = "sessions", params(NameParam),
+    responses(
+        (status = 200, description = "Prompts and replies in order", body = Transcript),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "No such session for this tenant", body = ErrorBody),
+        (status = 500, description = "The stored transcript is unreadable", body = ErrorBody),
+    ))]
 pub(crate) async fn transcript(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Transcript>, ApiError> {
     caller.require(Scope::Read)?;
     let info = state.find(&caller, &name).await?;
+    let empty = |session_id| {
+        Json(Transcript {
+            session_id,
+            messages: Vec::new(),
+        })
+    };
     let Some(id) = info.session_id else {
-        return Ok(Json(json!({"session_id": null, "messages": []})));
+        return Ok(empty(None));
     };
     let Some(dir) = state.options.cli_config_dir() else {
         return Err(ApiError::new(
@@ -221,9 +271,7 @@ pub(crate) async fn transcript(
     };
     let transcript = match read {
         Ok(Ok(t)) => t,
-        Ok(Err(HistoryError::NotFound { .. })) => {
-            return Ok(Json(json!({"session_id": id, "messages": []})))
-        }
+        Ok(Err(HistoryError::NotFound { .. })) => return Ok(empty(Some(id))),
         Ok(Err(e)) => {
             return Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -233,18 +281,35 @@ pub(crate) async fn transcript(
         }
         Err(e) => return Err(ApiError::internal(e.to_string())),
     };
-    let messages: Vec<Value> = transcript
+    let messages = transcript
         .messages()
         .filter_map(|e| {
             if let Some(text) = e.prompt() {
-                Some(json!({"role": "user", "text": text}))
+                Some(TranscriptMessage {
+                    role: "user",
+                    text: text.to_string(),
+                })
             } else {
-                e.assistant_text()
-                    .map(|text| json!({"role": "assistant", "text": text}))
+                e.assistant_text().map(|text| TranscriptMessage {
+                    role: "assistant",
+                    text: text.to_string(),
+                })
             }
         })
         .collect();
-    Ok(Json(json!({"session_id": id, "messages": messages})))
+    Ok(Json(Transcript {
+        session_id: Some(id),
+        messages,
+    }))
+}
+
+/// The `{name}` path parameter.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // read by the OpenAPI derive only
+pub(crate) struct NameParam {
+    /// The session's name.
+    name: String,
 }
 
 /// Registers every stored dynamic session with the supervisor, hibernated: the next

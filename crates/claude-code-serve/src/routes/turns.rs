@@ -16,21 +16,23 @@ use axum::{
 use claude_code::{CostTracker, Message, MessageStream, ResultMessage};
 use futures::StreamExt;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_stream::wrappers::ReceiverStream;
+use utoipa::ToSchema;
 
 use crate::{
     auth::{Caller, Scope},
+    body::{ErrorBody, TurnError, TurnReply},
     error::ApiError,
     state::{check_prompt, parse, session_error, session_key, store_error, AppState},
     store::TurnRow,
 };
 
 /// The body of every turn: `{"prompt": "…"}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Prompt {
+    /// What to ask (at most 256 KiB).
     pub(crate) prompt: String,
 }
 
@@ -38,6 +40,21 @@ pub(crate) struct Prompt {
 /// with `result`) when the client accepts `text/event-stream`, else one JSON reply.
 /// The turn runs to its end even when the client goes away, and its cost row is
 /// committed before the `result` event is sent.
+#[utoipa::path(post, path = "/v1/sessions/{name}/messages", tag = "turns",
+    params(crate::routes::sessions::NameParam), request_body = Prompt,
+    responses(
+        (status = 200, description = "The turn: one JSON reply, or with `Accept: text/event-stream` one SSE event per SDK message (`event:` is the message type: system, assistant, user, stream_event, …) ending with `result`; an `error` event carries an error body",
+            content((TurnReply = "application/json"), (String = "text/event-stream"))),
+        (status = 400, description = "Bad body or empty prompt", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Needs write scope", body = ErrorBody),
+        (status = 404, description = "No such session for this tenant", body = ErrorBody),
+        (status = 413, description = "Body or prompt too large", body = ErrorBody),
+        (status = 429, description = "The tenant's turn, rate or spend limit, or the session's budget", body = ErrorBody),
+        (status = 502, description = "The Messages API refused (bad key: upstream_auth_failed)", body = ErrorBody),
+        (status = 503, description = "Draining, or the session's CLI is gone (it restarts)", body = ErrorBody),
+        (status = 504, description = "The turn timed out", body = ErrorBody),
+    ))]
 pub(crate) async fn send_message(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -184,6 +201,16 @@ async fn drive(
     outcome
 }
 
+/// Interrupts the session's running turn (which then ends with its `result`).
+#[utoipa::path(post, path = "/v1/sessions/{name}/interrupt", tag = "turns",
+    params(crate::routes::sessions::NameParam),
+    responses(
+        (status = 204, description = "Interrupted (or nothing was running)"),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Needs write scope", body = ErrorBody),
+        (status = 404, description = "No such session for this tenant", body = ErrorBody),
+        (status = 503, description = "The session's CLI is gone", body = ErrorBody),
+    ))]
 pub(crate) async fn interrupt(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -201,6 +228,18 @@ pub(crate) async fn interrupt(
 
 /// One prompt on a fresh, isolated session from the warm spares (never reused); the
 /// same reply shapes as a session's messages.
+#[utoipa::path(post, path = "/v1/query", tag = "turns", request_body = Prompt,
+    responses(
+        (status = 200, description = "The turn, as JSON or SSE (see the session messages route)",
+            content((TurnReply = "application/json"), (String = "text/event-stream"))),
+        (status = 400, description = "Bad body or empty prompt", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Needs write scope", body = ErrorBody),
+        (status = 413, description = "Body or prompt too large", body = ErrorBody),
+        (status = 429, description = "The tenant's turn, rate or spend limit", body = ErrorBody),
+        (status = 502, description = "The Messages API refused", body = ErrorBody),
+        (status = 503, description = "Draining, or no warm session could start", body = ErrorBody),
+    ))]
 pub(crate) async fn query(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -280,30 +319,35 @@ fn sse_response(
 
 /// The JSON reply of a turn: `{text, session_id, cost_usd, is_error}`; a turn that ended
 /// with an error result is still a 200, with `is_error` and the error.
-fn json_reply(outcome: Outcome) -> Result<Json<Value>, ApiError> {
+fn json_reply(outcome: Outcome) -> Result<Json<TurnReply>, ApiError> {
     let Some(r) = outcome.result else {
         return Err(outcome
             .error
             .unwrap_or_else(|| claude_code::Error::NoResult.into()));
     };
     if !r.is_error {
-        return Ok(Json(json!({
-            "text": r.result.unwrap_or_default(),
-            "session_id": r.session_id,
-            "cost_usd": outcome.cost_usd,
-            "is_error": false,
-        })));
+        return Ok(Json(TurnReply {
+            text: r.result.unwrap_or_default(),
+            session_id: r.session_id,
+            cost_usd: outcome.cost_usd,
+            is_error: false,
+            error: None,
+        }));
     }
     let message = if r.errors.is_empty() {
         r.result.clone().unwrap_or_default()
     } else {
         r.errors.join("; ")
     };
-    Ok(Json(json!({
-        "text": "",
-        "session_id": r.session_id,
-        "cost_usd": outcome.cost_usd,
-        "is_error": true,
-        "error": {"subtype": r.subtype, "message": message, "api_status": r.api_error_status},
-    })))
+    Ok(Json(TurnReply {
+        text: String::new(),
+        session_id: r.session_id,
+        cost_usd: outcome.cost_usd,
+        is_error: true,
+        error: Some(TurnError {
+            subtype: r.subtype,
+            message,
+            api_status: r.api_error_status,
+        }),
+    }))
 }
