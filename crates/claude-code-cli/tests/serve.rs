@@ -81,3 +81,74 @@ async fn next_line(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildS
         .expect("read")
         .unwrap_or_default()
 }
+
+#[tokio::test]
+async fn sigterm_lets_a_running_turn_finish_then_exits_0() {
+    let env = TestEnv::new(Script::new()).await;
+    env.mock
+        .push(Reply::text("finished while draining").delay(Duration::from_secs(2)));
+    let mut cmd = command(&env);
+    cmd.env("CLAUDE_CODE_TMPDIR", env.tmp.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(env.tmp.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let url = loop {
+        let line = next_line(&mut lines).await;
+        if let Some(url) = line.strip_prefix("claude-code host listening on ") {
+            break url.to_string();
+        }
+    };
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{url}/v1/sessions"))
+        .json(&json!({"name": "busy"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status().as_u16(), 201);
+    let turn = tokio::spawn({
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let r = client
+                .post(format!("{url}/v1/sessions/busy/messages"))
+                .json(&json!({"prompt": "take your time"}))
+                .send()
+                .await
+                .expect("message");
+            (r.status().as_u16(), r.json::<Value>().await.expect("json"))
+        }
+    });
+    claude_code_tests::eventually(
+        Duration::from_secs(30),
+        "the turn reaches the API",
+        || async {
+            if env.mock.turn_requests().is_empty() {
+                Err("no request yet")
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let (status, body) = turn.await.expect("turn task");
+    assert_eq!(
+        (status, body["text"].as_str()),
+        (200, Some("finished while draining")),
+        "{body}"
+    );
+    let exit = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("serve stopped in time")
+        .expect("wait");
+    assert!(exit.success(), "exit status {exit:?}");
+    env.assert_no_leftovers().await;
+}

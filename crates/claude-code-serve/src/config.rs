@@ -40,6 +40,9 @@ pub struct HostConfig {
     pub limits: TenantLimits,
     /// Per-tenant limits.
     pub tenants: BTreeMap<String, TenantLimits>,
+    /// How long a drain waits for running turns before stopping their CLIs (default
+    /// 30 s).
+    pub drain_timeout: Duration,
 }
 
 /// The restart policy of the host's supervisor (OTP's `strategy`, `max_restarts`,
@@ -186,6 +189,7 @@ impl HostConfig {
             idle_timeout: Duration::from_secs(600),
             limits: TenantLimits::default(),
             tenants: BTreeMap::new(),
+            drain_timeout: Duration::from_secs(30),
         }
     }
 
@@ -249,6 +253,13 @@ impl HostConfig {
     #[must_use]
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
+        self
+    }
+
+    /// How long a drain waits for running turns.
+    #[must_use]
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
         self
     }
 

@@ -58,6 +58,7 @@ pub struct Host {
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
     mock: Option<MockServer>,
+    drain_timeout: std::time::Duration,
 }
 
 impl Host {
@@ -154,6 +155,7 @@ impl Host {
             shutdown: Some(tx),
             server,
             mock,
+            drain_timeout: config.drain_timeout,
         })
     }
 
@@ -173,13 +175,21 @@ impl Host {
     }
 
     /// Drains and stops: new turns get 503, the server stops accepting connections and
-    /// finishes the open ones, then every session's CLI is stopped.
+    /// lets running turns finish (for up to the drain timeout), then every session's CLI
+    /// is stopped and the audit trail is flushed.
     pub async fn shutdown(mut self) -> Result<(), ServeError> {
         self.state.draining.store(true, Ordering::Relaxed);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let _ = (&mut self.server).await;
+        if tokio::time::timeout(self.drain_timeout, &mut self.server)
+            .await
+            .is_err()
+        {
+            tracing::warn!(timeout = ?self.drain_timeout,
+                "turns still running after the drain timeout; stopping their sessions");
+            self.server.abort();
+        }
         self.state.spares.stop().await;
         self.state.sup.stop().await?;
         self.state.audit.flush().await;
