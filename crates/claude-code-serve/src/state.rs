@@ -1,12 +1,13 @@
 //! What every handler shares, and the small checks they all make.
 
 use std::{
+    collections::BTreeMap,
     sync::atomic::{AtomicBool, Ordering},
-    time::UNIX_EPOCH,
+    time::{Duration, UNIX_EPOCH},
 };
 
 use axum::http::StatusCode;
-use claude_code::{ChildInfo, ChildStatus, Options, Spares, Supervisor, SupervisorError};
+use claude_code::{ChildInfo, ChildStatus, Options, Pool, Spares, Supervisor, SupervisorError};
 use serde_json::{json, Value};
 
 use crate::{auth::Caller, error::ApiError};
@@ -22,6 +23,12 @@ pub(crate) struct AppState {
     pub(crate) offline: bool,
     /// Warm, never-reused sessions for `POST /v1/query`.
     pub(crate) spares: Spares,
+    /// The configured pools, by name (`POST /v1/pools/{pool}/messages`).
+    pub(crate) pools: BTreeMap<String, Pool>,
+    /// Options that `POST /v1/sessions` may start from with `"template"`.
+    pub(crate) templates: BTreeMap<String, Options>,
+    /// Dynamic sessions hibernate after idling this long.
+    pub(crate) idle_timeout: Duration,
 }
 
 impl AppState {

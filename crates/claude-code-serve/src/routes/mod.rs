@@ -1,6 +1,7 @@
 //! The HTTP API's routes: one module per resource.
 
 mod health;
+mod pools;
 mod sessions;
 mod turns;
 
@@ -27,6 +28,8 @@ pub(crate) fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/sessions/{name}/interrupt", post(turns::interrupt))
         .route("/v1/sessions/{name}/transcript", get(sessions::transcript))
         .route("/v1/query", post(turns::query))
+        .route("/v1/pools", get(pools::list))
+        .route("/v1/pools/{pool}/messages", post(pools::send_message))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }

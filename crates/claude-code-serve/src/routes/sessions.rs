@@ -34,6 +34,8 @@ struct SessionOptions {
 #[serde(deny_unknown_fields)]
 struct CreateSession {
     name: String,
+    /// A configured template whose options the session starts from.
+    template: Option<String>,
     #[serde(default)]
     options: SessionOptions,
 }
@@ -47,7 +49,16 @@ pub(crate) async fn create(
     state.accepting()?;
     let req: CreateSession = parse(&body)?;
     check_name("session", &req.name)?;
-    let mut options = state.options.clone();
+    let mut options = match &req.template {
+        None => state.options.clone(),
+        Some(t) => state.templates.get(t).cloned().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_template",
+                format!("no template named {t:?}"),
+            )
+        })?,
+    };
     let o = req.options;
     if let Some(p) = o.system_prompt {
         options = options.system_prompt(p);
@@ -64,7 +75,11 @@ pub(crate) async fn create(
     let key = session_key(&caller.tenant, &req.name);
     state
         .sup
-        .start_session(SessionSpec::new(&key).options(options))
+        .start_session(
+            SessionSpec::new(&key)
+                .options(options)
+                .idle_timeout(state.idle_timeout),
+        )
         .await
         .map_err(|e| session_error(e, &req.name))?;
     let info = state.find(&caller, &req.name).await?;
