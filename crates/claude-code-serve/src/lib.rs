@@ -47,6 +47,7 @@ use claude_code::{Options, Pool, SessionSpec, Spares, Supervisor};
 use claude_code_mock::MockServer;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
+pub use auth::DEFAULT_TENANT;
 pub use config::{HostConfig, NamedSession, PoolConfig, SupervisorSettings, TenantLimits};
 pub use error::ServeError;
 
