@@ -28,6 +28,56 @@
 //! disallowed_tools = ["WebFetch"]
 //! cwd = "/srv/project"
 //! cli_profile = "lean"                # default | lean | minimal (see CliProfile)
+//!
+//! # `claude-code serve` (see the host module): the host, its supervisor and what it starts
+//! [serve]
+//! listen = "127.0.0.1:8787"           # also CLAUDE_CODE_LISTEN, --listen
+//! data_dir = "/var/lib/claude-code"   # also CLAUDE_CODE_DATA_DIR, --data-dir; default
+//!                                     # $XDG_DATA_HOME/claude-code or ~/.local/share/claude-code
+//! max_body_bytes = 1048576            # larger request bodies are 413
+//! spares = 1                          # warm sessions for POST /v1/query
+//! idle_timeout_secs = 600             # dynamic sessions hibernate after idling this long
+//!
+//! [supervisor]
+//! strategy = "one_for_one"            # one_for_one | one_for_all | rest_for_one
+//! max_restarts = 3                    # restarts within max_seconds before it gives up
+//! max_seconds = 5
+//!
+//! [admission]                         # limits on CLI processes (all optional)
+//! max_live = 64                       # CLIs alive at once
+//! max_spawns = 2                      # CLIs starting at once
+//! mem_floor_mib = 1024                # refuse new CLIs below this MemAvailable
+//! wait_timeout_secs = 60              # wait for a live slot
+//!
+//! [[sessions]]                        # named sessions started with the host
+//! name = "assistant"                  # unique per tenant
+//! tenant = "default"                  # default: the anonymous tenant
+//! restart = "permanent"               # permanent | transient | temporary
+//! idle_timeout_secs = 900             # hibernate when idle (default: never)
+//! budget_usd = 5.0                    # refuse turns past this spend
+//! system_prompt = "You answer questions about our API"
+//! # ...and any of model, append_system_prompt, max_turns, permission_mode, allowed_tools,
+//! # disallowed_tools, cwd, cli_profile, over the top-level values (lists replace them)
+//!
+//! [[pools]]                           # served at POST /v1/pools/{name}/messages
+//! name = "workers"
+//! size = 4                            # members (default 2)
+//! warm_spares = 1                     # default 0
+//! max_queue = 64                      # waiting requests; more are 429
+//! queue_timeout_secs = 30             # longer waits are 429
+//! max_turns = 3                       # the same session keys as [[sessions]]
+//!
+//! [templates.reviewer]                # POST /v1/sessions {"template": "reviewer"}
+//! system_prompt = "You review Rust"   # the same session keys as [[sessions]]
+//!
+//! [limits]                            # every tenant's limits (default unlimited)
+//! max_sessions = 20
+//! max_concurrent_turns = 4
+//! requests_per_minute = 600
+//! max_spend_usd = 50.0
+//!
+//! [tenants.acme]                      # one tenant's overrides of [limits]
+//! max_sessions = 5
 //! ```
 //!
 //! `cli_profile` defaults to `lean` here, as in the hosting layer: an application
@@ -35,9 +85,12 @@
 //! work (a bare [`Options`] keeps the CLI's defaults). Set it to `default` to turn that
 //! off, or `minimal` for the behaviour-changing switches too.
 
+mod host;
+
 use std::{
     collections::BTreeMap,
     fmt,
+    net::SocketAddr,
     num::NonZeroU32,
     path::{Path, PathBuf},
 };
@@ -48,6 +101,8 @@ use claude_code::cli::{
     binary_in, CliPath, CliSource, CliVersion, ResolvedCli, PINNED_CLI_VERSION,
 };
 use claude_code::options::{CliProfile, Options, PermissionMode};
+
+pub use host::{HostSettings, LimitSettings, HOST_KEYS};
 
 /// The file name looked for in the current directory.
 pub const CONFIG_FILE_NAME: &str = "claude-code.toml";
@@ -200,6 +255,10 @@ pub struct Overrides {
     pub cwd: Option<PathBuf>,
     /// `--cli-profile`: `default`, `lean` or `minimal`.
     pub cli_profile: Option<String>,
+    /// `serve --listen`.
+    pub listen: Option<SocketAddr>,
+    /// `serve --data-dir`.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// The resolved configuration. Build it with [`Config::load`] or [`ConfigLoader`].
@@ -237,6 +296,9 @@ pub struct Config {
     /// Which of the CLI's start-up and background switches are on (default
     /// [`CliProfile::Lean`]).
     pub cli_profile: CliProfile,
+    /// What `claude-code serve` runs: the `[serve]`, `[supervisor]`, `[admission]`,
+    /// `[[sessions]]`, `[[pools]]`, `[templates.*]`, `[limits]` and `[tenants.*]` sections.
+    pub host: HostSettings,
     origins: BTreeMap<&'static str, Origin>,
 }
 
@@ -261,6 +323,7 @@ impl Default for Config {
             disallowed_tools: Vec::new(),
             cwd: None,
             cli_profile: CliProfile::Lean,
+            host: HostSettings::default(),
             origins: BTreeMap::new(),
         }
     }
@@ -299,6 +362,14 @@ struct FileConfig {
     disallowed_tools: Option<Vec<String>>,
     cwd: Option<PathBuf>,
     cli_profile: Option<FileProfile>,
+    serve: Option<host::FileServe>,
+    supervisor: Option<host::FileSupervisor>,
+    admission: Option<host::FileAdmission>,
+    sessions: Option<Vec<host::FileSession>>,
+    pools: Option<Vec<host::FilePool>>,
+    templates: Option<BTreeMap<toml::Spanned<String>, host::FileTemplate>>,
+    limits: Option<host::FileLimits>,
+    tenants: Option<BTreeMap<toml::Spanned<String>, host::FileLimits>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -415,7 +486,9 @@ impl ConfigLoader {
             config.apply_file(&path)?;
         }
         config.apply_env(&self)?;
+        config.apply_host_env(&self)?;
         config.apply_overrides(&self.overrides)?;
+        config.default_data_dir(&self);
         config.api_key_present = self.var(&config.api_key_env).is_some();
         Ok(config)
     }
@@ -440,7 +513,7 @@ impl ConfigLoader {
 }
 
 impl Config {
-    /// Where the value of `key` (one of [`KEYS`]) came from.
+    /// Where the value of `key` (one of [`KEYS`] or [`HOST_KEYS`]) came from.
     pub fn origin(&self, key: &str) -> Origin {
         self.origins.get(key).cloned().unwrap_or(Origin::Default)
     }
@@ -504,7 +577,17 @@ impl Config {
         take!(disallowed_tools, file.disallowed_tools);
         take!(cwd, file.cwd.map(|d| Some(base.join(d))));
         take!(cli_profile, file.cli_profile.map(CliProfile::from));
-        Ok(())
+        let sections = host::FileHost {
+            serve: file.serve,
+            supervisor: file.supervisor,
+            admission: file.admission,
+            sessions: file.sessions,
+            pools: file.pools,
+            templates: file.templates,
+            limits: file.limits,
+            tenants: file.tenants,
+        };
+        self.apply_host_file(sections, path, &text, base)
     }
 
     fn apply_env(&mut self, loader: &ConfigLoader) -> Result<(), ConfigError> {
@@ -646,10 +729,19 @@ impl Config {
                 )?;
             self.set_origin("cli_profile", Origin::Flag);
         }
+        if let Some(v) = o.listen {
+            self.host.listen = v;
+            self.set_origin("serve.listen", Origin::Flag);
+        }
+        if let Some(v) = &o.data_dir {
+            self.host.data_dir = Some(v.clone());
+            self.set_origin("serve.data_dir", Origin::Flag);
+        }
         Ok(())
     }
 
-    /// The resolved value of `key` (one of [`KEYS`]) as display text; `None` when unset.
+    /// The resolved value of `key` (one of [`KEYS`] or [`HOST_KEYS`]) as display text;
+    /// `None` when unset.
     /// The API key itself is never shown, only the name of its variable.
     pub fn value(&self, key: &str) -> Option<String> {
         let list = |v: &[String]| (!v.is_empty()).then(|| v.join(","));
@@ -667,7 +759,7 @@ impl Config {
             "disallowed_tools" => list(&self.disallowed_tools),
             "cwd" => self.cwd.as_ref().map(|p| p.display().to_string()),
             "cli_profile" => Some(self.cli_profile.to_string()),
-            _ => None,
+            key => self.host_value(key),
         }
     }
 
@@ -749,29 +841,48 @@ fn split_list(v: &str) -> Vec<String> {
 }
 
 /// An [`ConfigError::Invalid`] at byte `offset` of `text`, naming the key on that line
-/// (or the nearest `key =` line above it, for values spanning lines).
+/// (or the nearest `key =` line above it, for values spanning lines), prefixed with its
+/// section (`supervisor.strategy`, `sessions.name`); an error on a section's header
+/// names the section.
 fn invalid(path: &Path, text: &str, offset: usize, message: String) -> ConfigError {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let column = before[line_start..].chars().count() + 1;
-    let key = text[..text[offset..].find('\n').map_or(text.len(), |i| offset + i)]
-        .lines()
-        .rev()
-        .find_map(|l| {
-            let (k, _) = l.split_once('=')?;
-            let k = k.trim().trim_matches('"');
-            (!k.is_empty() && !k.starts_with('#')).then(|| k.to_string())
-        })
-        .or_else(|| {
-            let rest = &text[offset..];
-            let word: String = rest
+    let upto = &text[..text[offset..].find('\n').map_or(text.len(), |i| offset + i)];
+    let mut key = None;
+    let mut section = None;
+    for l in upto.lines().rev() {
+        let t = l.trim_start();
+        if t.starts_with('[') {
+            let name = t
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or_default();
+            section = Some(name.trim().to_string());
+            break;
+        }
+        if key.is_none() {
+            key = l.split_once('=').and_then(|(k, _)| {
+                let k = k.trim().trim_matches('"');
+                (!k.is_empty() && !k.starts_with('#')).then(|| k.to_string())
+            });
+        }
+    }
+    let key = match (section, key) {
+        (Some(section), Some(key)) => Some(format!("{section}.{key}")),
+        (Some(section), None) => Some(section),
+        (None, Some(key)) => Some(key),
+        (None, None) => {
+            let word: String = text[offset..]
                 .chars()
                 .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
                 .collect();
             (!word.is_empty()).then_some(word)
-        });
+        }
+    };
     ConfigError::Invalid {
         path: path.to_path_buf(),
         line,

@@ -89,7 +89,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Mock(args) => cmd::mock::run(args).await,
         Command::Serve(args) => cmd::serve::run(&cli, args).await,
         Command::Config(args) => cmd::config::run(&cli, args),
-        Command::Token(args) => cmd::token::run(args),
+        Command::Token(args) => cmd::token::run(&cli, args),
     }
 }
 

@@ -43,11 +43,20 @@ allowed_tools = "Read,Grep"  # file {f}
 disallowed_tools = (unset)  # default
 cwd = (unset)  # default
 cli_profile = "lean"  # default
+serve.listen = "127.0.0.1:8787"  # default
+serve.data_dir = "{d}/xdg-data/claude-code"  # default
+serve.max_body_bytes = "1048576"  # default
+serve.spares = "1"  # default
+serve.idle_timeout_secs = "600"  # default
+supervisor.strategy = "one_for_one"  # default
+supervisor.max_restarts = "3"  # default
+supervisor.max_seconds = "5"  # default
 # api key: ANTHROPIC_API_KEY is set
 # cli env (lean profile): CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_AUTOUPDATER=1 DISABLE_TELEMETRY=1 DISABLE_ERROR_REPORTING=1 CLAUDE_CODE_DISABLE_FEATURE_FLAGS=1 DISABLE_GROWTHBOOK=1 CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL=1
 # cli args: --output-format=stream-json --input-format=stream-json --system-prompt=from the file --model=env-model --max-turns=4 --allowedTools=Read,Grep --permission-mode=acceptEdits --verbose
 "#,
-        f = file.display()
+        f = file.display(),
+        d = file.parent().expect("dir").display()
     );
     assert_eq!(
         text.replace(
@@ -125,4 +134,48 @@ async fn bad_env_value_names_the_variable() {
         "{}",
         stderr(&out)
     );
+}
+
+#[tokio::test]
+async fn config_lists_what_the_host_declares() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("claude-code.toml"),
+        r#"[serve]
+listen = "127.0.0.1:9000"
+[supervisor]
+strategy = "rest_for_one"
+[admission]
+max_live = 8
+[[sessions]]
+name = "assistant"
+restart = "transient"
+[[pools]]
+name = "workers"
+size = 4
+[templates.reviewer]
+system_prompt = "You review Rust"
+[limits]
+max_sessions = 20
+[tenants.acme]
+max_spend_usd = 5.0
+"#,
+    )
+    .expect("write");
+    let out = run(&mut bare(dir.path()), &["config"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for line in [
+        "serve.listen = \"127.0.0.1:9000\"  # file ",
+        "supervisor.strategy = \"rest_for_one\"  # file ",
+        "supervisor.max_restarts = \"3\"  # default",
+        "# admission: max_live=8\n",
+        "# session default/assistant (restart transient)\n",
+        "# pool workers (size 4, warm_spares 0, max_queue 64, queue_timeout_secs 30)\n",
+        "# template reviewer\n",
+        "# limits: max_sessions=20\n",
+        "# tenant acme limits: max_sessions=20 max_spend_usd=5\n",
+    ] {
+        assert!(text.contains(line), "{line:?} in:\n{text}");
+    }
 }

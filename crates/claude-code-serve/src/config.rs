@@ -26,11 +26,13 @@ pub struct HostConfig {
     pub data_dir: Option<PathBuf>,
     /// The restart policy of the supervisor that holds every session.
     pub supervisor: SupervisorSettings,
-    /// Named sessions started with the host (the config's `[[sessions]]`).
+    /// Named sessions started with the host (the config's `[[sessions]]`), in order,
+    /// under the one supervisor with the others.
     pub sessions: Vec<NamedSession>,
     /// Pools started with the host, served at `POST /v1/pools/{name}/messages`.
     pub pools: Vec<PoolConfig>,
-    /// Session templates that `POST /v1/sessions` may name with `"template"`.
+    /// Session templates that `POST /v1/sessions` may name with `"template"`: the
+    /// options such a session starts from instead of [`options`](Self::options).
     pub templates: BTreeMap<String, Options>,
     /// Memory admission control for new CLIs, if any.
     pub admission: Option<Admission>,
@@ -74,7 +76,8 @@ impl Default for SupervisorSettings {
 pub struct NamedSession {
     /// The tenant that sees and uses it (`default` for anonymous hosts).
     pub tenant: String,
-    /// Its name, options and restart policy.
+    /// Its name (unique per tenant), options and restart policy. The options are its
+    /// own: start them from the host's [`options`](HostConfig::options) to share those.
     pub spec: SessionSpec,
 }
 
@@ -94,7 +97,7 @@ impl NamedSession {
 pub struct PoolConfig {
     /// Its name in `/v1/pools/{name}/messages`.
     pub name: String,
-    /// What each member runs.
+    /// What each member runs (its own options, not the host's).
     pub options: Options,
     /// Members (default 2).
     pub size: usize,

@@ -6,7 +6,7 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use claude_code::{Error, SupervisorError};
+use claude_code::{Error, PoolError, SupervisorError};
 
 /// What can stop the host from starting.
 #[derive(Debug, thiserror::Error)]
@@ -37,10 +37,42 @@ pub enum ServeError {
     Mock(#[from] claude_code_mock::MockError),
     /// The warm spares for `/v1/query` could not start.
     #[error("cannot start the warm sessions for /v1/query: {0}")]
-    Spares(#[source] claude_code::PoolError),
-    /// The supervisor failed.
+    Spares(#[source] PoolError),
+    /// The supervisor failed (a declared named session that cannot start fails here).
     #[error(transparent)]
     Supervisor(#[from] SupervisorError),
+    /// A declared session, tenant, pool or template name is not 1-64 characters of
+    /// `A-Z a-z 0-9 _ -`.
+    #[error(
+        "invalid {what} name {name:?}: names are 1-64 characters of A-Z, a-z, 0-9, _ or -; \
+         rename it in the configuration"
+    )]
+    InvalidName {
+        /// What carries the name: `session`, `tenant`, `pool` or `template`.
+        what: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// Two declared sessions of one tenant, or two pools, share a name.
+    #[error("two {what}s are named {name:?}; give each a name of its own")]
+    DuplicateName {
+        /// `session` or `pool`.
+        what: &'static str,
+        /// The name (`<tenant>/<name>` for sessions).
+        name: String,
+    },
+    /// A declared pool has no members.
+    #[error("pool {0:?} has size 0; give it at least one member")]
+    EmptyPool(String),
+    /// A declared pool could not start.
+    #[error("cannot start pool {name:?}: {source}")]
+    Pool {
+        /// The pool's name.
+        name: String,
+        /// Why.
+        #[source]
+        source: PoolError,
+    },
 }
 
 /// An API error: status, stable code, message, and a `Retry-After` for back-pressure.
@@ -171,6 +203,37 @@ impl From<Error> for ApiError {
                 message,
             ),
             _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
+        }
+    }
+}
+
+impl From<PoolError> for ApiError {
+    fn from(e: PoolError) -> Self {
+        let message = e.to_string();
+        match e {
+            PoolError::QueueFull { .. } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", message).retry_after(1)
+            }
+            PoolError::QueueTimeout { waited } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", message)
+                    .retry_after(waited.as_secs().clamp(1, 5))
+            }
+            PoolError::Draining | PoolError::DrainTimeout { .. } | PoolError::Stopped => {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "draining",
+                    "the pool is draining and accepts no new work",
+                )
+            }
+            PoolError::Admission(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "admission_refused",
+                message,
+            )
+            .retry_after(5),
+            PoolError::Supervisor(e) => e.into(),
+            PoolError::Session(e) => e.into(),
+            _ => ApiError::internal(message),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! embedders start it in-process with [`Host::start`].
 //!
 //! Routes (JSON bodies; every error is `{"code", "message"}` with the fitting status):
-//! - `POST /v1/sessions` `{"name", "options"?}` → 201, the session;
+//! - `POST /v1/sessions` `{"name", "template"?, "options"?}` → 201, the session (a
+//!   named template's options, then the client's);
 //!   `GET /v1/sessions`; `GET /v1/sessions/{name}`; `DELETE /v1/sessions/{name}` → 204;
 //! - `POST /v1/sessions/{name}/messages` `{"prompt"}`: with `Accept: text/event-stream`,
 //!   one event per SDK message (named by its type) ending with `result`; otherwise
@@ -11,6 +12,10 @@
 //! - `POST /v1/sessions/{name}/interrupt` → 204; `GET /v1/sessions/{name}/transcript`
 //!   (the conversation from the CLI's stored history);
 //! - `POST /v1/query` `{"prompt"}`: one prompt on an isolated session from warm spares;
+//! - `POST /v1/pools/{pool}/messages` `{"prompt"}`: one prompt on a member of a
+//!   configured pool, with the same replies as a session's messages (a full queue, or
+//!   none free within the queue timeout, is 429 `queue_full` with `Retry-After`);
+//!   `GET /v1/pools`: each pool's size, busy members and queued requests;
 //! - `GET /healthz` (process up), `GET /readyz` (supervisor answering, not draining).
 //!
 //! This is the host's first part: authentication, tenants, durable state, the dashboard,
@@ -38,11 +43,12 @@ mod state;
 pub mod store;
 
 use std::{
+    collections::{BTreeMap, BTreeSet},
     net::SocketAddr,
     sync::{atomic::Ordering, Arc},
 };
 
-use claude_code::{Spares, Supervisor};
+use claude_code::{Options, Pool, SessionSpec, Spares, Supervisor};
 use claude_code_mock::MockServer;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
@@ -74,54 +80,94 @@ impl Host {
         if !listen_loopback && !store.has_tokens()? {
             return Err(ServeError::NotLoopback(config.listen));
         }
+        check_declared(&config)?;
         let offline = config
             .offline
             .unwrap_or_else(|| std::env::var_os("ANTHROPIC_API_KEY").is_none());
-        let mut options = config.options;
-        let mut templates = config.templates;
         let mock = if offline {
             // Echoes each prompt, like `claude-code mock`.
             let script = claude_code_mock::Script::new().fallback(claude_code_mock::Reply::echo());
             let mock = MockServer::start(script).await?;
             tracing::info!(url = %mock.url(), "offline: no ANTHROPIC_API_KEY; every session talks to the built-in mock Messages API");
-            let to_mock = |o: claude_code::Options| {
-                o.env("ANTHROPIC_BASE_URL", mock.url())
-                    .env("ANTHROPIC_API_KEY", "sk-offline-mock")
-            };
-            options = to_mock(options);
-            for t in templates.values_mut() {
-                *t = to_mock(t.clone());
-            }
             Some(mock)
         } else {
             None
         };
+        // Offline, every session (host options, named, pooled, templated) talks to the mock.
+        let point = |o: Options| match &mock {
+            Some(mock) => o
+                .env("ANTHROPIC_BASE_URL", mock.url())
+                .env("ANTHROPIC_API_KEY", "sk-offline-mock"),
+            None => o,
+        };
+        let options = point(config.options);
         let settings = config.supervisor;
         let mut builder = Supervisor::builder()
             .name("serve")
             .strategy(settings.strategy)
             .max_restarts(settings.max_restarts)
-            .max_seconds(settings.max_seconds);
+            .max_seconds(settings.max_seconds)
+            .children(config.sessions.into_iter().map(|s| {
+                let key = state::session_key(&s.tenant, s.spec.name());
+                s.spec.renamed(key).with_options(point)
+            }));
         if let Some(admission) = config.admission.clone() {
             builder = builder.admission(admission);
         }
         let sup = builder.start().await?;
-        let spares = Spares::builder(options.clone())
+        let spares = match Spares::builder(options.clone())
             .count(config.spares)
             .start()
             .await
-            .map_err(ServeError::Spares)?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServeError::Bind {
+        {
+            Ok(spares) => spares,
+            Err(e) => {
+                let _ = sup.stop().await;
+                return Err(ServeError::Spares(e));
+            }
+        };
+        let mut pools = BTreeMap::new();
+        for p in config.pools {
+            let mut builder = Pool::builder(SessionSpec::new(&p.name).options(point(p.options)))
+                .size(p.size)
+                .warm_spares(p.warm_spares)
+                .max_queue(p.max_queue)
+                .queue_timeout(p.queue_timeout);
+            if let Some(admission) = config.admission.clone() {
+                builder = builder.admission(admission);
+            }
+            match builder.start().await {
+                Ok(pool) => {
+                    pools.insert(p.name, pool);
+                }
+                Err(source) => {
+                    stop_all(&sup, &spares, &pools).await;
+                    return Err(ServeError::Pool {
+                        name: p.name,
+                        source,
+                    });
+                }
+            }
+        }
+        let bound = match TcpListener::bind(config.listen).await {
+            Ok(listener) => listener.local_addr().map(|addr| (listener, addr)),
+            Err(e) => Err(e),
+        };
+        let (listener, addr) = match bound {
+            Ok(bound) => bound,
+            Err(source) => {
+                stop_all(&sup, &spares, &pools).await;
+                return Err(ServeError::Bind {
                     addr: config.listen,
                     source,
-                })?;
-        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+                });
+            }
+        };
+        let templates = config
+            .templates
+            .into_iter()
+            .map(|(name, o)| (name, point(o)))
+            .collect();
         let state = Arc::new(state::AppState {
             sup,
             options,
@@ -132,10 +178,17 @@ impl Host {
             store,
             limits: limits::Limits::new(config.limits, config.tenants),
             listen_loopback,
+            pools,
             templates,
             idle_timeout: config.idle_timeout,
         });
-        let restored = routes::sessions::restore(&state).await?;
+        let restored = match routes::sessions::restore(&state).await {
+            Ok(n) => n,
+            Err(e) => {
+                stop_all(&state.sup, &state.spares, &state.pools).await;
+                return Err(e);
+            }
+        };
         if restored > 0 {
             tracing::info!(sessions = restored, "restored dynamic sessions, hibernated");
         }
@@ -190,9 +243,76 @@ impl Host {
                 "turns still running after the drain timeout; stopping their sessions");
             self.server.abort();
         }
+        for (name, pool) in &self.state.pools {
+            if let Err(e) = pool.stop().await {
+                tracing::warn!(pool = %name, error = %e, "stopping the pool failed");
+            }
+        }
         self.state.spares.stop().await;
         self.state.sup.stop().await?;
         self.state.audit.flush().await;
         Ok(())
     }
+}
+
+/// Whether `name` may name a session, tenant, pool or template: 1-64 characters of
+/// `A-Z a-z 0-9 _ -`.
+pub fn is_valid_name(name: &str) -> bool {
+    state::is_valid_name(name)
+}
+
+/// Checks the declared names before anything starts: valid, and unique (sessions per
+/// tenant), and no empty pool.
+fn check_declared(config: &HostConfig) -> Result<(), ServeError> {
+    let valid = |what: &'static str, name: &str| {
+        if state::is_valid_name(name) {
+            Ok(())
+        } else {
+            Err(ServeError::InvalidName {
+                what,
+                name: name.to_string(),
+            })
+        }
+    };
+    let mut keys = BTreeSet::new();
+    for s in &config.sessions {
+        valid("tenant", &s.tenant)?;
+        valid("session", s.spec.name())?;
+        let key = state::session_key(&s.tenant, s.spec.name());
+        if !keys.insert(key.clone()) {
+            return Err(ServeError::DuplicateName {
+                what: "session",
+                name: key,
+            });
+        }
+    }
+    let mut pools = BTreeSet::new();
+    for p in &config.pools {
+        valid("pool", &p.name)?;
+        if !pools.insert(p.name.as_str()) {
+            return Err(ServeError::DuplicateName {
+                what: "pool",
+                name: p.name.clone(),
+            });
+        }
+        if p.size == 0 {
+            return Err(ServeError::EmptyPool(p.name.clone()));
+        }
+    }
+    for name in config.templates.keys() {
+        valid("template", name)?;
+    }
+    for name in config.tenants.keys() {
+        valid("tenant", name)?;
+    }
+    Ok(())
+}
+
+/// Stops what a failed start had already started.
+async fn stop_all(sup: &Supervisor, spares: &Spares, pools: &BTreeMap<String, Pool>) {
+    for pool in pools.values() {
+        let _ = pool.stop().await;
+    }
+    spares.stop().await;
+    let _ = sup.stop().await;
 }

@@ -7,7 +7,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use crate::routes::{audit, health, sessions, turns};
+use crate::routes::{audit, health, pools, sessions, turns};
 
 /// The document.
 #[derive(OpenApi)]
@@ -30,6 +30,8 @@ use crate::routes::{audit, health, sessions, turns};
         turns::send_message,
         turns::interrupt,
         turns::query,
+        pools::list,
+        pools::send_message,
         audit::list,
         openapi_json,
     ),
@@ -38,6 +40,7 @@ use crate::routes::{audit, health, sessions, turns};
     tags(
         (name = "sessions", description = "Named, supervised sessions of the caller's tenant"),
         (name = "turns", description = "Prompts, as SSE or one JSON reply"),
+        (name = "pools", description = "Configured pools of interchangeable sessions"),
         (name = "health", description = "Liveness and readiness"),
         (name = "audit", description = "The audit trail (admin scope)"),
         (name = "meta", description = "This document"),

@@ -7,7 +7,7 @@ use std::{
 };
 
 use axum::http::StatusCode;
-use claude_code::{ChildInfo, ChildStatus, Options, Spares, Supervisor, SupervisorError};
+use claude_code::{ChildInfo, ChildStatus, Options, Pool, Spares, Supervisor, SupervisorError};
 
 use crate::{
     audit::AuditLog,
@@ -38,7 +38,9 @@ pub(crate) struct AppState {
     /// Whether the host listens on a loopback address (anonymous requests allowed
     /// while no token exists).
     pub(crate) listen_loopback: bool,
-    /// Session templates for `POST /v1/sessions`.
+    /// The configured pools, by name (`POST /v1/pools/{pool}/messages`).
+    pub(crate) pools: BTreeMap<String, Pool>,
+    /// Options that `POST /v1/sessions` may start from with `"template"`.
     pub(crate) templates: BTreeMap<String, Options>,
     /// Dynamic sessions hibernate after idling this long.
     pub(crate) idle_timeout: Duration,

@@ -1,21 +1,34 @@
 //! `claude-code serve`: run the host (`claude_code_serve`) until SIGINT or SIGTERM, then
 //! drain and stop every session. Without `ANTHROPIC_API_KEY` the sessions talk to the
 //! built-in mock Messages API, and the first line says so.
+//!
+//! What it runs comes from `claude-code.toml` (the `[serve]`, `[supervisor]`,
+//! `[admission]`, `[[sessions]]`, `[[pools]]`, `[templates.*]`, `[limits]` and
+//! `[tenants.*]` sections, see `config`), with `--listen` and `--data-dir` on top. A bad
+//! configuration stops it before it starts a CLI or binds the port, with the file, line
+//! and key in the message.
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use claude_code_serve::{Host, HostConfig};
+use claude_code::SessionSpec;
+use claude_code_serve::{Host, HostConfig, NamedSession, PoolConfig, TenantLimits};
 
-use crate::{error::CliError, Cli};
+use crate::{
+    config::{Config, LimitSettings},
+    error::CliError,
+    Cli,
+};
 
 /// Arguments of `serve`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Address to listen on (loopback only until authentication exists).
-    #[arg(long, default_value = "127.0.0.1:8787", value_name = "ADDR")]
-    listen: SocketAddr,
-    /// Where the state store lives (default: $CLAUDE_CODE_DATA_DIR, else
-    /// $XDG_DATA_HOME/claude-code, else ~/.local/share/claude-code).
+    /// Address to listen on (default: [serve] listen, else $CLAUDE_CODE_LISTEN, else
+    /// 127.0.0.1:8787; loopback only until authentication exists).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Directory of the host's state (default: [serve] data_dir, else
+    /// $CLAUDE_CODE_DATA_DIR, else $XDG_DATA_HOME/claude-code or
+    /// ~/.local/share/claude-code).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     #[command(flatten)]
@@ -24,15 +37,11 @@ pub struct Args {
 
 /// Runs `serve`.
 pub async fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
-    let config = cli.load_config(args.session.overrides())?;
-    let offline = !config.api_key_present;
-    let host = Host::start(
-        HostConfig::new(args.listen)
-            .options(config.to_options())
-            .offline(offline)
-            .data_dir(data_dir(args.data_dir.clone())?),
-    )
-    .await?;
+    let mut overrides = args.session.overrides();
+    overrides.listen = args.listen;
+    overrides.data_dir.clone_from(&args.data_dir);
+    let config = cli.load_config(overrides)?;
+    let host = Host::start(host_config(&config)).await?;
     if host.is_offline() {
         println!("offline: ANTHROPIC_API_KEY is not set; sessions talk to the built-in mock Messages API");
     }
@@ -41,6 +50,59 @@ pub async fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     eprintln!("stopping: draining turns and stopping sessions");
     host.shutdown().await?;
     Ok(())
+}
+
+/// The host's configuration from the resolved settings: each declared session, pool and
+/// template gets the top-level session options with its own keys on top.
+pub fn host_config(config: &Config) -> HostConfig {
+    let h = &config.host;
+    let mut host = HostConfig::new(h.listen)
+        .options(config.to_options())
+        .offline(!config.api_key_present)
+        .idle_timeout(h.idle_timeout)
+        .limits(tenant_limits(&h.limits));
+    host.data_dir.clone_from(&h.data_dir);
+    host.max_body_bytes = h.max_body_bytes;
+    host.spares = h.spares;
+    host.supervisor.strategy = h.strategy;
+    host.supervisor.max_restarts = h.max_restarts;
+    host.supervisor.max_seconds = h.max_seconds;
+    host.admission = h.admission.as_ref().map(|a| a.to_admission());
+    for s in &h.sessions {
+        let mut spec = SessionSpec::new(&s.name)
+            .options(config.session_options(&s.keys))
+            .restart(s.restart);
+        if let Some(t) = s.idle_timeout {
+            spec = spec.idle_timeout(t);
+        }
+        if let Some(usd) = s.budget_usd {
+            spec = spec.budget_usd(usd);
+        }
+        host = host.session(NamedSession::new(&s.tenant, spec));
+    }
+    for p in &h.pools {
+        let mut pool = PoolConfig::new(&p.name, config.session_options(&p.keys), p.size);
+        pool.warm_spares = p.warm_spares;
+        pool.max_queue = p.max_queue;
+        pool.queue_timeout = p.queue_timeout;
+        host = host.pool(pool);
+    }
+    for (name, keys) in &h.templates {
+        host = host.template(name, config.session_options(keys));
+    }
+    for (tenant, limits) in &h.tenants {
+        host = host.tenant_limits(tenant, tenant_limits(limits));
+    }
+    host
+}
+
+fn tenant_limits(l: &LimitSettings) -> TenantLimits {
+    let mut limits = TenantLimits::default();
+    limits.max_sessions = l.max_sessions;
+    limits.max_concurrent_turns = l.max_concurrent_turns;
+    limits.requests_per_minute = l.requests_per_minute;
+    limits.max_spend_usd = l.max_spend_usd;
+    limits
 }
 
 /// Waits for SIGINT (Ctrl-C) or SIGTERM.
@@ -53,16 +115,155 @@ async fn wait_for_stop() -> Result<(), CliError> {
     }
 }
 
-/// The host's data directory: the flag, else `$CLAUDE_CODE_DATA_DIR`, else
-/// `$XDG_DATA_HOME/claude-code`, else `~/.local/share/claude-code`.
-pub fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf, CliError> {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    flag.or_else(|| env("CLAUDE_CODE_DATA_DIR"))
-        .or_else(|| env("XDG_DATA_HOME").map(|d| d.join("claude-code")))
-        .or_else(|| env("HOME").map(|h| h.join(".local/share/claude-code")))
-        .ok_or(CliError::NoDataDir)
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use claude_code::{Restart, Strategy};
+
+    use super::*;
+    use crate::config::ConfigLoader;
+
+    #[test]
+    fn the_file_maps_to_the_host_config() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("claude-code.toml");
+        std::fs::write(
+            &path,
+            r#"model = "top-model"
+allowed_tools = ["Read"]
+[serve]
+listen = "127.0.0.1:9999"
+data_dir = "state"
+max_body_bytes = 2048
+spares = 0
+idle_timeout_secs = 60
+[supervisor]
+strategy = "rest_for_one"
+max_restarts = 7
+max_seconds = 9
+[admission]
+max_live = 8
+[[sessions]]
+name = "assistant"
+system_prompt = "named prompt"
+allowed_tools = ["Grep"]
+restart = "transient"
+idle_timeout_secs = 30
+budget_usd = 2.5
+[[sessions]]
+name = "assistant"
+tenant = "acme"
+[[pools]]
+name = "workers"
+size = 4
+warm_spares = 1
+max_queue = 8
+queue_timeout_secs = 3
+max_turns = 2
+[templates.reviewer]
+system_prompt = "You review Rust"
+[limits]
+max_sessions = 20
+max_spend_usd = 50.0
+[tenants.acme]
+max_sessions = 5
+"#,
+        )
+        .expect("write");
+        let config = ConfigLoader::new()
+            .file(&path)
+            .env_vars([("ANTHROPIC_API_KEY", "sk-x")])
+            .load()
+            .expect("loads");
+        let host = host_config(&config);
+        assert_eq!(host.listen, "127.0.0.1:9999".parse().expect("addr"));
+        assert_eq!(host.data_dir, Some(dir.path().join("state")));
+        assert_eq!((host.max_body_bytes, host.spares), (2048, 0));
+        assert_eq!(host.idle_timeout, Duration::from_secs(60));
+        assert_eq!(host.offline, Some(false));
+        assert_eq!(host.supervisor.strategy, Strategy::RestForOne);
+        assert_eq!(
+            (host.supervisor.max_restarts, host.supervisor.max_seconds),
+            (7, 9)
+        );
+        assert_eq!(host.admission.as_ref().map(|a| a.stats().max_live), Some(8));
+
+        assert_eq!(host.sessions.len(), 2);
+        let named = &host.sessions[0];
+        assert_eq!(
+            (named.tenant.as_str(), named.spec.name()),
+            ("default", "assistant")
+        );
+        assert_eq!(named.spec.restart_type(), Restart::Transient);
+        assert_eq!(
+            named.spec.idle_timeout_value(),
+            Some(Duration::from_secs(30))
+        );
+        let args = argv(named.spec.session_options());
+        assert!(
+            args.contains(&"--system-prompt=named prompt".into()),
+            "{args:?}"
+        );
+        assert!(
+            args.contains(&"--model=top-model".into()),
+            "inherited: {args:?}"
+        );
+        assert!(args.contains(&"--allowedTools=Grep".into()), "{args:?}");
+        assert!(
+            !args.iter().any(|a| a.contains("Read")),
+            "the entry's list replaces the top-level one: {args:?}"
+        );
+        assert_eq!(host.sessions[1].tenant, "acme");
+
+        let pool = &host.pools[0];
+        assert_eq!(
+            (
+                pool.name.as_str(),
+                pool.size,
+                pool.warm_spares,
+                pool.max_queue
+            ),
+            ("workers", 4, 1, 8)
+        );
+        assert_eq!(pool.queue_timeout, Duration::from_secs(3));
+        assert!(argv(&pool.options).contains(&"--max-turns=2".into()));
+
+        let reviewer = argv(&host.templates["reviewer"]);
+        assert!(reviewer.contains(&"--system-prompt=You review Rust".into()));
+
+        assert_eq!(host.limits.max_sessions, Some(20));
+        let acme = host.limits_for("acme");
+        assert_eq!(acme.max_sessions, Some(5));
+        assert_eq!(
+            acme.max_spend_usd,
+            Some(50.0),
+            "[limits] under the override"
+        );
+    }
+
+    #[test]
+    fn without_a_file_the_host_has_the_defaults() {
+        let config = ConfigLoader::new()
+            .no_file()
+            .env_vars([("HOME", "/home/u")])
+            .load()
+            .expect("loads");
+        let host = host_config(&config);
+        assert_eq!(host.listen, "127.0.0.1:8787".parse().expect("addr"));
+        assert_eq!(
+            host.data_dir,
+            Some(PathBuf::from("/home/u/.local/share/claude-code"))
+        );
+        assert_eq!(host.offline, Some(true));
+        assert!(host.sessions.is_empty() && host.pools.is_empty() && host.templates.is_empty());
+        assert!(host.admission.is_none());
+    }
+
+    fn argv(o: &claude_code::Options) -> Vec<String> {
+        o.to_args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
 }

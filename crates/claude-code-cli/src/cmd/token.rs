@@ -6,15 +6,15 @@ use std::path::PathBuf;
 
 use claude_code_serve::{store::Store, Scope};
 
-use crate::error::CliError;
+use crate::{config::Overrides, error::CliError, Cli};
 
 /// Arguments of `token`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
     action: Action,
-    /// The host's data directory (default: $CLAUDE_CODE_DATA_DIR, else
-    /// $XDG_DATA_HOME/claude-code, else ~/.local/share/claude-code).
+    /// The host's data directory (default: [serve] data_dir, else $CLAUDE_CODE_DATA_DIR,
+    /// else $XDG_DATA_HOME/claude-code, else ~/.local/share/claude-code).
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
 }
@@ -44,8 +44,16 @@ fn parse_scope(s: &str) -> Result<Scope, String> {
 }
 
 /// Runs `token`.
-pub fn run(args: &Args) -> Result<(), CliError> {
-    let dir = super::serve::data_dir(args.data_dir.clone())?;
+pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
+    // The same data directory as `serve`: flag, else [serve] data_dir, else the
+    // environment and defaults.
+    let mut overrides = Overrides::default();
+    overrides.data_dir.clone_from(&args.data_dir);
+    let dir = cli
+        .load_config(overrides)?
+        .host
+        .data_dir
+        .ok_or(CliError::NoDataDir)?;
     let store = Store::open(&dir)?;
     match &args.action {
         Action::Create { tenant, scope } => {

@@ -9,7 +9,7 @@ use std::{path::Path, process::Output};
 pub use claude_code_tests::{real_cli, Reply, Script, TestEnv};
 
 /// Variables of the developer's shell that would leak into a test run.
-const SCRUB: [&str; 16] = [
+const SCRUB: [&str; 18] = [
     "CLAUDE_CODE_CLI",
     "CLAUDE_CODE_CLI_DIR",
     "CLAUDE_CODE_CLI_VERSION",
@@ -23,12 +23,15 @@ const SCRUB: [&str; 16] = [
     "CLAUDE_CODE_ALLOWED_TOOLS",
     "CLAUDE_CODE_DISALLOWED_TOOLS",
     "CLAUDE_CODE_CWD",
+    "CLAUDE_CODE_LISTEN",
+    "CLAUDE_CODE_DATA_DIR",
     "ANTHROPIC_API_KEY",
     "ANTHROPIC_AUTH_TOKEN",
     "ANTHROPIC_BASE_URL",
 ];
 
-/// `claude-code` with the scrubbed environment, run in `cwd`.
+/// `claude-code` with the scrubbed environment, run in `cwd`; its default data dir
+/// (`$XDG_DATA_HOME/claude-code`) is under `cwd`, never the developer's.
 pub fn bare(cwd: &Path) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_claude-code"));
     for var in SCRUB {
@@ -38,6 +41,7 @@ pub fn bare(cwd: &Path) -> tokio::process::Command {
         .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
         .env("DISABLE_AUTOUPDATER", "1")
         .env("CLAUDE_CODE_MAX_RETRIES", "0")
+        .env("XDG_DATA_HOME", cwd.join("xdg-data"))
         .env_remove("CLAUDECODE")
         .kill_on_drop(true);
     cmd

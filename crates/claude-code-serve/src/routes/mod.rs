@@ -2,6 +2,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod health;
+pub(crate) mod pools;
 pub(crate) mod sessions;
 pub(crate) mod turns;
 
@@ -29,6 +30,8 @@ pub(crate) fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/sessions/{name}/interrupt", post(turns::interrupt))
         .route("/v1/sessions/{name}/transcript", get(sessions::transcript))
         .route("/v1/query", post(turns::query))
+        .route("/v1/pools", get(pools::list))
+        .route("/v1/pools/{pool}/messages", post(pools::send_message))
         .route("/v1/audit", get(audit::list))
         .route("/openapi.json", get(crate::openapi::openapi_json))
         .layer(DefaultBodyLimit::max(max_body_bytes))

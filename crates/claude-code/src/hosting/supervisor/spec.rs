@@ -96,6 +96,19 @@ impl SessionSpec {
         self.nested.is_some()
     }
 
+    /// The same spec under another name (a host that keeps several owners' sessions in
+    /// one supervisor prefixes each name with its owner, for instance).
+    ///
+    /// ```
+    /// use claude_code::SessionSpec;
+    /// let spec = SessionSpec::new("assistant").max_turns(3).renamed("acme/assistant");
+    /// assert_eq!(spec.name(), "acme/assistant");
+    /// ```
+    pub fn renamed(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
     /// Replaces the session's options wholesale.
     pub fn options(mut self, options: Options) -> Self {
         self.options = options;

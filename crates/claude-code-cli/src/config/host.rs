@@ -1,0 +1,1058 @@
+//! The host's sections of `claude-code.toml`, read by `claude-code serve`: `[serve]`,
+//! `[supervisor]`, `[admission]`, `[[sessions]]`, `[[pools]]`, `[templates.NAME]`,
+//! `[limits]` and `[tenants.NAME]`. Parsed as strictly as the top level (unknown keys and
+//! bad values are errors naming the file, line and `section.key`), then checked: names
+//! are valid and unique, amounts are positive.
+//!
+//! `[serve] listen` and `data_dir` also take the environment (`CLAUDE_CODE_LISTEN`,
+//! `CLAUDE_CODE_DATA_DIR`) and flags (`--listen`, `--data-dir`) on top.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::SocketAddr,
+    num::{NonZeroU32, NonZeroU64, NonZeroUsize},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use claude_code::{
+    options::{CliProfile, Options, PermissionMode},
+    Admission, Restart, Strategy,
+};
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{invalid, Config, ConfigError, ConfigLoader, FileMode, FileProfile, Origin};
+
+/// Where `serve` listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
+
+/// Environment variable overriding `[serve] listen`.
+pub const LISTEN_ENV: &str = "CLAUDE_CODE_LISTEN";
+
+/// Environment variable overriding `[serve] data_dir`.
+pub const DATA_DIR_ENV: &str = "CLAUDE_CODE_DATA_DIR";
+
+/// The host's single-valued keys as `section.key`, in display order (see
+/// [`Config::value`]).
+pub const HOST_KEYS: [&str; 8] = [
+    "serve.listen",
+    "serve.data_dir",
+    "serve.max_body_bytes",
+    "serve.spares",
+    "serve.idle_timeout_secs",
+    "supervisor.strategy",
+    "supervisor.max_restarts",
+    "supervisor.max_seconds",
+];
+
+/// The host's settings: everything `claude-code serve` needs besides the session options.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HostSettings {
+    /// Where to listen (default [`DEFAULT_LISTEN`]).
+    pub listen: SocketAddr,
+    /// Where the state store lives (default `$XDG_DATA_HOME/claude-code`, else
+    /// `~/.local/share/claude-code`; `None` only when neither variable is set).
+    pub data_dir: Option<PathBuf>,
+    /// Largest request body in bytes (default 1 MiB).
+    pub max_body_bytes: usize,
+    /// Warm sessions kept for `POST /v1/query` (default 1).
+    pub spares: usize,
+    /// Dynamic sessions hibernate after idling this long (default 600 s).
+    pub idle_timeout: Duration,
+    /// The supervisor's restart strategy (default one_for_one).
+    pub strategy: Strategy,
+    /// Most restarts within `max_seconds` (default 3).
+    pub max_restarts: u32,
+    /// The window for `max_restarts`, in seconds (default 5).
+    pub max_seconds: u64,
+    /// Admission control for new CLIs, when `[admission]` is present.
+    pub admission: Option<AdmissionSettings>,
+    /// `[[sessions]]`, in file order.
+    pub sessions: Vec<SessionEntry>,
+    /// `[[pools]]`, in file order.
+    pub pools: Vec<PoolEntry>,
+    /// `[templates.NAME]`.
+    pub templates: BTreeMap<String, SessionKeys>,
+    /// `[limits]`: every tenant's limits unless overridden.
+    pub limits: LimitSettings,
+    /// `[tenants.NAME]`, each already merged over `[limits]`.
+    pub tenants: BTreeMap<String, LimitSettings>,
+}
+
+impl Default for HostSettings {
+    fn default() -> Self {
+        HostSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            data_dir: None,
+            max_body_bytes: 1024 * 1024,
+            spares: 1,
+            idle_timeout: Duration::from_secs(600),
+            strategy: Strategy::OneForOne,
+            max_restarts: 3,
+            max_seconds: 5,
+            admission: None,
+            sessions: Vec::new(),
+            pools: Vec::new(),
+            templates: BTreeMap::new(),
+            limits: LimitSettings::default(),
+            tenants: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[admission]`: limits on CLI processes (see [`Admission`]); unset keys keep its
+/// defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AdmissionSettings {
+    /// Most CLIs alive at once.
+    pub max_live: Option<usize>,
+    /// Most CLIs starting at once.
+    pub max_spawns: Option<usize>,
+    /// Refuse new CLIs while `MemAvailable` is below this many MiB.
+    pub mem_floor_mib: Option<u64>,
+    /// How long a new CLI waits for a live slot, in seconds.
+    pub wait_timeout_secs: Option<u64>,
+}
+
+impl AdmissionSettings {
+    /// The SDK's admission control with these limits.
+    pub fn to_admission(&self) -> Admission {
+        let mut a = Admission::new();
+        if let Some(n) = self.max_live {
+            a = a.max_live(n);
+        }
+        if let Some(n) = self.max_spawns {
+            a = a.max_spawns(n);
+        }
+        if let Some(mib) = self.mem_floor_mib {
+            a = a.mem_floor_mib(mib);
+        }
+        if let Some(secs) = self.wait_timeout_secs {
+            a = a.wait_timeout(Duration::from_secs(secs));
+        }
+        a
+    }
+}
+
+/// Session option keys a `[[sessions]]`, `[[pools]]` or `[templates.NAME]` entry sets
+/// over the top-level ones (a list replaces the top-level list).
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct SessionKeys {
+    /// `model`.
+    pub model: Option<String>,
+    /// `system_prompt`.
+    pub system_prompt: Option<String>,
+    /// `append_system_prompt`.
+    pub append_system_prompt: Option<String>,
+    /// `max_turns`.
+    pub max_turns: Option<u32>,
+    /// `permission_mode`.
+    pub permission_mode: Option<PermissionMode>,
+    /// `allowed_tools`.
+    pub allowed_tools: Option<Vec<String>>,
+    /// `disallowed_tools`.
+    pub disallowed_tools: Option<Vec<String>>,
+    /// `cwd` (relative to the file).
+    pub cwd: Option<PathBuf>,
+    /// `cli_profile`.
+    pub cli_profile: Option<CliProfile>,
+}
+
+/// A `[[sessions]]` entry: a named session started with the host.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SessionEntry {
+    /// Its name, unique per tenant.
+    pub name: String,
+    /// The tenant that owns it (default `default`, the anonymous tenant).
+    pub tenant: String,
+    /// When the supervisor restarts it (default permanent).
+    pub restart: Restart,
+    /// Hibernate after idling this long (default never).
+    pub idle_timeout: Option<Duration>,
+    /// Most USD it may spend (default unlimited).
+    pub budget_usd: Option<f64>,
+    /// Its options over the top-level ones.
+    pub keys: SessionKeys,
+}
+
+/// A `[[pools]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct PoolEntry {
+    /// Its name in `/v1/pools/{name}/messages`.
+    pub name: String,
+    /// Members (default 2).
+    pub size: usize,
+    /// Warm spares (default 0).
+    pub warm_spares: usize,
+    /// Most waiting requests (default 64).
+    pub max_queue: usize,
+    /// Longest wait for a member (default 30 s).
+    pub queue_timeout: Duration,
+    /// Its members' options over the top-level ones.
+    pub keys: SessionKeys,
+}
+
+/// `[limits]` or one `[tenants.NAME]` (merged over `[limits]`). Unset is unlimited.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct LimitSettings {
+    /// Most sessions at once.
+    pub max_sessions: Option<usize>,
+    /// Most turns running at once.
+    pub max_concurrent_turns: Option<usize>,
+    /// Most API requests per minute.
+    pub requests_per_minute: Option<u32>,
+    /// Most USD spent in total.
+    pub max_spend_usd: Option<f64>,
+}
+
+impl LimitSettings {
+    /// These limits with `over`'s set values on top.
+    fn overlaid(&self, over: &LimitSettings) -> LimitSettings {
+        LimitSettings {
+            max_sessions: over.max_sessions.or(self.max_sessions),
+            max_concurrent_turns: over.max_concurrent_turns.or(self.max_concurrent_turns),
+            requests_per_minute: over.requests_per_minute.or(self.requests_per_minute),
+            max_spend_usd: over.max_spend_usd.or(self.max_spend_usd),
+        }
+    }
+}
+
+/// The file's host sections, as parsed (fields of the top-level `FileConfig`).
+#[derive(Debug, Default)]
+pub(super) struct FileHost {
+    pub(super) serve: Option<FileServe>,
+    pub(super) supervisor: Option<FileSupervisor>,
+    pub(super) admission: Option<FileAdmission>,
+    pub(super) sessions: Option<Vec<FileSession>>,
+    pub(super) pools: Option<Vec<FilePool>>,
+    pub(super) templates: Option<BTreeMap<Spanned<String>, FileTemplate>>,
+    pub(super) limits: Option<FileLimits>,
+    pub(super) tenants: Option<BTreeMap<Spanned<String>, FileLimits>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileServe {
+    listen: Option<Spanned<String>>,
+    data_dir: Option<PathBuf>,
+    max_body_bytes: Option<NonZeroUsize>,
+    spares: Option<usize>,
+    idle_timeout_secs: Option<NonZeroU64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileSupervisor {
+    strategy: Option<FileStrategy>,
+    max_restarts: Option<u32>,
+    max_seconds: Option<NonZeroU64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum FileStrategy {
+    OneForOne,
+    OneForAll,
+    RestForOne,
+}
+
+impl From<FileStrategy> for Strategy {
+    fn from(s: FileStrategy) -> Self {
+        match s {
+            FileStrategy::OneForOne => Strategy::OneForOne,
+            FileStrategy::OneForAll => Strategy::OneForAll,
+            FileStrategy::RestForOne => Strategy::RestForOne,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileAdmission {
+    max_live: Option<NonZeroUsize>,
+    max_spawns: Option<NonZeroUsize>,
+    mem_floor_mib: Option<u64>,
+    wait_timeout_secs: Option<NonZeroU64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileLimits {
+    max_sessions: Option<usize>,
+    max_concurrent_turns: Option<usize>,
+    requests_per_minute: Option<u32>,
+    max_spend_usd: Option<Spanned<f64>>,
+}
+
+/// A file struct with its own fields plus the session option keys (serde's `flatten`
+/// does not combine with `deny_unknown_fields`, so the keys are spelled into each).
+macro_rules! with_session_keys {
+    (struct $name:ident { $($field:ident : $ty:ty,)* }) => {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(super) struct $name {
+            $($field: $ty,)*
+            model: Option<String>,
+            system_prompt: Option<String>,
+            append_system_prompt: Option<String>,
+            max_turns: Option<NonZeroU32>,
+            permission_mode: Option<FileMode>,
+            allowed_tools: Option<Vec<String>>,
+            disallowed_tools: Option<Vec<String>>,
+            cwd: Option<PathBuf>,
+            cli_profile: Option<FileProfile>,
+        }
+
+        impl $name {
+            /// The session keys, relative paths made relative to `base`.
+            fn keys(&self, base: &Path) -> SessionKeys {
+                SessionKeys {
+                    model: self.model.clone(),
+                    system_prompt: self.system_prompt.clone(),
+                    append_system_prompt: self.append_system_prompt.clone(),
+                    max_turns: self.max_turns.map(NonZeroU32::get),
+                    permission_mode: self.permission_mode.map(|m| m.0),
+                    allowed_tools: self.allowed_tools.clone(),
+                    disallowed_tools: self.disallowed_tools.clone(),
+                    cwd: self.cwd.as_ref().map(|d| base.join(d)),
+                    cli_profile: self.cli_profile.map(CliProfile::from),
+                }
+            }
+        }
+    };
+}
+
+with_session_keys!(
+    struct FileSession {
+        name: Spanned<String>,
+        tenant: Option<Spanned<String>>,
+        restart: Option<Restart>,
+        idle_timeout_secs: Option<NonZeroU64>,
+        budget_usd: Option<Spanned<f64>>,
+    }
+);
+
+with_session_keys!(
+    struct FilePool {
+        name: Spanned<String>,
+        size: Option<NonZeroUsize>,
+        warm_spares: Option<usize>,
+        max_queue: Option<usize>,
+        queue_timeout_secs: Option<NonZeroU64>,
+    }
+);
+
+with_session_keys!(
+    struct FileTemplate {}
+);
+
+/// Checks a name the host will use (session, tenant, pool, template).
+fn check_name(
+    what: &str,
+    name: &Spanned<String>,
+    path: &Path,
+    text: &str,
+) -> Result<String, ConfigError> {
+    if claude_code_serve::is_valid_name(name.get_ref()) {
+        Ok(name.get_ref().clone())
+    } else {
+        Err(invalid(
+            path,
+            text,
+            name.span().start,
+            format!(
+                "{what} names are 1-64 characters of A-Z, a-z, 0-9, _ or -; got {:?}",
+                name.get_ref()
+            ),
+        ))
+    }
+}
+
+fn limits(file: &FileLimits, path: &Path, text: &str) -> Result<LimitSettings, ConfigError> {
+    let spend = match &file.max_spend_usd {
+        Some(usd) if !(usd.get_ref().is_finite() && *usd.get_ref() >= 0.0) => {
+            return Err(invalid(
+                path,
+                text,
+                usd.span().start,
+                "expected a number of USD, 0 or more".into(),
+            ))
+        }
+        other => other.as_ref().map(|usd| *usd.get_ref()),
+    };
+    Ok(LimitSettings {
+        max_sessions: file.max_sessions,
+        max_concurrent_turns: file.max_concurrent_turns,
+        requests_per_minute: file.requests_per_minute,
+        max_spend_usd: spend,
+    })
+}
+
+impl Config {
+    /// Applies the file's host sections (`base`: the file's directory).
+    pub(super) fn apply_host_file(
+        &mut self,
+        file: FileHost,
+        path: &Path,
+        text: &str,
+        base: &Path,
+    ) -> Result<(), ConfigError> {
+        let origin = Origin::File(path.to_path_buf());
+        if let Some(serve) = file.serve {
+            if let Some(listen) = serve.listen {
+                self.host.listen = listen.get_ref().parse().map_err(|e| {
+                    invalid(
+                        path,
+                        text,
+                        listen.span().start,
+                        format!("expected an address like {DEFAULT_LISTEN}: {e}"),
+                    )
+                })?;
+                self.set_origin("serve.listen", origin.clone());
+            }
+            if let Some(dir) = serve.data_dir {
+                self.host.data_dir = Some(base.join(dir));
+                self.set_origin("serve.data_dir", origin.clone());
+            }
+            if let Some(n) = serve.max_body_bytes {
+                self.host.max_body_bytes = n.get();
+                self.set_origin("serve.max_body_bytes", origin.clone());
+            }
+            if let Some(n) = serve.spares {
+                self.host.spares = n;
+                self.set_origin("serve.spares", origin.clone());
+            }
+            if let Some(secs) = serve.idle_timeout_secs {
+                self.host.idle_timeout = Duration::from_secs(secs.get());
+                self.set_origin("serve.idle_timeout_secs", origin.clone());
+            }
+        }
+        if let Some(sup) = file.supervisor {
+            if let Some(s) = sup.strategy {
+                self.host.strategy = s.into();
+                self.set_origin("supervisor.strategy", origin.clone());
+            }
+            if let Some(n) = sup.max_restarts {
+                self.host.max_restarts = n;
+                self.set_origin("supervisor.max_restarts", origin.clone());
+            }
+            if let Some(n) = sup.max_seconds {
+                self.host.max_seconds = n.get();
+                self.set_origin("supervisor.max_seconds", origin.clone());
+            }
+        }
+        if let Some(a) = file.admission {
+            self.host.admission = Some(AdmissionSettings {
+                max_live: a.max_live.map(NonZeroUsize::get),
+                max_spawns: a.max_spawns.map(NonZeroUsize::get),
+                mem_floor_mib: a.mem_floor_mib,
+                wait_timeout_secs: a.wait_timeout_secs.map(NonZeroU64::get),
+            });
+        }
+        let mut seen = BTreeSet::new();
+        for s in file.sessions.unwrap_or_default() {
+            let name = check_name("session", &s.name, path, text)?;
+            let tenant = match &s.tenant {
+                Some(t) => check_name("tenant", t, path, text)?,
+                None => claude_code_serve::DEFAULT_TENANT.to_string(),
+            };
+            if !seen.insert((tenant.clone(), name.clone())) {
+                return Err(invalid(
+                    path,
+                    text,
+                    s.name.span().start,
+                    format!("tenant {tenant:?} already has a session named {name:?}"),
+                ));
+            }
+            let budget_usd = match &s.budget_usd {
+                Some(usd) if !(usd.get_ref().is_finite() && *usd.get_ref() > 0.0) => {
+                    return Err(invalid(
+                        path,
+                        text,
+                        usd.span().start,
+                        "expected a positive number of USD".into(),
+                    ))
+                }
+                other => other.as_ref().map(|usd| *usd.get_ref()),
+            };
+            self.host.sessions.push(SessionEntry {
+                name,
+                tenant,
+                restart: s.restart.unwrap_or_default(),
+                idle_timeout: s.idle_timeout_secs.map(|n| Duration::from_secs(n.get())),
+                budget_usd,
+                keys: s.keys(base),
+            });
+        }
+        let mut seen = BTreeSet::new();
+        for p in file.pools.unwrap_or_default() {
+            let name = check_name("pool", &p.name, path, text)?;
+            if !seen.insert(name.clone()) {
+                return Err(invalid(
+                    path,
+                    text,
+                    p.name.span().start,
+                    format!("another pool is already named {name:?}"),
+                ));
+            }
+            self.host.pools.push(PoolEntry {
+                name,
+                size: p.size.map_or(2, NonZeroUsize::get),
+                warm_spares: p.warm_spares.unwrap_or(0),
+                max_queue: p.max_queue.unwrap_or(64),
+                queue_timeout: Duration::from_secs(
+                    p.queue_timeout_secs.map_or(30, NonZeroU64::get),
+                ),
+                keys: p.keys(base),
+            });
+        }
+        for (name, t) in file.templates.unwrap_or_default() {
+            let name = check_name("template", &name, path, text)?;
+            self.host.templates.insert(name, t.keys(base));
+        }
+        if let Some(l) = &file.limits {
+            self.host.limits = limits(l, path, text)?;
+        }
+        for (name, l) in file.tenants.unwrap_or_default() {
+            let name = check_name("tenant", &name, path, text)?;
+            let over = limits(&l, path, text)?;
+            self.host
+                .tenants
+                .insert(name, self.host.limits.overlaid(&over));
+        }
+        Ok(())
+    }
+
+    /// Applies `CLAUDE_CODE_LISTEN` and `CLAUDE_CODE_DATA_DIR`.
+    pub(super) fn apply_host_env(&mut self, loader: &ConfigLoader) -> Result<(), ConfigError> {
+        if let Some(v) = loader.var(LISTEN_ENV) {
+            self.host.listen = v.parse().map_err(|e| ConfigError::Env {
+                var: LISTEN_ENV.into(),
+                message: format!("expected an address like {DEFAULT_LISTEN}, got {v:?}: {e}"),
+            })?;
+            self.set_origin("serve.listen", Origin::Env(LISTEN_ENV.into()));
+        }
+        if let Some(v) = loader.var(DATA_DIR_ENV) {
+            self.host.data_dir = Some(v.into());
+            self.set_origin("serve.data_dir", Origin::Env(DATA_DIR_ENV.into()));
+        }
+        Ok(())
+    }
+
+    /// When no layer set `data_dir`: `$XDG_DATA_HOME/claude-code` (an absolute
+    /// `XDG_DATA_HOME` only, as the XDG spec says), else `$HOME/.local/share/claude-code`.
+    pub(super) fn default_data_dir(&mut self, loader: &ConfigLoader) {
+        if self.host.data_dir.is_some() {
+            return;
+        }
+        let xdg = loader
+            .var("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute());
+        let home = || {
+            loader
+                .var("HOME")
+                .map(|h| Path::new(&h).join(".local/share"))
+        };
+        self.host.data_dir = xdg.or_else(home).map(|d| d.join("claude-code"));
+    }
+
+    /// The resolved value of a [`HOST_KEYS`] key as display text.
+    pub(super) fn host_value(&self, key: &str) -> Option<String> {
+        let h = &self.host;
+        match key {
+            "serve.listen" => Some(h.listen.to_string()),
+            "serve.data_dir" => h.data_dir.as_ref().map(|p| p.display().to_string()),
+            "serve.max_body_bytes" => Some(h.max_body_bytes.to_string()),
+            "serve.spares" => Some(h.spares.to_string()),
+            "serve.idle_timeout_secs" => Some(h.idle_timeout.as_secs().to_string()),
+            "supervisor.strategy" => Some(
+                match h.strategy {
+                    Strategy::OneForAll => "one_for_all",
+                    Strategy::RestForOne => "rest_for_one",
+                    _ => "one_for_one",
+                }
+                .to_string(),
+            ),
+            "supervisor.max_restarts" => Some(h.max_restarts.to_string()),
+            "supervisor.max_seconds" => Some(h.max_seconds.to_string()),
+            _ => None,
+        }
+    }
+
+    /// Session options: the top-level settings with `keys` on top (lists replace).
+    pub fn session_options(&self, keys: &SessionKeys) -> Options {
+        let mut c = self.clone();
+        if let Some(v) = &keys.model {
+            c.model = Some(v.clone());
+        }
+        if let Some(v) = &keys.system_prompt {
+            c.system_prompt = Some(v.clone());
+        }
+        if let Some(v) = &keys.append_system_prompt {
+            c.append_system_prompt = Some(v.clone());
+        }
+        if let Some(n) = keys.max_turns {
+            c.max_turns = Some(n);
+        }
+        if let Some(m) = keys.permission_mode {
+            c.permission_mode = Some(m);
+        }
+        if let Some(v) = &keys.allowed_tools {
+            c.allowed_tools = v.clone();
+        }
+        if let Some(v) = &keys.disallowed_tools {
+            c.disallowed_tools = v.clone();
+        }
+        if let Some(d) = &keys.cwd {
+            c.cwd = Some(d.clone());
+        }
+        if let Some(p) = keys.cli_profile {
+            c.cli_profile = p;
+        }
+        c.to_options()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Overrides, CONFIG_FILE_NAME};
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(CONFIG_FILE_NAME);
+        std::fs::write(&path, text).expect("write config");
+        (dir, path)
+    }
+
+    fn load(path: &Path, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        ConfigLoader::new()
+            .file(path)
+            .env_vars(env.iter().copied())
+            .load()
+    }
+
+    /// Asserts that `text` fails at `line` naming `key`, with `needle` in the message.
+    #[track_caller]
+    fn fails_at(text: &str, line: usize, key: &str, needle: &str) {
+        let (_d, path) = write(text);
+        let err = load(&path, &[]).expect_err(text);
+        match &err {
+            ConfigError::Invalid {
+                line: l, key: k, ..
+            } => {
+                assert_eq!((*l, k.as_deref()), (line, Some(key)), "{text:?}: {err}");
+            }
+            other => panic!("{text:?}: expected an Invalid error, got {other:?}"),
+        }
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(&format!("{}:{line}:", path.display())),
+            "{msg}"
+        );
+        assert!(msg.contains(&format!("key `{key}`")), "{msg}");
+        assert!(msg.contains(needle), "{text:?}: {msg}");
+    }
+
+    const FULL: &str = r#"model = "top"
+[serve]
+listen = "127.0.0.1:9000"
+data_dir = "data"
+max_body_bytes = 4096
+spares = 2
+idle_timeout_secs = 120
+
+[supervisor]
+strategy = "one_for_all"
+max_restarts = 10
+max_seconds = 60
+
+[admission]
+max_live = 16
+max_spawns = 2
+mem_floor_mib = 512
+wait_timeout_secs = 10
+
+[[sessions]]
+name = "assistant"
+tenant = "acme"
+restart = "temporary"
+idle_timeout_secs = 30
+budget_usd = 1.5
+system_prompt = "Be helpful"
+append_system_prompt = "Be brief"
+max_turns = 4
+permission_mode = "plan"
+allowed_tools = ["Read"]
+disallowed_tools = ["Bash"]
+cwd = "work"
+cli_profile = "minimal"
+
+[[sessions]]
+name = "assistant"
+
+[[pools]]
+name = "workers"
+size = 4
+warm_spares = 1
+max_queue = 0
+queue_timeout_secs = 5
+model = "pool-model"
+
+[[pools]]
+name = "defaults"
+
+[templates.reviewer]
+system_prompt = "You review Rust"
+
+[limits]
+max_sessions = 20
+max_concurrent_turns = 4
+requests_per_minute = 600
+max_spend_usd = 50.0
+
+[tenants.acme]
+max_sessions = 5
+max_spend_usd = 0
+"#;
+
+    #[test]
+    fn every_host_section_is_read() {
+        let (d, path) = write(FULL);
+        let c = load(&path, &[]).expect("loads");
+        let h = &c.host;
+        assert_eq!(h.listen, "127.0.0.1:9000".parse().expect("addr"));
+        assert_eq!(
+            h.data_dir,
+            Some(d.path().join("data")),
+            "relative to the file"
+        );
+        assert_eq!((h.max_body_bytes, h.spares), (4096, 2));
+        assert_eq!(h.idle_timeout, Duration::from_secs(120));
+        assert_eq!(h.strategy, Strategy::OneForAll);
+        assert_eq!((h.max_restarts, h.max_seconds), (10, 60));
+        assert_eq!(
+            h.admission,
+            Some(AdmissionSettings {
+                max_live: Some(16),
+                max_spawns: Some(2),
+                mem_floor_mib: Some(512),
+                wait_timeout_secs: Some(10),
+            })
+        );
+        let stats = h
+            .admission
+            .as_ref()
+            .expect("admission")
+            .to_admission()
+            .stats();
+        assert_eq!((stats.max_live, stats.max_spawns), (16, 2));
+
+        assert_eq!(
+            h.sessions[0],
+            SessionEntry {
+                name: "assistant".into(),
+                tenant: "acme".into(),
+                restart: Restart::Temporary,
+                idle_timeout: Some(Duration::from_secs(30)),
+                budget_usd: Some(1.5),
+                keys: SessionKeys {
+                    model: None,
+                    system_prompt: Some("Be helpful".into()),
+                    append_system_prompt: Some("Be brief".into()),
+                    max_turns: Some(4),
+                    permission_mode: Some(PermissionMode::Plan),
+                    allowed_tools: Some(vec!["Read".into()]),
+                    disallowed_tools: Some(vec!["Bash".into()]),
+                    cwd: Some(d.path().join("work")),
+                    cli_profile: Some(CliProfile::Minimal),
+                },
+            }
+        );
+        let second = &h.sessions[1];
+        assert_eq!(
+            (second.tenant.as_str(), second.restart),
+            ("default", Restart::Permanent),
+            "the same name for another tenant, with the defaults"
+        );
+
+        assert_eq!(h.pools.len(), 2);
+        let workers = &h.pools[0];
+        assert_eq!(
+            (workers.size, workers.warm_spares, workers.max_queue),
+            (4, 1, 0)
+        );
+        assert_eq!(workers.queue_timeout, Duration::from_secs(5));
+        assert_eq!(workers.keys.model.as_deref(), Some("pool-model"));
+        let defaults = &h.pools[1];
+        assert_eq!(
+            (defaults.size, defaults.warm_spares, defaults.max_queue),
+            (2, 0, 64)
+        );
+        assert_eq!(defaults.queue_timeout, Duration::from_secs(30));
+
+        assert_eq!(
+            h.templates["reviewer"].system_prompt.as_deref(),
+            Some("You review Rust")
+        );
+        assert_eq!(
+            h.limits,
+            LimitSettings {
+                max_sessions: Some(20),
+                max_concurrent_turns: Some(4),
+                requests_per_minute: Some(600),
+                max_spend_usd: Some(50.0),
+            }
+        );
+        assert_eq!(
+            h.tenants["acme"],
+            LimitSettings {
+                max_sessions: Some(5),
+                max_concurrent_turns: Some(4),
+                requests_per_minute: Some(600),
+                max_spend_usd: Some(0.0),
+            },
+            "a tenant's keys override [limits], the rest is inherited"
+        );
+
+        assert_eq!(c.value("serve.listen").as_deref(), Some("127.0.0.1:9000"));
+        assert_eq!(
+            c.value("supervisor.strategy").as_deref(),
+            Some("one_for_all")
+        );
+        assert_eq!(c.origin("serve.spares"), Origin::File(path.clone()));
+        assert_eq!(c.origin("supervisor.max_seconds"), Origin::File(path));
+
+        // The entry's keys over the top-level ones: model inherited, prompt its own.
+        let args: Vec<String> = c
+            .session_options(&h.sessions[0].keys)
+            .to_args()
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(args.contains(&"--model=top".to_string()), "{args:?}");
+        assert!(
+            args.contains(&"--system-prompt=Be helpful".to_string()),
+            "{args:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_in_every_section_name_file_line_and_key() {
+        for (text, line, key) in [
+            (
+                "[serve]\nlisten = \"127.0.0.1:1\"\nport = 1\n",
+                3,
+                "serve.port",
+            ),
+            (
+                "[supervisor]\nstrategy = \"one_for_one\"\nmax_restart = 3\n",
+                3,
+                "supervisor.max_restart",
+            ),
+            (
+                "[admission]\nmin_available_mb = 1024\n",
+                2,
+                "admission.min_available_mb",
+            ),
+            (
+                "[[sessions]]\nname = \"a\"\nsystem_promt = \"x\"\n",
+                3,
+                "sessions.system_promt",
+            ),
+            ("[[pools]]\nname = \"p\"\nsizes = 2\n", 3, "pools.sizes"),
+            (
+                "[templates.reviewer]\nsystem_prompt = \"x\"\nmodle = \"y\"\n",
+                3,
+                "templates.reviewer.modle",
+            ),
+            ("[limits]\nmax_session = 1\n", 2, "limits.max_session"),
+            (
+                "[tenants.acme]\nmax_spend = 1\n",
+                2,
+                "tenants.acme.max_spend",
+            ),
+            ("model = \"m\"\n\n[servce]\nlisten = \"x\"\n", 3, "servce"),
+        ] {
+            fails_at(text, line, key, "unknown field");
+        }
+    }
+
+    #[test]
+    fn bad_values_name_file_line_and_key() {
+        for (text, line, key, needle) in [
+            (
+                "[supervisor]\nmax_restarts = 3\nstrategy = \"one_for_none\"\n",
+                3,
+                "supervisor.strategy",
+                "one_for_one",
+            ),
+            (
+                "[supervisor]\nmax_seconds = 0\n",
+                2,
+                "supervisor.max_seconds",
+                "",
+            ),
+            (
+                "[serve]\nlisten = \"localhost\"\n",
+                2,
+                "serve.listen",
+                "127.0.0.1:8787",
+            ),
+            ("[serve]\nspares = -1\n", 2, "serve.spares", ""),
+            ("[admission]\nmax_live = 0\n", 2, "admission.max_live", ""),
+            (
+                "[[sessions]]\nname = \"a\"\nrestart = \"always\"\n",
+                3,
+                "sessions.restart",
+                "permanent",
+            ),
+            (
+                "[[sessions]]\nname = \"has space\"\n",
+                2,
+                "sessions.name",
+                "1-64 characters",
+            ),
+            (
+                "[[sessions]]\nname = \"a\"\ntenant = \"a/b\"\n",
+                3,
+                "sessions.tenant",
+                "tenant names",
+            ),
+            (
+                "[[sessions]]\nname = \"a\"\n\n[[sessions]]\nname = \"a\"\n",
+                5,
+                "sessions.name",
+                "already has a session named \"a\"",
+            ),
+            (
+                "[[sessions]]\nname = \"a\"\nbudget_usd = -1.0\n",
+                3,
+                "sessions.budget_usd",
+                "positive",
+            ),
+            (
+                "[[sessions]]\nname = \"a\"\npermission_mode = \"yolo\"\n",
+                3,
+                "sessions.permission_mode",
+                "",
+            ),
+            ("[[pools]]\nname = \"p\"\nsize = 0\n", 3, "pools.size", ""),
+            (
+                "[[pools]]\nname = \"p\"\n[[pools]]\nname = \"p\"\n",
+                4,
+                "pools.name",
+                "already named \"p\"",
+            ),
+            (
+                "[templates.t]\nmax_turns = 0\n",
+                2,
+                "templates.t.max_turns",
+                "",
+            ),
+            (
+                "[templates.\"bad name\"]\nmodel = \"m\"\n",
+                1,
+                "templates.\"bad name\"",
+                "template names",
+            ),
+            (
+                "[tenants.\"a/b\"]\nmax_sessions = 1\n",
+                1,
+                "tenants.\"a/b\"",
+                "tenant names",
+            ),
+            (
+                "[limits]\nmax_spend_usd = -5.0\n",
+                2,
+                "limits.max_spend_usd",
+                "0 or more",
+            ),
+        ] {
+            fails_at(text, line, key, needle);
+        }
+    }
+
+    #[test]
+    fn a_missing_name_names_the_entry() {
+        let (_d, path) = write("[serve]\nspares = 1\n\n[[pools]]\nsize = 2\n");
+        let err = load(&path, &[]).expect_err("no name");
+        let msg = err.to_string();
+        assert!(msg.contains("name"), "{msg}");
+        assert!(
+            matches!(&err, ConfigError::Invalid { key: Some(k), .. } if k.starts_with("pools")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn listen_and_data_dir_layer_file_env_flags() {
+        let (_d, path) = write("[serve]\nlisten = \"127.0.0.1:9000\"\ndata_dir = \"/srv/file\"\n");
+        let c = load(&path, &[]).expect("loads");
+        assert_eq!(c.host.listen.port(), 9000);
+        let c = load(
+            &path,
+            &[(LISTEN_ENV, "127.0.0.1:9001"), (DATA_DIR_ENV, "/srv/env")],
+        )
+        .expect("loads");
+        assert_eq!(c.host.listen.port(), 9001);
+        assert_eq!(c.origin("serve.listen"), Origin::Env(LISTEN_ENV.into()));
+        assert_eq!(c.host.data_dir.as_deref(), Some(Path::new("/srv/env")));
+        let flags = Overrides {
+            listen: Some("127.0.0.1:9002".parse().expect("addr")),
+            data_dir: Some("/srv/flag".into()),
+            ..Overrides::default()
+        };
+        let c = ConfigLoader::new()
+            .file(&path)
+            .env_vars([(LISTEN_ENV, "127.0.0.1:9001")])
+            .overrides(flags)
+            .load()
+            .expect("loads");
+        assert_eq!(c.host.listen.port(), 9002);
+        assert_eq!(c.origin("serve.listen"), Origin::Flag);
+        assert_eq!(c.host.data_dir.as_deref(), Some(Path::new("/srv/flag")));
+        assert_eq!(c.origin("serve.data_dir"), Origin::Flag);
+
+        let err = load(&path, &[(LISTEN_ENV, "nowhere")]).expect_err("bad env");
+        assert!(err.to_string().contains(LISTEN_ENV), "{err}");
+    }
+
+    #[test]
+    fn data_dir_defaults_to_the_xdg_data_home() {
+        let none = |env: &[(&str, &str)]| {
+            ConfigLoader::new()
+                .no_file()
+                .env_vars(env.iter().copied())
+                .load()
+                .expect("loads")
+                .host
+                .data_dir
+        };
+        assert_eq!(
+            none(&[("XDG_DATA_HOME", "/x/data"), ("HOME", "/home/u")]),
+            Some(PathBuf::from("/x/data/claude-code"))
+        );
+        assert_eq!(
+            none(&[("XDG_DATA_HOME", "relative"), ("HOME", "/home/u")]),
+            Some(PathBuf::from("/home/u/.local/share/claude-code")),
+            "a relative XDG_DATA_HOME is ignored"
+        );
+        assert_eq!(none(&[]), None);
+        let c = ConfigLoader::new()
+            .no_file()
+            .env_vars([("HOME", "/home/u")])
+            .load()
+            .expect("loads");
+        assert_eq!(c.origin("serve.data_dir"), Origin::Default);
+        assert_eq!(c.host.listen.to_string(), DEFAULT_LISTEN);
+    }
+}

@@ -1,0 +1,124 @@
+//! Pools: the configured pools with their load, and one prompt on a pool member.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{Path, State},
+    http::HeaderMap,
+    response::Response,
+    Json,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::{
+    auth::{Caller, Scope},
+    body::{ErrorBody, TurnReply},
+    error::ApiError,
+    routes::turns::{admit_turn, run, wants_sse, CostSource, Prompt, Turn},
+    state::{check_prompt, parse, AppState},
+};
+
+/// `GET /v1/pools`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PoolList {
+    /// Every configured pool.
+    pools: Vec<PoolObject>,
+}
+
+/// A pool and its load.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PoolObject {
+    /// Its name.
+    name: String,
+    /// Members.
+    size: usize,
+    /// Members running a turn.
+    busy: usize,
+    /// Requests waiting for a member.
+    queued: usize,
+    /// Requests served so far.
+    served: u64,
+    /// Requests refused (queue full or timed out).
+    rejected: u64,
+}
+
+/// The `{pool}` path parameter.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // read by the OpenAPI derive only
+pub(crate) struct PoolParam {
+    /// The pool's name.
+    pool: String,
+}
+
+/// Every pool with its size, busy members and queued requests.
+#[utoipa::path(get, path = "/v1/pools", tag = "pools",
+    responses(
+        (status = 200, description = "The configured pools", body = PoolList),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+    ))]
+pub(crate) async fn list(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<PoolList>, ApiError> {
+    caller.require(Scope::Read)?;
+    let mut pools = Vec::with_capacity(state.pools.len());
+    for (name, pool) in &state.pools {
+        let stats = pool.stats().await?;
+        pools.push(PoolObject {
+            name: name.clone(),
+            size: stats.size,
+            busy: stats.busy,
+            queued: stats.queued,
+            served: stats.served,
+            rejected: stats.rejected,
+        });
+    }
+    Ok(Json(PoolList { pools }))
+}
+
+/// One prompt on a member of the pool: the same replies as a session's messages. The
+/// member is busy until the turn ends (also when the client goes away first); while
+/// every member is busy the request waits in the pool's queue, and a full queue or a
+/// wait longer than the queue timeout is a 429 `queue_full` with `Retry-After`.
+#[utoipa::path(post, path = "/v1/pools/{pool}/messages", tag = "turns",
+    params(PoolParam), request_body = Prompt,
+    responses(
+        (status = 200, description = "The turn, as JSON or SSE (see the session messages route)",
+            content((TurnReply = "application/json"), (String = "text/event-stream"))),
+        (status = 400, description = "Bad body or empty prompt", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 403, description = "Needs write scope", body = ErrorBody),
+        (status = 404, description = "No such pool", body = ErrorBody),
+        (status = 413, description = "Body or prompt too large", body = ErrorBody),
+        (status = 429, description = "The pool's queue is full or the wait timed out, or a tenant limit", body = ErrorBody),
+        (status = 502, description = "The Messages API refused", body = ErrorBody),
+        (status = 503, description = "Draining, or admission refused", body = ErrorBody),
+    ))]
+pub(crate) async fn send_message(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Write)?;
+    state.accepting()?;
+    let pool = state
+        .pools
+        .get(&name)
+        .ok_or_else(|| ApiError::not_found(format!("no pool named `{name}`")))?;
+    let req: Prompt = parse(&body)?;
+    check_prompt(&req.prompt)?;
+    let permit = admit_turn(&state, &caller).await?;
+    let stream = pool.stream(req.prompt).await?;
+    let turn = Turn {
+        tenant: caller.tenant,
+        kind: "pool",
+        target: name,
+        cost: CostSource::Result,
+        permit,
+    };
+    Ok(run(state.clone(), stream, turn, wants_sse(&headers)).await)
+}
