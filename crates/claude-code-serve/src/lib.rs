@@ -56,6 +56,12 @@ pub use auth::{Scope, DEFAULT_TENANT};
 pub use config::{HostConfig, NamedSession, PoolConfig, SupervisorSettings, TenantLimits};
 pub use error::ServeError;
 
+/// The HTTP API's OpenAPI 3.1 document (what `GET /openapi.json` serves).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    openapi::ApiDoc::openapi()
+}
+
 /// A running host.
 #[derive(Debug)]
 pub struct Host {
