@@ -46,6 +46,7 @@ pub async fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
         println!("offline: ANTHROPIC_API_KEY is not set; sessions talk to the built-in mock Messages API");
     }
     println!("claude-code host listening on {}", host.url());
+    println!("dashboard: {}/", host.url());
     wait_for_stop().await?;
     eprintln!("stopping: draining turns and stopping sessions");
     host.shutdown().await?;
