@@ -155,6 +155,29 @@ pub(crate) fn session_error(e: SupervisorError, name: &str) -> ApiError {
     }
 }
 
+/// A request's raw body; a body over the host's limit is a JSON 413 `body_too_large`
+/// (axum's own rejection is plain text).
+pub(crate) struct Body(pub(crate) axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(Body)
+            .map_err(|e| {
+                let status = e.status();
+                let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "body_too_large"
+                } else {
+                    "bad_request"
+                };
+                ApiError::new(status, code, e.body_text())
+            })
+    }
+}
+
 /// A JSON body, or a 400 that says what is wrong with it.
 pub(crate) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))

@@ -121,6 +121,22 @@ async fn bad_input_is_a_400_with_a_code() {
         .await
         .expect("request");
     assert_eq!(r.status().as_u16(), 413);
+    let err: Value = r.json().await.expect("a JSON error");
+    assert_eq!(err["code"], "body_too_large", "{err}");
+    // Unknown routes and methods are JSON errors too.
+    let r = get(&host, "/v1/nope").await;
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(r.json::<Value>().await.expect("json")["code"], "not_found");
+    let r = client()
+        .put(format!("{}/v1/sessions", host.url()))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 405);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["code"],
+        "method_not_allowed"
+    );
     host.shutdown().await.expect("shutdown");
 }
 

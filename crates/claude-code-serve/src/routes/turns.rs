@@ -24,7 +24,7 @@ use crate::{
     auth::{Caller, Scope},
     body::{ErrorBody, TurnError, TurnReply},
     error::ApiError,
-    state::{check_prompt, parse, session_error, session_key, store_error, AppState},
+    state::{check_prompt, parse, session_error, session_key, store_error, AppState, Body},
     store::TurnRow,
 };
 
@@ -60,7 +60,7 @@ pub(crate) async fn send_message(
     caller: Caller,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
     state.accepting()?;
@@ -244,7 +244,7 @@ pub(crate) async fn query(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
     state.accepting()?;
