@@ -535,3 +535,19 @@ async fn every_documented_route_answers_with_a_documented_status() {
     host.shutdown().await.expect("shutdown");
     env.assert_no_leftovers().await;
 }
+
+#[tokio::test]
+async fn readiness_fails_when_the_cli_is_missing() {
+    let env = TestEnv::new(Script::new()).await;
+    let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+        .options(env.options().cli_path("/nonexistent/claude"))
+        .offline(false);
+    config.spares = 0;
+    let host = Host::start(config).await.expect("host starts");
+    let r = get(&host, "/readyz").await;
+    assert_eq!(r.status().as_u16(), 503);
+    let err: Value = r.json().await.expect("json");
+    assert_eq!(err["code"], "cli_not_found", "{err}");
+    assert_eq!(get(&host, "/healthz").await.status().as_u16(), 200);
+    host.shutdown().await.expect("shutdown");
+}
