@@ -187,6 +187,7 @@ impl Host {
             pools,
             templates,
             idle_timeout: config.idle_timeout,
+            interrupt_on_disconnect: config.interrupt_on_disconnect,
         });
         let restored = match routes::sessions::restore(&state).await {
             Ok(n) => n,

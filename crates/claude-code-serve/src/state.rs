@@ -44,6 +44,8 @@ pub(crate) struct AppState {
     pub(crate) templates: BTreeMap<String, Options>,
     /// Dynamic sessions hibernate after idling this long.
     pub(crate) idle_timeout: Duration,
+    /// Interrupt a session's turn when its client goes away.
+    pub(crate) interrupt_on_disconnect: bool,
 }
 
 impl AppState {

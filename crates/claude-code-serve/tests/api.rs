@@ -551,3 +551,53 @@ async fn readiness_fails_when_the_cli_is_missing() {
     assert_eq!(get(&host, "/healthz").await.status().as_u16(), 200);
     host.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn a_host_that_interrupts_on_disconnect_ends_the_abandoned_turn_and_records_it() {
+    let env = TestEnv::new(Script::new()).await;
+    env.mock
+        .push(Reply::text("never read").delay(std::time::Duration::from_secs(120)));
+    env.mock.push(Reply::text("after the disconnect"));
+    let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+        .options(env.options())
+        .offline(false);
+    config.interrupt_on_disconnect = true;
+    let host = Host::start(config).await.expect("host starts");
+    create(&host, "s").await;
+    let r = client()
+        .post(format!("{}/v1/sessions/s/messages", host.url()))
+        .header("accept", "text/event-stream")
+        .json(&json!({"prompt": "slow one"}))
+        .send()
+        .await
+        .expect("request");
+    claude_code_tests::eventually(
+        std::time::Duration::from_secs(30),
+        "the turn reaches the API",
+        || async {
+            if env.mock.turn_requests().is_empty() {
+                Err("no request yet")
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    drop(r);
+    // Well before the 120 s reply: the abandoned turn was interrupted.
+    let (status, body) = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        ask_json(&host, "s", "are you there?"),
+    )
+    .await
+    .expect("the session is free again well before the slow reply");
+    assert_eq!(
+        (status, body["text"].as_str()),
+        (200, Some("after the disconnect")),
+        "{body}"
+    );
+    let session = get_json(&host, "/v1/sessions/s").await;
+    assert_eq!(session["turns"], 2, "{session}");
+    host.shutdown().await.expect("shutdown");
+    env.assert_no_leftovers().await;
+}

@@ -61,10 +61,12 @@ pub fn host_config(config: &Config) -> HostConfig {
         .options(config.to_options())
         .offline(!config.api_key_present)
         .idle_timeout(h.idle_timeout)
+        .drain_timeout(h.drain_timeout)
         .limits(tenant_limits(&h.limits));
     host.data_dir.clone_from(&h.data_dir);
     host.max_body_bytes = h.max_body_bytes;
     host.spares = h.spares;
+    host.interrupt_on_disconnect = h.interrupt_on_disconnect;
     host.supervisor.strategy = h.strategy;
     host.supervisor.max_restarts = h.max_restarts;
     host.supervisor.max_seconds = h.max_seconds;
