@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use crate::{
     auth::{Caller, Scope},
     error::ApiError,
-    state::{session_json, AppState},
+    state::AppState,
 };
 
 const PAGE: &str = include_str!("../assets/dashboard.html");
@@ -51,9 +51,8 @@ pub(crate) async fn page(State(state): State<Arc<AppState>>, caller: Option<Call
             String::new(),
             "waiting for a token",
         ),
-        Some(caller) => match state.list(caller).await {
-            Ok(list) => {
-                let sessions: Vec<Value> = list.iter().map(session_json).collect();
+        Some(caller) => match sessions(&state, caller).await {
+            Ok(sessions) => {
                 let now = unix_now();
                 let rows = if sessions.is_empty() {
                     empty_row("no sessions yet: send a prompt to a new one below")
@@ -124,7 +123,7 @@ pub(crate) async fn page(State(state): State<Arc<AppState>>, caller: Option<Call
 /// `GET /v1/events`: Server-Sent Events, one `sessions` event right away and then every
 /// second, `{"sessions": [session objects of GET /v1/sessions], "totals": {"turns",
 /// "cost_usd"}, "health": {"status", "offline"}, "at": unix seconds}`. Totals add up the
-/// caller's current sessions. The feed ends when the host drains; an error ends it with
+/// caller's current sessions (the ledger's figures, as the session objects carry them). The feed ends when the host drains; an error ends it with
 /// one `error` event (`{"code", "message"}`).
 pub(crate) async fn events(
     State(state): State<Arc<AppState>>,
@@ -153,13 +152,19 @@ fn event(name: &str, data: &Value) -> Result<Event, Infallible> {
     Ok(Event::default().event(name).data(data.to_string()))
 }
 
+/// The caller's session objects, as `GET /v1/sessions` lists them.
+async fn sessions(state: &AppState, caller: &Caller) -> Result<Vec<Value>, ApiError> {
+    let list = state.list(caller).await?;
+    state.describe(caller, &list).await
+}
+
 /// One feed event's data.
 async fn snapshot(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
-    let list = state.list(caller).await?;
-    let turns: u64 = list.iter().map(|c| c.turns).sum();
-    let cost_usd: f64 = list.iter().map(|c| c.cost_usd).sum();
+    let sessions = sessions(state, caller).await?;
+    let turns: u64 = sessions.iter().filter_map(|s| s["turns"].as_u64()).sum();
+    let cost_usd: f64 = sessions.iter().filter_map(|s| s["cost_usd"].as_f64()).sum();
     Ok(json!({
-        "sessions": list.iter().map(session_json).collect::<Vec<_>>(),
+        "sessions": sessions,
         "totals": {"turns": turns, "cost_usd": cost_usd},
         "health": health(state),
         "at": unix_now(),

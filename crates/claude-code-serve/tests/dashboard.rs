@@ -9,9 +9,9 @@ use std::{
     time::Duration,
 };
 
-use claude_code_serve::{Host, HostConfig};
+use claude_code_serve::{store::Store, Host, HostConfig, Scope};
 use claude_code_tests::{eventually, Reply, Script, TestEnv};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{key::Key, Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -28,9 +28,35 @@ async fn host(env: &TestEnv) -> Host {
     Host::start(config).await.expect("host starts")
 }
 
+/// A host whose state store holds a token: every request needs one.
+async fn host_with_token(env: &TestEnv, data: &Path, tenant: &str) -> (Host, String) {
+    let config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+        .options(env.options())
+        .offline(false)
+        .data_dir(data);
+    let host = Host::start(config).await.expect("host starts");
+    let token = Store::open(data)
+        .expect("store")
+        .create_token(tenant, Scope::Write)
+        .expect("token")
+        .secret;
+    (host, token)
+}
+
+fn with_token(req: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+    match token {
+        Some(t) => req.bearer_auth(t),
+        None => req,
+    }
+}
+
 async fn create(host: &Host, name: &str) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/v1/sessions", host.url()))
+    create_as(host, name, None).await
+}
+
+async fn create_as(host: &Host, name: &str, token: Option<&str>) {
+    let req = reqwest::Client::new().post(format!("{}/v1/sessions", host.url()));
+    let r = with_token(req, token)
         .json(&json!({"name": name}))
         .send()
         .await
@@ -39,9 +65,12 @@ async fn create(host: &Host, name: &str) {
 }
 
 async fn page(host: &Host) -> (reqwest::header::HeaderMap, String) {
-    let r = reqwest::get(format!("{}/", host.url()))
-        .await
-        .expect("GET /");
+    page_as(host, None).await
+}
+
+async fn page_as(host: &Host, token: Option<&str>) -> (reqwest::header::HeaderMap, String) {
+    let req = reqwest::Client::new().get(format!("{}/", host.url()));
+    let r = with_token(req, token).send().await.expect("GET /");
     assert_eq!(r.status().as_u16(), 200);
     let headers = r.headers().clone();
     (headers, r.text().await.expect("body"))
@@ -109,6 +138,37 @@ async fn offline_the_page_says_sessions_talk_to_the_built_in_mock() {
     assert!(html.contains("No ANTHROPIC_API_KEY"), "{html}");
     assert!(html.contains("no sessions yet"), "{html}");
     host.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn with_tokens_the_page_is_a_shell_without_one_and_the_feed_a_401() {
+    let env = TestEnv::new(Script::new()).await;
+    let data = tempfile::tempdir().expect("data dir");
+    let (host, token) = host_with_token(&env, data.path(), "acme").await;
+    create_as(&host, "private-plan", Some(&token)).await;
+
+    for wrong in [None, Some("cch_nobody_nothing")] {
+        let (_, html) = page_as(&host, wrong).await;
+        assert!(
+            html.contains(r#"<body data-auth="required">"#),
+            "{wrong:?}: {html}"
+        );
+        assert!(html.contains("a token is needed"), "{wrong:?}: {html}");
+        assert!(
+            !html.contains("private-plan"),
+            "{wrong:?}: no session shown"
+        );
+        let req = reqwest::Client::new().get(format!("{}/v1/events", host.url()));
+        let r = with_token(req, wrong).send().await.expect("feed");
+        assert_eq!(r.status().as_u16(), 401, "{wrong:?}");
+        let err: Value = r.json().await.expect("json");
+        assert_eq!(err["code"], "unauthorized", "{wrong:?}: {err}");
+    }
+    let (_, html) = page_as(&host, Some(&token)).await;
+    assert!(html.contains(r#"<body data-auth="ok">"#), "{html}");
+    assert!(html.contains(r#"<tr data-name="private-plan">"#), "{html}");
+    host.shutdown().await.expect("shutdown");
+    env.assert_no_leftovers().await;
 }
 
 /// Reads one SSE event from a streamed body: `(name, data)`, skipping keep-alives.
@@ -439,6 +499,109 @@ async fn in_chromium_the_page_shows_the_sessions_and_streams_a_reply() {
     let (w, h) = assert_not_blank(&shot);
     assert!(w >= 800 && h >= 600, "{w}x{h}");
     eprintln!("dashboard screenshot: {}", path.display());
+
+    client.close().await.expect("close the browser");
+    drop(browser);
+    host.shutdown().await.expect("shutdown");
+    env.assert_no_leftovers().await;
+}
+
+#[tokio::test]
+async fn in_chromium_the_page_asks_for_a_token_retries_with_it_and_keeps_it() {
+    const ANSWER: &str = "Authorised answer";
+    let env = TestEnv::new(Script::new().fallback(Reply::text(ANSWER))).await;
+    let data = tempfile::tempdir().expect("data dir");
+    let (host, token) = host_with_token(&env, data.path(), "acme").await;
+    create_as(&host, "guarded", Some(&token)).await;
+    let browser = Browser::start().await;
+    let client = browser.client().await;
+
+    client
+        .goto(&format!("{}/", host.url()))
+        .await
+        .expect("load /");
+    // Navigation sends no token: a shell, then the feed's 401 opens the token form.
+    wait_for(
+        &client,
+        "the token form",
+        "//form[@id='token-form'][not(@hidden)]",
+    )
+    .await;
+    assert!(
+        client
+            .find_all(Locator::Css("tr[data-name]"))
+            .await
+            .expect("rows")
+            .is_empty(),
+        "no session before a token"
+    );
+    let field = client
+        .find(Locator::Id("token"))
+        .await
+        .expect("token field");
+    // Typed, then Enter submits the form.
+    field
+        .send_keys(&format!("cch_wrong_token{}", Key::Enter))
+        .await
+        .expect("type");
+    wait_for(
+        &client,
+        "the refusal of a wrong token",
+        "//*[@id='token-error'][contains(., 'refused')]",
+    )
+    .await;
+    let field = client
+        .find(Locator::Id("token"))
+        .await
+        .expect("token field");
+    field
+        .send_keys(&format!("{token}{}", Key::Enter))
+        .await
+        .expect("type");
+    wait_for(&client, "the live feed", "//*[@id='feed-state'][.='live']").await;
+    wait_for(
+        &client,
+        "the tenant's session",
+        "//tr[@data-name='guarded']/td[2][.='live']",
+    )
+    .await;
+
+    // Turns carry the token too.
+    let prompt = client
+        .find(Locator::Id("prompt"))
+        .await
+        .expect("prompt box");
+    prompt.send_keys("hello?").await.expect("type");
+    client
+        .find(Locator::Id("send"))
+        .await
+        .expect("send")
+        .click()
+        .await
+        .expect("click");
+    wait_for(
+        &client,
+        "the streamed reply",
+        &format!("//pre[@id='reply'][contains(., '{ANSWER}')]"),
+    )
+    .await;
+    wait_for(
+        &client,
+        "the end of the turn",
+        "//*[@id='reply-status'][@data-state='done']",
+    )
+    .await;
+
+    // The token is kept: a reload asks for nothing.
+    client.refresh().await.expect("reload");
+    wait_for(
+        &client,
+        "the session after a reload",
+        "//tr[@data-name='guarded']/td[4][.='1']",
+    )
+    .await;
+    let form = client.find(Locator::Id("token-form")).await.expect("form");
+    assert!(!form.is_displayed().await.expect("displayed?"));
 
     client.close().await.expect("close the browser");
     drop(browser);
