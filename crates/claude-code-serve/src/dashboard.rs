@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 
 use crate::{
     auth::{Caller, Scope},
+    body::{ErrorBody, SessionObject},
     error::ApiError,
     state::AppState,
 };
@@ -42,6 +43,11 @@ const FEED_PERIOD: Duration = Duration::from_secs(1);
 
 /// `GET /`: the dashboard. A request that does not authenticate (or may not read) gets
 /// the page without sessions; its script then asks for a token.
+#[utoipa::path(get, path = "/", tag = "dashboard",
+    responses(
+        (status = 200, description = "The dashboard: HTML rendered for the caller, with its CSS and script inline (a page without sessions that asks for a token when the request carries none)",
+            content_type = "text/html", body = String),
+    ))]
 pub(crate) async fn page(State(state): State<Arc<AppState>>, caller: Option<Caller>) -> Response {
     let caller = caller.filter(|c| c.require(Scope::Read).is_ok());
     let (auth, rows, options, feed_state) = match &caller {
@@ -62,7 +68,7 @@ pub(crate) async fn page(State(state): State<Arc<AppState>>, caller: Option<Call
                 let options = sessions
                     .iter()
                     .map(|s| {
-                        let name = escape_html(s["name"].as_str().unwrap_or_default());
+                        let name = escape_html(&s.name);
                         format!("<option value=\"{name}\">{name}</option>")
                     })
                     .collect();
@@ -70,7 +76,7 @@ pub(crate) async fn page(State(state): State<Arc<AppState>>, caller: Option<Call
             }
             Err(e) => (
                 "ok",
-                empty_row(&format!("sessions unavailable: {}", e.body()["message"])),
+                empty_row(&format!("sessions unavailable: {}", e.body().message)),
                 String::new(),
                 "connecting…",
             ),
@@ -125,6 +131,13 @@ pub(crate) async fn page(State(state): State<Arc<AppState>>, caller: Option<Call
 /// "cost_usd"}, "health": {"status", "offline"}, "at": unix seconds}`. Totals add up the
 /// caller's current sessions (the ledger's figures, as the session objects carry them). The feed ends when the host drains; an error ends it with
 /// one `error` event (`{"code", "message"}`).
+#[utoipa::path(get, path = "/v1/events", tag = "dashboard",
+    responses(
+        (status = 200, description = "Server-Sent Events: a `sessions` event at once and then every second, `{\"sessions\": [session objects], \"totals\": {\"turns\", \"cost_usd\"}, \"health\": {\"status\", \"offline\"}, \"at\"}`; it ends when the host drains, or after one `error` event",
+            content_type = "text/event-stream", body = String),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 429, description = "The tenant's rate limit", body = ErrorBody),
+    ))]
 pub(crate) async fn events(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -140,7 +153,7 @@ pub(crate) async fn events(
         }
         match snapshot(&state, &caller).await {
             Ok(snap) => Some((event("sessions", &snap), Some((state, caller, ticks)))),
-            Err(e) => Some((event("error", &e.body()), None)),
+            Err(e) => Some((event("error", &json!(e.body())), None)),
         }
     });
     Ok(Sse::new(feed)
@@ -153,7 +166,7 @@ fn event(name: &str, data: &Value) -> Result<Event, Infallible> {
 }
 
 /// The caller's session objects, as `GET /v1/sessions` lists them.
-async fn sessions(state: &AppState, caller: &Caller) -> Result<Vec<Value>, ApiError> {
+async fn sessions(state: &AppState, caller: &Caller) -> Result<Vec<SessionObject>, ApiError> {
     let list = state.list(caller).await?;
     state.describe(caller, &list).await
 }
@@ -161,8 +174,8 @@ async fn sessions(state: &AppState, caller: &Caller) -> Result<Vec<Value>, ApiEr
 /// One feed event's data.
 async fn snapshot(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
     let sessions = sessions(state, caller).await?;
-    let turns: u64 = sessions.iter().filter_map(|s| s["turns"].as_u64()).sum();
-    let cost_usd: f64 = sessions.iter().filter_map(|s| s["cost_usd"].as_f64()).sum();
+    let turns: u64 = sessions.iter().map(|s| s.turns).sum();
+    let cost_usd: f64 = sessions.iter().map(|s| s.cost_usd).sum();
     Ok(json!({
         "sessions": sessions,
         "totals": {"turns": turns, "cost_usd": cost_usd},
@@ -182,19 +195,18 @@ fn health(state: &AppState) -> Value {
 }
 
 /// One row of the session table, as the script renders it too.
-fn row(s: &Value, now: u64) -> String {
-    let text = |key: &str| escape_html(s[key].as_str().unwrap_or_default());
-    let name = text("name");
-    let status = text("status");
+fn row(s: &SessionObject, now: u64) -> String {
+    let name = escape_html(&s.name);
+    let status = escape_html(s.status);
     format!(
         "<tr data-name=\"{name}\"><td class=\"name\">{name}</td>\
          <td class=\"status status-{status}\">{status}</td><td class=\"num\">{restarts}</td>\
          <td class=\"num\">{turns}</td><td class=\"num\">${cost:.4}</td>\
          <td class=\"ago\">{ago}</td></tr>",
-        restarts = s["restarts"].as_u64().unwrap_or_default(),
-        turns = s["turns"].as_u64().unwrap_or_default(),
-        cost = s["cost_usd"].as_f64().unwrap_or_default(),
-        ago = ago(s["last_activity"].as_u64(), now),
+        restarts = s.restarts,
+        turns = s.turns,
+        cost = s.cost_usd,
+        ago = ago(s.last_activity, now),
     )
 }
 
@@ -295,8 +307,17 @@ mod tests {
 
     #[test]
     fn a_row_escapes_its_values() {
-        let s = json!({"name": "<x>", "status": "live\"", "restarts": 2, "turns": 3,
-                       "cost_usd": 0.5, "last_activity": 100});
+        let s = SessionObject {
+            name: "<x>".into(),
+            status: "live\"",
+            session_id: None,
+            pid: None,
+            restarts: 2,
+            turns: 3,
+            cost_usd: 0.5,
+            started_at: None,
+            last_activity: Some(100),
+        };
         let html = row(&s, 130);
         assert!(html.contains("data-name=\"&lt;x&gt;\""), "{html}");
         assert!(html.contains("status-live&quot;"), "{html}");
