@@ -207,3 +207,22 @@ async fn anonymous(state: &AppState) -> Result<Caller, ApiError> {
 fn unauthorized(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
+
+// --- Optional caller (used by the dashboard page, which renders a shell without one) ---
+
+/// `Option<Caller>`: the caller when the request authenticates, `None` when it does not
+/// (no token, a wrong one, or any other rejection of [`Caller`]). Never rejects.
+impl axum::extract::OptionalFromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(
+            <Caller as FromRequestParts<Arc<AppState>>>::from_request_parts(parts, state)
+                .await
+                .ok(),
+        )
+    }
+}

@@ -16,10 +16,12 @@
 //!   configured pool, with the same replies as a session's messages (a full queue, or
 //!   none free within the queue timeout, is 429 `queue_full` with `Retry-After`);
 //!   `GET /v1/pools`: each pool's size, busy members and queued requests;
-//! - `GET /healthz` (process up), `GET /readyz` (supervisor answering, not draining).
+//! - `GET /healthz` (process up), `GET /readyz` (supervisor answering, not draining);
+//! - `GET /` the dashboard (server-rendered HTML with inline plain JavaScript, nothing
+//!   loaded from elsewhere); `GET /v1/events` its live feed of the caller's sessions (SSE).
 //!
-//! This is the host's first part: authentication, tenants, durable state, the dashboard,
-//! metrics and OpenAPI come next. Until authentication exists the host refuses to listen
+//! This is the host's first part: authentication, tenants, durable state, metrics and
+//! OpenAPI come next. Until authentication exists the host refuses to listen
 //! on anything but a loopback address.
 //!
 //! ```no_run
@@ -35,6 +37,7 @@ mod audit;
 mod auth;
 mod body;
 mod config;
+mod dashboard;
 mod error;
 mod limits;
 mod openapi;

@@ -34,6 +34,8 @@ use crate::routes::{audit, health, pools, sessions, turns};
         pools::send_message,
         audit::list,
         openapi_json,
+        crate::dashboard::page,
+        crate::dashboard::events,
     ),
     modifiers(&Bearer),
     security(("bearer" = [])),
@@ -44,6 +46,7 @@ use crate::routes::{audit, health, pools, sessions, turns};
         (name = "health", description = "Liveness and readiness"),
         (name = "audit", description = "The audit trail (admin scope)"),
         (name = "meta", description = "This document"),
+        (name = "dashboard", description = "The dashboard page and its live feed"),
     )
 )]
 pub(crate) struct ApiDoc;

@@ -499,6 +499,8 @@ async fn every_documented_route_answers_with_a_documented_status() {
         "get /v1/sessions/{name}/transcript",
         "post /v1/query",
         "get /v1/audit",
+        "get /",
+        "get /v1/events",
     ] {
         assert!(
             documented.contains(expected),
@@ -526,6 +528,9 @@ async fn every_documented_route_answers_with_a_documented_status() {
             documented.is_object(),
             "{method} {path} answered {status}, which it does not document"
         );
+        if path == "/v1/events" {
+            continue; // a live feed: its body goes on while the host runs
+        }
         let text = r.text().await.expect("body");
         if documented["content"]["application/json"].is_object() && !text.is_empty() {
             serde_json::from_str::<Value>(&text)

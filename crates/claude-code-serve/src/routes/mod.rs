@@ -19,6 +19,8 @@ use crate::state::AppState;
 
 pub(crate) fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     Router::new()
+        .route("/", get(crate::dashboard::page))
+        .route("/v1/events", get(crate::dashboard::events))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/v1/sessions", post(sessions::create).get(sessions::list))
