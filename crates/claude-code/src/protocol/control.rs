@@ -241,6 +241,18 @@ pub struct ControlResponse {
     pub extra: Map<String, Value>,
     /// Unknown keys of the outer envelope, beside `type` and `response`.
     pub envelope_extra: Map<String, Value>,
+    /// Keys a malformed line lacked, so that serializing it gives back the same JSON.
+    absent: Absent,
+}
+
+/// Keys of a [`ControlResponse`] line that were missing (the defaults stand in for them
+/// in the fields, and are not written back).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Absent {
+    response: bool,
+    request_id: bool,
+    subtype: bool,
+    error: bool,
 }
 
 impl ControlResponse {
@@ -251,6 +263,7 @@ impl ControlResponse {
             result: Ok(payload),
             extra: Map::new(),
             envelope_extra: Map::new(),
+            absent: Absent::default(),
         }
     }
 
@@ -261,6 +274,7 @@ impl ControlResponse {
             result: Err(error),
             extra: Map::new(),
             envelope_extra: Map::new(),
+            absent: Absent::default(),
         }
     }
 
@@ -282,13 +296,17 @@ impl ControlResponse {
     /// Builds the response from the whole envelope object. Never fails.
     pub(crate) fn from_object(mut outer: Map<String, Value>) -> Self {
         outer.remove("type");
+        let mut absent = Absent::default();
         let mut inner = match outer.remove("response") {
             Some(Value::Object(inner)) => inner,
             Some(other) => {
                 outer.insert("response".to_owned(), other);
                 Map::new()
             }
-            None => Map::new(),
+            None => {
+                absent.response = true;
+                Map::new()
+            }
         };
         let request_id = match inner.remove("request_id") {
             Some(Value::String(id)) => id,
@@ -296,19 +314,25 @@ impl ControlResponse {
                 inner.insert("request_id".to_owned(), other);
                 String::new()
             }
-            None => String::new(),
+            None => {
+                absent.request_id = true;
+                String::new()
+            }
         };
         let subtype = inner.remove("subtype");
-        let result = match subtype.as_ref().and_then(Value::as_str) {
-            Some("success") => Ok(inner.remove("response")),
-            Some("error") => {
+        let result = match subtype.as_ref().map(|v| (v, v.as_str())) {
+            Some((_, Some("success"))) => Ok(inner.remove("response")),
+            Some((_, Some("error"))) => {
                 let message = match inner.remove("error") {
                     Some(Value::String(m)) => m,
                     Some(other) => {
                         inner.insert("error".to_owned(), other);
                         String::new()
                     }
-                    None => String::new(),
+                    None => {
+                        absent.error = true;
+                        String::new()
+                    }
                 };
                 let code = match inner.remove("error_code") {
                     Some(Value::String(c)) => Some(c),
@@ -320,11 +344,13 @@ impl ControlResponse {
                 };
                 Err(ControlError { message, code })
             }
-            _ => {
-                let shown = subtype
-                    .as_ref()
-                    .map_or_else(|| "none".to_owned(), Value::to_string);
-                inner.insert("subtype".to_owned(), subtype.unwrap_or(Value::Null));
+            None => {
+                absent.subtype = true;
+                Err(no_subtype())
+            }
+            Some((other, _)) => {
+                let shown = other.to_string();
+                inner.insert("subtype".to_owned(), other.clone());
                 Err(ControlError::new(format!(
                     "control response with unknown subtype {shown}"
                 )))
@@ -335,8 +361,14 @@ impl ControlResponse {
             result,
             extra: inner,
             envelope_extra: outer,
+            absent,
         }
     }
+}
+
+/// The error of a control response whose `subtype` is missing.
+fn no_subtype() -> ControlError {
+    ControlError::new("control response without a subtype")
 }
 
 /// The inner `response` object of a [`ControlResponse`].
@@ -347,7 +379,10 @@ impl Serialize for ResponseBody<'_> {
         let r = self.0;
         let mut m = s.serialize_map(None)?;
         let mut written: Vec<&str> = Vec::with_capacity(4);
-        if !r.extra.contains_key("subtype") {
+        // A line without a subtype read as an error of unknown subtype: written back
+        // without one (unless the result was changed since).
+        let absent_subtype = r.absent.subtype && r.result == Err(no_subtype());
+        if !r.extra.contains_key("subtype") && !absent_subtype {
             match &r.result {
                 Ok(payload) => {
                     m.serialize_entry("subtype", "success")?;
@@ -360,7 +395,8 @@ impl Serialize for ResponseBody<'_> {
                 Err(e) => {
                     m.serialize_entry("subtype", "error")?;
                     written.push("subtype");
-                    if !r.extra.contains_key("error") {
+                    let absent_error = r.absent.error && e.message.is_empty();
+                    if !r.extra.contains_key("error") && !absent_error {
                         m.serialize_entry("error", &e.message)?;
                         written.push("error");
                     }
@@ -371,7 +407,8 @@ impl Serialize for ResponseBody<'_> {
                 }
             }
         }
-        if !r.extra.contains_key("request_id") {
+        let absent_id = r.absent.request_id && r.request_id.is_empty();
+        if !r.extra.contains_key("request_id") && !absent_id {
             m.serialize_entry("request_id", &r.request_id)?;
         }
         for (k, v) in &r.extra {
@@ -387,7 +424,12 @@ impl Serialize for ControlResponse {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("type", "control_response")?;
-        if !self.envelope_extra.contains_key("response") {
+        // A line without `response` parses to an empty error answer; nothing to write.
+        let absent_body = self.absent.response
+            && self.request_id.is_empty()
+            && self.extra.is_empty()
+            && self.result == Err(no_subtype());
+        if !self.envelope_extra.contains_key("response") && !absent_body {
             m.serialize_entry("response", &ResponseBody(self))?;
         }
         for (k, v) in &self.envelope_extra {

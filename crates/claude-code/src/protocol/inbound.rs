@@ -29,12 +29,13 @@ pub enum Inbound {
     ControlRequest(ControlRequest),
     /// The CLI's answer to one of our requests.
     ControlResponse(ControlResponse),
-    /// The CLI abandoned one of its requests: stop its handler, send nothing.
+    /// The CLI abandoned one of its requests: stop its handler, send nothing. Other
+    /// fields of the line are not kept.
     ControlCancelRequest {
         /// The id of the abandoned request.
         request_id: String,
     },
-    /// `keep_alive`: ignore.
+    /// `keep_alive`: ignore (other fields of the line are not kept).
     KeepAlive,
 }
 

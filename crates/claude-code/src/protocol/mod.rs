@@ -8,7 +8,8 @@
 //! block types and control subtypes land in an `Unknown` variant holding the raw JSON;
 //! unknown fields land in each struct's `extra`; key order does not matter. Parsing a line
 //! and serializing it again gives back the same JSON value, so nothing the CLI sends is
-//! lost. Parsing is a single pass without `#[serde(flatten)]` or an intermediate `Value`.
+//! lost; the two envelopes that carry nothing to act on are the exception: a
+//! `keep_alive` keeps no fields, a `control_cancel_request` only its `request_id`. Parsing is a single pass without `#[serde(flatten)]` or an intermediate `Value`.
 //!
 //! ```
 //! use claude_code::protocol::{ContentBlock, Inbound, Message};

@@ -180,3 +180,62 @@ fn peek_type_finds_the_type_anywhere() {
         assert_eq!(peek_type(line).as_deref(), want["type"].as_str());
     }
 }
+
+/// Parses, serializes and parses again: both parses agree, and the JSON is the line's.
+fn stable(line: &str) -> Inbound {
+    let parsed = round_trip(line);
+    let again =
+        Inbound::parse(&serde_json::to_string(&parsed).expect("serializes")).expect("parses again");
+    assert_eq!(parsed, again, "{line}");
+    parsed
+}
+
+// Found by the `protocol` fuzz target (fuzz/regressions/protocol/control-response-*):
+// a control response missing `subtype`, `request_id`, `response` or `error` was written
+// back with made-up values (`"subtype":null`, `"request_id":""`, …), and a second parse
+// read a different error.
+#[test]
+fn malformed_control_responses_round_trip_exactly() {
+    let crash = r#"{"type":"control_response","responsbtye":{"subtype":"success","request_id":"req=_3_x","response":{"mode":"acceptEdits"}}}"#;
+    for line in [
+        crash,
+        r#"{"type":"control_response"}"#,
+        r#"{"type":"control_response","response":{"request_id":"r","response":{}}}"#,
+        r#"{"type":"control_response","response":{"subtype":"success"}}"#,
+        r#"{"type":"control_response","response":{"subtype":"error","request_id":"r"}}"#,
+        r#"{"type":"control_response","response":{"subtype":5,"request_id":"r"}}"#,
+        r#"{"type":"control_response","response":{"subtype":null}}"#,
+    ] {
+        let Inbound::ControlResponse(r) = stable(line) else {
+            panic!("not a control response: {line}");
+        };
+        assert!(r.request_id.is_empty() || r.request_id == "r", "{line}");
+    }
+    let Inbound::ControlResponse(r) = stable(crash) else {
+        unreachable!()
+    };
+    let err = r.result.expect_err("no subtype is an error");
+    assert!(err.message.contains("without a subtype"), "{}", err.message);
+    // A well-formed answer built in code is still written whole.
+    let built = ControlResponse::error("r", ControlError::new(""));
+    assert_eq!(
+        serde_json::to_value(&built).expect("serializes"),
+        json!({"type":"control_response","response":{"subtype":"error","request_id":"r","error":""}})
+    );
+}
+
+// Found by the `protocol` fuzz target (fuzz/regressions/protocol/float-not-exact):
+// serde_json's default float parsing can be one ulp off, so a cost read from a line,
+// written back and read again changed (0.00019999999999999998 became 0.0002).
+#[test]
+fn floats_parse_exactly_and_survive_a_round_trip() {
+    let line = r#"{"type":"result","subtype":"success","total_cost_usd":0.0001999999999999999815,"session_id":"s"}"#;
+    let Inbound::Message(Message::Result(r)) = stable(line) else {
+        panic!("not a result");
+    };
+    // The correctly rounded double (Python's float("0.0001999999999999999815")).
+    assert_eq!(r.total_cost_usd, Some(0.000_199_999_999_999_999_98));
+    assert_ne!(r.total_cost_usd, Some(0.0002));
+    let unknown = r#"{"cost":0.0001999999999999999815}"#;
+    stable(unknown);
+}

@@ -400,6 +400,9 @@ async fn drain_stderr(stderr: ChildStderr, tail: StderrTail, callback: Option<St
 }
 
 #[cfg(test)]
+mod framing_props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
