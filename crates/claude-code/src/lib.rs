@@ -64,6 +64,12 @@ pub mod telemetry;
 mod transport;
 mod util;
 
+// Entry points for the fuzz targets in `fuzz/` only; not part of the API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+#[path = "fuzz.rs"]
+pub mod __fuzz;
+
 // The hosting layer, built on the SDK (never the other way round).
 pub mod hosting;
 pub use hosting::{admission, cost, pool, spares, supervisor};

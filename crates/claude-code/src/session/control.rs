@@ -32,43 +32,13 @@ pub(super) enum Pending {
 impl Actor {
     /// Routes one stdout line. `Err` only when the CLI can no longer be written to.
     pub(super) async fn on_line(&mut self, bytes: Bytes) -> Result<(), ()> {
-        let Ok(text) = std::str::from_utf8(&bytes) else {
-            tracing::warn!(len = bytes.len(), "skipped a stdout line that is not UTF-8");
-            return Ok(());
-        };
-        if text.trim().is_empty() {
-            return Ok(());
-        }
-        // Ordinary messages go to the consumer unparsed; only what the actor itself acts
-        // on (control envelopes, system and result lines) is parsed here.
-        match peek_type(text).as_deref() {
-            Some(
-                "control_request"
-                | "control_response"
-                | "control_cancel_request"
-                | "keep_alive"
-                | "system"
-                | "result",
-            ) => {}
-            Some(_) => {
+        let inbound = match route(&bytes) {
+            Routed::Skip => return Ok(()),
+            Routed::Raw => {
                 self.push(Delivery::Raw(bytes), false);
                 return Ok(());
             }
-            None => {
-                tracing::debug!(line = %truncate(text, 200), "skipped a stdout line without a type");
-                return Ok(());
-            }
-        }
-        let inbound = match Inbound::parse(text) {
-            Ok(inbound) => inbound,
-            Err(e) => {
-                if text.trim_start().starts_with('{') {
-                    tracing::warn!(error = %e, len = text.len(), "skipped an unparseable stdout line");
-                } else {
-                    tracing::debug!(line = %truncate(text, 200), "skipped a non-JSON stdout line");
-                }
-                return Ok(());
-            }
+            Routed::Parsed(inbound) => inbound,
         };
         match inbound {
             Inbound::Message(message) => self.on_message(message).await,
@@ -203,18 +173,7 @@ impl Actor {
             let started = Instant::now();
             let answer = callbacks.answer(request.request, timeout).await;
             telemetry::control_done(Direction::Inbound, &subtype, started, answer.is_ok());
-            let line = match answer {
-                Ok(payload) => control_success_line(&id, payload),
-                Err(message) => {
-                    tracing::debug!(
-                        request_id = id,
-                        error = message,
-                        "control request answered with an error"
-                    );
-                    control_error_line(&id, &message)
-                }
-            };
-            let _ = writer.send(line.into()).await;
+            let _ = writer.send(answer_line(&id, answer).into()).await;
         };
         let task = tokio::spawn(tracing::Instrument::instrument(answer, span));
         self.handlers.retain(|_, h| !h.is_finished());
@@ -232,6 +191,74 @@ impl Actor {
         let line = control_request_line(&id, &OutboundRequest::McpStatus);
         self.pending.insert(id, Pending::McpCheck(expected));
         let _ = self.t.send(line).await;
+    }
+}
+
+/// What the actor does with one stdout line.
+// Unboxed like `Inbound`: the parsed variant is the hot path.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(crate) enum Routed {
+    /// Blank, not UTF-8, not JSON, no `type`, or unparseable: logged and skipped.
+    Skip,
+    /// An ordinary message for the consumer, handed over unparsed.
+    Raw,
+    /// A line the actor acts on itself (control envelopes, `system`, `result`).
+    Parsed(Inbound),
+}
+
+/// Decides what happens to one stdout line (pure: the actor's and the fuzz targets' one
+/// entry to line parsing). Ordinary messages go to the consumer unparsed; only what the
+/// actor itself acts on is parsed here.
+pub(crate) fn route(bytes: &[u8]) -> Routed {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        tracing::warn!(len = bytes.len(), "skipped a stdout line that is not UTF-8");
+        return Routed::Skip;
+    };
+    if text.trim().is_empty() {
+        return Routed::Skip;
+    }
+    match peek_type(text).as_deref() {
+        Some(
+            "control_request"
+            | "control_response"
+            | "control_cancel_request"
+            | "keep_alive"
+            | "system"
+            | "result",
+        ) => {}
+        Some(_) => return Routed::Raw,
+        None => {
+            tracing::debug!(line = %truncate(text, 200), "skipped a stdout line without a type");
+            return Routed::Skip;
+        }
+    }
+    match Inbound::parse(text) {
+        Ok(inbound) => Routed::Parsed(inbound),
+        Err(e) => {
+            if text.trim_start().starts_with('{') {
+                tracing::warn!(error = %e, len = text.len(), "skipped an unparseable stdout line");
+            } else {
+                tracing::debug!(line = %truncate(text, 200), "skipped a non-JSON stdout line");
+            }
+            Routed::Skip
+        }
+    }
+}
+
+/// The `control_response` line (with its newline) carrying a callback's answer to the
+/// CLI request `id`.
+pub(crate) fn answer_line(id: &str, answer: std::result::Result<Value, String>) -> String {
+    match answer {
+        Ok(payload) => control_success_line(id, payload),
+        Err(message) => {
+            tracing::debug!(
+                request_id = id,
+                error = message,
+                "control request answered with an error"
+            );
+            control_error_line(id, &message)
+        }
     }
 }
 

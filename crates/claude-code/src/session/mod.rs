@@ -23,6 +23,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 mod actor;
 mod control;
+#[cfg(feature = "fuzzing")]
+pub(crate) use control::{answer_line, route, Routed};
 mod store_hook;
 pub(crate) mod stream;
 mod turns;
