@@ -49,6 +49,7 @@ pub(crate) struct PoolObject {
 #[allow(dead_code)] // read by the OpenAPI derive only
 pub(crate) struct PoolParam {
     /// The pool's name.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pool: String,
 }
 

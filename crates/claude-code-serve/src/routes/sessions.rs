@@ -96,6 +96,7 @@ impl SessionRecipe {
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateSession {
     /// 1-64 characters of `A-Z a-z 0-9 _ -`, unique within the tenant.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     name: String,
     /// A template of the host's configuration to start from.
     #[serde(default)]
@@ -309,6 +310,7 @@ pub(crate) async fn transcript(
 #[allow(dead_code)] // read by the OpenAPI derive only
 pub(crate) struct NameParam {
     /// The session's name.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     name: String,
 }
 

@@ -33,6 +33,7 @@ use crate::{
 #[serde(deny_unknown_fields)]
 pub(crate) struct Prompt {
     /// What to ask (at most 256 KiB).
+    #[schema(min_length = 1, pattern = "\\S")]
     pub(crate) prompt: String,
 }
 
