@@ -142,7 +142,7 @@ proptest! {
         max in 0usize..24,
     ) {
         let expected = reference(&input, max);
-        prop_assert_eq!(decode_chunks(&[input.clone()], max), expected.clone());
+        prop_assert_eq!(decode_chunks(std::slice::from_ref(&input), max), expected.clone());
         prop_assert_eq!(decode_chunks(&chunks(&input, &cuts), max), expected);
     }
 
