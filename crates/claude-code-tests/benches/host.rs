@@ -14,7 +14,10 @@
 //!    messages from the fake CLI, via `POST /v1/sessions/{name}/messages` with
 //!    `Accept: text/event-stream` (the client splits the SSE frames and counts events up
 //!    to `result`; it does not decode their JSON), against `Session::stream` in-process
-//!    on the same fake CLI (target >= 0.8x). Median of `TURNS` turns each.
+//!    on the same fake CLI (target >= 0.8x). Median of `TURNS` turns each. Two hosts:
+//!    one started in this process (sharing the runtime and the cores with the client),
+//!    and a host process of its own (see `memory`: this binary as a host, or `HOST_BIN`),
+//!    with reqwest as the client, and `curl` too when installed (its own transfer time).
 //! 3. `memory`: a host process's RSS at rest with 0 and with 1,000 dynamic sessions
 //!    restored hibernated from its state store (target < 64 KiB per session), beside the
 //!    SQLite file's size. The store is filled through the API (`POST /v1/sessions` and
@@ -27,7 +30,7 @@
 //! `REQUESTS` per run with the real CLI (default 64; at 64 connections at least 128);
 //! `FAKE_REQUESTS` per run with the fake CLI (default 3000); `ROUNDS` (default 3);
 //! `WRK_SECS` (default 3; 0: no wrk);
-//! `FLOOD`; `TURNS` (default 5); `SESSIONS` (default 1000); `HOST_BIN`. Under
+//! `FLOOD`; `TURNS` (default 10); `SESSIONS` (default 1000); `HOST_BIN`. Under
 //! `cargo test` it does nothing: the figures need a quiet machine and minutes.
 
 use std::{
@@ -443,6 +446,34 @@ async fn sse_turn(client: &reqwest::Client, url: &str) -> (usize, Duration) {
     panic!("the SSE stream ended before its result ({events} events)");
 }
 
+/// One SSE turn received by `curl` (when installed): the events its output holds up to
+/// `result`, and curl's own transfer time (`time_total`, without its process start).
+fn curl_turn(url: &str) -> Option<(usize, Duration)> {
+    let mut child = Command::new("curl")
+        .args(["-s", "-N", "-X", "POST", "-H", "accept: text/event-stream"])
+        .args([
+            "-H",
+            "content-type: application/json",
+            "-d",
+            r#"{"prompt":"go"}"#,
+        ])
+        .args(["-w", "%{stderr}%{time_total}", url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let stdout = child.stdout.take()?;
+    let mut events = 0;
+    for line in BufReader::with_capacity(1 << 16, stdout).split(b'\n') {
+        if line.ok()?.starts_with(b"event: ") {
+            events += 1;
+        }
+    }
+    let out = child.wait_with_output().ok()?;
+    let secs: f64 = String::from_utf8_lossy(&out.stderr).trim().parse().ok()?;
+    Some((events, Duration::try_from_secs_f64(secs).ok()?))
+}
+
 async fn sdk_turn(session: &Session) -> (usize, Duration) {
     let started = Instant::now();
     let mut stream = session.stream("go").await.expect("stream");
@@ -454,71 +485,107 @@ async fn sdk_turn(session: &Session) -> (usize, Duration) {
     (count, started.elapsed())
 }
 
-async fn sse(flood: usize, turns: usize) {
-    let options = Options::new()
-        .cli_path(FAKE)
-        .env("FAKE_CLAUDE_FLOOD", flood.to_string());
-    let host = Host::start(host_config(options.clone()))
-        .await
-        .expect("host starts");
-    let client = client();
+/// Creates the session `flood` on the host at `base`; returns its messages URL.
+async fn flood_session(client: &reqwest::Client, base: &str) -> String {
     let r = client
-        .post(format!("{}/v1/sessions", host.url()))
+        .post(format!("{base}/v1/sessions"))
         .json(&json!({"name": "flood"}))
         .send()
         .await
         .expect("create");
     assert_eq!(r.status().as_u16(), 201, "session created");
-    let url = format!("{}/v1/sessions/flood/messages", host.url());
+    format!("{base}/v1/sessions/flood/messages")
+}
+
+async fn sse(flood: usize, turns: usize) {
+    let options = Options::new()
+        .cli_path(FAKE)
+        .env("FAKE_CLAUDE_FLOOD", flood.to_string());
+    // The host in this process (sharing its runtime and cores with the client), and a
+    // host process of its own (as `claude-code serve` runs, current-thread runtime).
+    let host = Host::start(host_config(options.clone()))
+        .await
+        .expect("host starts");
+    let data = tempfile::tempdir().expect("temp dir");
+    let flood_env = flood.to_string();
+    let process = HostProcess::start(data.path(), &[("FAKE_CLAUDE_FLOOD", &flood_env)]);
+    let client = client();
+    let urls = [
+        flood_session(&client, &host.url()).await,
+        flood_session(&client, &process.url).await,
+    ];
     let session = Session::start(options).await.expect("session starts");
-    // Warm-up of both paths (page cache, allocator, connection).
-    sse_turn(&client, &url).await;
+    // Warm-up of every path (page cache, allocator, connections).
+    for url in &urls {
+        sse_turn(&client, url).await;
+    }
     sdk_turn(&session).await;
-    let (mut http, mut sdk) = (Vec::new(), Vec::new());
-    let (mut http_n, mut sdk_n) = (0, 0);
+    let curl = {
+        let url = urls[1].clone();
+        tokio::task::spawn_blocking(move || curl_turn(&url))
+            .await
+            .expect("curl task")
+            .is_some()
+    };
+    // [in-process SDK, reqwest to the in-process host, reqwest to the host process,
+    // curl to the host process]
+    let variants = if curl { 4 } else { 3 };
+    let mut times: [Vec<Duration>; 4] = Default::default();
+    let mut counts = [0; 4];
     for turn in 0..turns {
-        let order = if turn % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        };
-        for over_http in order {
-            if over_http {
-                let (n, t) = sse_turn(&client, &url).await;
-                http_n = n;
-                http.push(t);
-            } else {
-                let (n, t) = sdk_turn(&session).await;
-                sdk_n = n;
-                sdk.push(t);
-            }
+        for k in 0..variants {
+            // A rotating order, so that all of them see the same drift in load.
+            let which = (turn + k) % variants;
+            let (n, t) = match which {
+                0 => sdk_turn(&session).await,
+                1 | 2 => sse_turn(&client, &urls[which - 1]).await,
+                _ => {
+                    let url = urls[1].clone();
+                    tokio::task::spawn_blocking(move || curl_turn(&url))
+                        .await
+                        .expect("curl task")
+                        .expect("curl turn")
+                }
+            };
+            counts[which] = n;
+            times[which].push(t);
         }
     }
     session.stop().await.expect("stop");
     host.shutdown().await.expect("host stops");
-    http.sort();
-    sdk.sort();
-    let (http_t, sdk_t) = (percentile(&http, 0.5), percentile(&sdk, 0.5));
-    let (http_rate, sdk_rate) = (
-        http_n as f64 / http_t.as_secs_f64(),
-        sdk_n as f64 / sdk_t.as_secs_f64(),
-    );
+    drop(process);
+    let rates: Vec<(f64, Duration)> = times[..variants]
+        .iter_mut()
+        .zip(counts)
+        .map(|(t, n)| {
+            t.sort();
+            let median = percentile(t, 0.5);
+            (n as f64 / median.as_secs_f64(), median)
+        })
+        .collect();
     println!("sse: {flood} x 1 KiB assistant messages per turn, median of {turns} turns");
-    println!(
-        "sse: in-process Session::stream: {sdk_rate:>9.0} msgs/s ({:.1} ms per turn, {sdk_n} \
-         messages)",
-        ms(sdk_t)
-    );
-    println!(
-        "sse: HTTP text/event-stream:     {http_rate:>9.0} msgs/s ({:.1} ms per turn, {http_n} \
-         events)",
-        ms(http_t)
-    );
-    let ratio = http_rate / sdk_rate;
-    println!(
-        "sse: HTTP / in-process: {ratio:.3}x (target >= 0.8x: {})",
-        verdict(ratio >= 0.8)
-    );
+    let names = [
+        "in-process Session::stream",
+        "SSE, host in the bench process",
+        "SSE, host process",
+        "SSE, host process, curl client",
+    ];
+    let names = &names[..variants];
+    for (i, (name, (rate, t))) in names.iter().zip(&rates).enumerate() {
+        let what = if i == 0 { "messages" } else { "events" };
+        println!(
+            "sse: {name:<30}: {rate:>9.0} msgs/s ({:.1} ms per turn, {} {what})",
+            ms(*t),
+            counts[i]
+        );
+    }
+    for (i, name) in names.iter().enumerate().skip(1) {
+        let ratio = rates[i].0 / rates[0].0;
+        println!(
+            "sse: {name} / in-process: {ratio:.3}x (target >= 0.8x: {})",
+            verdict(ratio >= 0.8)
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -575,11 +642,12 @@ struct HostProcess {
 }
 
 impl HostProcess {
-    fn start(dir: &Path) -> HostProcess {
+    /// Starts it with `env` added to its environment (which its CLIs inherit).
+    fn start(dir: &Path, env: &[(&str, &str)]) -> HostProcess {
         let mut cmd = match std::env::var_os("HOST_BIN") {
             Some(bin) => {
                 // `claude-code serve` without warm spares (they would start a CLI).
-                let config = dir.with_extension("toml");
+                let config = dir.join("bench.toml");
                 std::fs::write(&config, "[serve]\nspares = 0\n").expect("write config");
                 let mut cmd = Command::new(bin);
                 cmd.env("CLAUDE_CODE_CONFIG", &config)
@@ -589,12 +657,13 @@ impl HostProcess {
             }
             None => {
                 let mut cmd = Command::new(std::env::current_exe().expect("own path"));
-                cmd.arg("--host-at-rest");
+                cmd.arg("--host-only");
                 cmd
             }
         };
         cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
+            .envs(env.iter().copied())
             .env_remove("ANTHROPIC_API_KEY")
             .stdin(Stdio::null())
             .stdout(Stdio::piped());
@@ -630,7 +699,7 @@ impl Drop for HostProcess {
 /// Starts a host on `dir`, lets it settle, and returns its RSS at rest, its RSS after
 /// listing its sessions, and how many of them are hibernated.
 async fn at_rest(dir: &Path) -> (u64, u64, usize, usize) {
-    let host = HostProcess::start(dir);
+    let host = HostProcess::start(dir, &[]);
     let client = client();
     let ready = client
         .get(format!("{}/readyz", host.url))
@@ -710,9 +779,9 @@ async fn memory(sessions: usize) {
     );
 }
 
-/// `--host-at-rest --listen ADDR --data-dir DIR`: a host and nothing else, on a
+/// `--host-only --listen ADDR --data-dir DIR`: a host and nothing else, on a
 /// current-thread runtime as `claude-code serve` runs it, until SIGTERM.
-fn host_at_rest(args: &[String]) {
+fn host_only(args: &[String]) {
     let value = |flag: &str| {
         args.iter()
             .position(|a| a == flag)
@@ -765,8 +834,8 @@ fn main() {
         println!("host: bench");
         return;
     }
-    if args.get(1).is_some_and(|a| a == "--host-at-rest") {
-        host_at_rest(&args[2..]);
+    if args.get(1).is_some_and(|a| a == "--host-only") {
+        host_only(&args[2..]);
         return;
     }
     // `cargo bench` passes `--bench`; under `cargo test` this bench does nothing.
@@ -821,7 +890,7 @@ fn main() {
             }
         }
         if section("sse") {
-            sse(env_usize("FLOOD", 20_000), env_usize("TURNS", 5).max(1)).await;
+            sse(env_usize("FLOOD", 20_000), env_usize("TURNS", 10).max(1)).await;
             loadavg("after sse");
         }
     });
