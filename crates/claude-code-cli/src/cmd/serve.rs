@@ -43,12 +43,12 @@ pub async fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     let config = cli.load_config(overrides)?;
     let host = Host::start(host_config(&config)).await?;
     if host.is_offline() {
-        println!("offline: ANTHROPIC_API_KEY is not set; sessions talk to the built-in mock Messages API");
+        say("offline: ANTHROPIC_API_KEY is not set; sessions talk to the built-in mock Messages API");
     }
-    println!("claude-code host listening on {}", host.url());
-    println!("dashboard: {}/", host.url());
+    say(&format!("claude-code host listening on {}", host.url()));
+    say(&format!("dashboard: {}/", host.url()));
     wait_for_stop().await?;
-    eprintln!("stopping: draining turns and stopping sessions");
+    say("stopping: draining turns and stopping sessions");
     host.shutdown().await?;
     Ok(())
 }
@@ -106,6 +106,14 @@ fn tenant_limits(l: &LimitSettings) -> TenantLimits {
     limits.requests_per_minute = l.requests_per_minute;
     limits.max_spend_usd = l.max_spend_usd;
     limits
+}
+
+/// One line on stdout. A host keeps serving when whoever started it stops reading its
+/// output (a closed pipe): the line is dropped, not the host.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
 /// Waits for SIGINT (Ctrl-C) or SIGTERM.
