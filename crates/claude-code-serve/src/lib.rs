@@ -18,10 +18,19 @@
 //!   `GET /v1/pools`: each pool's size, busy members and queued requests;
 //! - `GET /healthz` (process up), `GET /readyz` (supervisor answering, not draining);
 //! - `GET /` the dashboard (server-rendered HTML with inline plain JavaScript, nothing
-//!   loaded from elsewhere); `GET /v1/events` its live feed of the caller's sessions (SSE).
+//!   loaded from elsewhere); `GET /v1/events` its live feed of the caller's sessions (SSE);
+//! - `GET /metrics` (read scope): the SDK's and the HTTP layer's metrics in the
+//!   Prometheus text format. The first host in a process installs the process's
+//!   `metrics` recorder and later hosts share it, so the figures are per process.
 //!
-//! This is the host's first part: authentication, tenants, durable state, metrics and
-//! OpenAPI come next. Until authentication exists the host refuses to listen
+//! Every response carries an `x-request-id` (the client's, when valid, else a new one);
+//! each request runs in an `http.request` tracing span with that id, the method, the
+//! route template, the tenant and session name, status and latency. Install a
+//! `tracing` subscriber to see them; no header but `x-request-id`, and no body, is
+//! logged.
+//!
+//! This is the host's first part: authentication, tenants, durable state and OpenAPI
+//! come next. Until authentication exists the host refuses to listen
 //! on anything but a loopback address.
 //!
 //! ```no_run
@@ -40,10 +49,12 @@ mod config;
 mod dashboard;
 mod error;
 mod limits;
+mod metrics;
 mod openapi;
 mod routes;
 mod state;
 pub mod store;
+mod trace;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -102,6 +113,8 @@ impl Host {
         } else {
             None
         };
+        // Once per process; later hosts share the recorder (see `metrics`).
+        metrics::install();
         // Offline, every session (host options, named, pooled, templated) talks to the mock.
         let point = |o: Options| match &mock {
             Some(mock) => o
