@@ -103,6 +103,13 @@ pub enum CliError {
     )]
     NoDataDir,
 
+    /// The log subscriber could not be set up.
+    #[error("cannot set up logging: {detail}")]
+    Logs {
+        /// What went wrong (an invalid RUST_LOG, most likely).
+        detail: String,
+    },
+
     /// `doctor` found problems.
     #[error("{0} check(s) failed; see the fixes above")]
     DoctorFailed(usize),
