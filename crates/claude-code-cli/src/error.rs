@@ -103,6 +103,14 @@ pub enum CliError {
     )]
     NoDataDir,
 
+    /// Flags that do not go together.
+    #[error("{0}")]
+    Usage(String),
+
+    /// Talking to a running host failed.
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
+
     /// The log subscriber could not be set up.
     #[error("cannot set up logging: {detail}")]
     Logs {

@@ -71,12 +71,13 @@ pub(crate) async fn request(mut request: Request, next: Next) -> Response {
     span.record("latency_ms", latency_ms);
     {
         let _in = span.enter();
+        // Status and latency are the span's fields, printed with it.
         if status >= 500 {
-            tracing::warn!(status, latency_ms, "request");
+            tracing::warn!("request");
         } else if QUIET_ROUTES.contains(&&*route) {
-            tracing::debug!(status, latency_ms, "request");
+            tracing::debug!("request");
         } else {
-            tracing::info!(status, latency_ms, "request");
+            tracing::info!("request");
         }
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
