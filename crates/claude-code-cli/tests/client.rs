@@ -1,9 +1,10 @@
 //! `claude-code --server URL sessions | send | query` against a host started in-process
-//! (real HTTP on 127.0.0.1:0, the real CLI, the project's mock API).
+//! (real HTTP on 127.0.0.1:0, the real CLI, the project's mock API), with and without
+//! bearer tokens.
 
 mod support;
 
-use claude_code_serve::{Host, HostConfig};
+use claude_code_serve::{store::Store, Host, HostConfig, Scope};
 use serde_json::{json, Value};
 use support::*;
 
@@ -171,4 +172,55 @@ async fn errors_exit_non_zero_with_the_hosts_code() {
     .await;
     assert!(!out.status.success());
     assert!(stderr(&out).contains("plain http only"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn the_token_is_sent_as_a_bearer_token_from_the_flag_or_the_environment() {
+    let env = TestEnv::new(Script::new().fallback(Reply::text("authorised reply"))).await;
+    let data = tempfile::tempdir().expect("data dir");
+    let token = |scope| {
+        Store::open(data.path())
+            .expect("store")
+            .create_token("team-a", scope)
+            .expect("token")
+            .secret
+    };
+    let (writer, reader) = (token(Scope::Write), token(Scope::Read));
+    let host = Host::start(
+        HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+            .options(env.options())
+            .offline(false)
+            .data_dir(data.path()),
+    )
+    .await
+    .expect("host starts");
+
+    let out = remote(&env, &host, &["sessions"]).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("401 unauthorized"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = remote(&env, &host, &["--token", &writer, "query", "hello"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "authorised reply\n");
+
+    let mut cmd = bare(env.cwd.path());
+    cmd.env("CLAUDE_CODE_TOKEN", &reader);
+    let out = run(&mut cmd, &["--server", &host.url(), "sessions"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut cmd = bare(env.cwd.path());
+    cmd.env("CLAUDE_CODE_TOKEN", &reader);
+    let out = run(&mut cmd, &["--server", &host.url(), "query", "hi"]).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("403 forbidden"), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains(&reader),
+        "the token is never printed: {}",
+        stderr(&out)
+    );
+    host.shutdown().await.expect("shutdown");
+    env.assert_no_leftovers().await;
 }

@@ -2,7 +2,7 @@
 //! turn (real CLI, the project's mock API), labelled by route template, with no session
 //! name or prompt in them; several hosts in one process share the recorder.
 
-use claude_code_serve::{Host, HostConfig};
+use claude_code_serve::{store::Store, Host, HostConfig, Scope};
 use claude_code_tests::{Reply, Script, TestEnv};
 use serde_json::{json, Value};
 
@@ -210,6 +210,44 @@ async fn every_response_carries_a_request_id_the_clients_when_valid() {
     assert!(
         events.iter().any(|e| e["request_id"] == json!(two)),
         "a generated id is audited too: {audit}"
+    );
+    host.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn metrics_need_a_read_token_once_tokens_exist() {
+    let env = TestEnv::new(Script::new()).await;
+    let data = tempfile::tempdir().expect("data dir");
+    let reader = Store::open(data.path())
+        .expect("store")
+        .create_token("team-a", Scope::Read)
+        .expect("token")
+        .secret;
+    let host = Host::start(
+        HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+            .options(env.options())
+            .offline(false)
+            .data_dir(data.path()),
+    )
+    .await
+    .expect("host starts");
+    let (status, _, _) = metrics(&host).await;
+    assert_eq!(status, 401, "no token");
+    let r = reqwest::Client::new()
+        .get(format!("{}/metrics", host.url()))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .expect("GET /metrics");
+    assert_eq!(r.status().as_u16(), 200);
+    let text = r.text().await.expect("body");
+    assert!(
+        sample(
+            &text,
+            r#"claude_code_http_requests_total{method="GET",route="/metrics",status="401"}"#
+        )
+        .is_some_and(|n| n >= 1.0),
+        "the refused scrape is counted: {text}"
     );
     host.shutdown().await.expect("shutdown");
 }
