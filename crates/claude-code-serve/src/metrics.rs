@@ -21,13 +21,10 @@
 //!
 //! [`Host`]: crate::Host
 
-use std::{
-    sync::{Arc, OnceLock},
-    time::Instant,
-};
+use std::{sync::OnceLock, time::Instant};
 
 use axum::{
-    extract::{MatchedPath, Request, State},
+    extract::{MatchedPath, Request},
     http::{header, HeaderValue, Method, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -41,7 +38,6 @@ use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 use crate::{
     auth::{Caller, Scope},
     error::ApiError,
-    state::AppState,
 };
 
 /// Counter: HTTP requests answered, labels `method`, `route`, `status`.
@@ -109,10 +105,7 @@ fn describe_http_metrics() {
 
 /// `GET /metrics`: every metric of this process in the text exposition format. Needs
 /// read scope.
-pub(crate) async fn render(
-    State(_state): State<Arc<AppState>>,
-    caller: Caller,
-) -> Result<Response, ApiError> {
+pub(crate) async fn render(caller: Caller) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
     let Some(Ok(handle)) = RECORDER.get() else {
         return Err(ApiError::new(
