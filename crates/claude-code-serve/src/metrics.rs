@@ -37,6 +37,7 @@ use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 
 use crate::{
     auth::{Caller, Scope},
+    body::ErrorBody,
     error::ApiError,
 };
 
@@ -103,8 +104,20 @@ fn describe_http_metrics() {
     metrics::describe_gauge!(HTTP_IN_FLIGHT, "HTTP requests being handled");
 }
 
-/// `GET /metrics`: every metric of this process in the text exposition format. Needs
-/// read scope.
+/// Every metric of this process in the Prometheus text format (read scope).
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    description = "Prometheus text exposition (version 0.0.4) of the process's metrics: the \
+        SDK's (`claude_code_turns_total`, `claude_code_turn_duration_seconds`, \
+        `claude_code_cost_usd`, ...) and the HTTP layer's \
+        (`claude_code_http_requests_total{method,route,status}`, \
+        `claude_code_http_request_duration_seconds{method,route}`, \
+        `claude_code_http_requests_in_flight`), labelled by route template; no label \
+        carries a session name or a prompt.",
+    responses(
+        (status = 200, description = "The metrics", content_type = "text/plain; version=0.0.4", body = String),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 503, description = "Another metrics recorder was installed in this process first", body = ErrorBody),
+    ))]
 pub(crate) async fn render(caller: Caller) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
     let Some(Ok(handle)) = RECORDER.get() else {
