@@ -1,9 +1,9 @@
 //! Request spans and request ids.
 //!
 //! [`request`] wraps every request in an `http.request` span with `request_id`, `method`
-//! and `route` (the matched route template, never the raw path), then `tenant` and
-//! `session` once known (see [`record_tenant`]), and `status` and `latency_ms` when the
-//! response head is ready, when it logs one `request` event. The id is the client's
+//! and `route` (the matched route template, never the raw path), then `tenant`,
+//! `session` or `pool` once known (see [`record_tenant`]), and `status` and `latency_ms`
+//! when the response head is ready, when it logs one `request` event. The id is the client's
 //! `x-request-id` when that is 1-64 characters of `A-Z a-z 0-9 - _ . :`, else a new
 //! random one; either way it is returned in the `x-request-id` response header.
 //!
@@ -49,17 +49,19 @@ pub(crate) async fn request(mut request: Request, next: Next) -> Response {
         route = &*route,
         tenant = Empty,
         session = Empty,
+        pool = Empty,
         status = Empty,
         latency_ms = Empty,
     );
-    // `{name}` in a route is the caller's session name (no parameters: unmatched).
+    // `{name}` in a route is the caller's session name, `{pool}` a pool's (no parameters:
+    // unmatched). Only valid names: the text log format prints values as they are.
     if let Ok(params) = request.extract_parts::<RawPathParams>().await {
-        // Only a valid name: the text log format prints values as they are.
-        if let Some((_, name)) = params
-            .iter()
-            .find(|(key, name)| *key == "name" && is_valid_name(name))
-        {
-            span.record("session", name);
+        for (key, value) in params.iter().filter(|(_, v)| is_valid_name(v)) {
+            match key {
+                "name" => span.record("session", value),
+                "pool" => span.record("pool", value),
+                _ => &span,
+            };
         }
     }
     request.extensions_mut().insert(RequestId(id.clone()));
