@@ -16,7 +16,9 @@
 //!   configured pool, with the same replies as a session's messages (a full queue, or
 //!   none free within the queue timeout, is 429 `queue_full` with `Retry-After`);
 //!   `GET /v1/pools`: each pool's size, busy members and queued requests;
-//! - `GET /healthz` (process up), `GET /readyz` (supervisor answering, not draining);
+//! - `GET /healthz` (process up), `GET /readyz` (CLI found, supervisor answering, state
+//!   store open, not draining); `GET /v1/audit` (admin scope) the tenant's API calls;
+//!   `GET /openapi.json` the OpenAPI document ([`openapi`]);
 //! - `GET /` the dashboard (server-rendered HTML with inline plain JavaScript, nothing
 //!   loaded from elsewhere); `GET /v1/events` its live feed of the caller's sessions (SSE);
 //! - `GET /metrics` (read scope): the SDK's and the HTTP layer's metrics in the
@@ -29,9 +31,12 @@
 //! `tracing` subscriber to see them; no header but `x-request-id`, and no body, is
 //! logged.
 //!
-//! This is the host's first part: authentication, tenants, durable state and OpenAPI
-//! come next. Until authentication exists the host refuses to listen
-//! on anything but a loopback address.
+//! Callers are tenants: a bearer token (made with `claude-code token create`, kept hashed
+//! in the [`store`]) names the tenant and its [`Scope`]; a tenant sees only its own
+//! sessions, within its [`TenantLimits`]. While no token exists, the host serves
+//! anonymous requests as [`DEFAULT_TENANT`] and only on a loopback address. Dynamic
+//! sessions, the cost ledger and the audit trail live in SQLite in the data directory,
+//! so a restarted host (even after `kill -9`) lists its sessions and resumes them.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
