@@ -37,6 +37,8 @@
 //! max_body_bytes = 1048576            # larger request bodies are 413
 //! spares = 1                          # warm sessions for POST /v1/query
 //! idle_timeout_secs = 600             # dynamic sessions hibernate after idling this long
+//! drain_timeout_secs = 30             # SIGTERM: how long running turns may finish
+//! on_disconnect = "finish"            # finish | interrupt: a turn whose client went away
 //!
 //! [supervisor]
 //! strategy = "one_for_one"            # one_for_one | one_for_all | rest_for_one

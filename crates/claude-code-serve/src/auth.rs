@@ -118,7 +118,11 @@ pub(crate) async fn authenticate(
         .get::<MatchedPath>()
         .map_or_else(|| "(unmatched)".to_string(), |p| p.as_str().to_string());
     let method = req.method().to_string();
+    let request_id = crate::trace::request_id(&req);
     let outcome = resolve(&state, req.headers()).await;
+    if let Ok(caller) = &outcome {
+        crate::trace::record_tenant(&caller.tenant);
+    }
     let limited = match &outcome {
         Ok(caller) if audited => state.limits.check_rate(&caller.tenant).err(),
         _ => None,
@@ -135,7 +139,7 @@ pub(crate) async fn authenticate(
     if audited {
         state.audit.record(AuditRow {
             at: crate::store::now(),
-            request_id: request_id(&response),
+            request_id,
             tenant,
             token_id,
             method,
@@ -145,16 +149,6 @@ pub(crate) async fn authenticate(
         });
     }
     response
-}
-
-/// The request id the response carries (`x-request-id`), if any.
-fn request_id(response: &Response) -> String {
-    response
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string()
 }
 
 async fn resolve(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
@@ -206,4 +200,23 @@ async fn anonymous(state: &AppState) -> Result<Caller, ApiError> {
 
 fn unauthorized(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+}
+
+// --- Optional caller (used by the dashboard page, which renders a shell without one) ---
+
+/// `Option<Caller>`: the caller when the request authenticates, `None` when it does not
+/// (no token, a wrong one, or any other rejection of [`Caller`]). Never rejects.
+impl axum::extract::OptionalFromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(
+            <Caller as FromRequestParts<Arc<AppState>>>::from_request_parts(parts, state)
+                .await
+                .ok(),
+        )
+    }
 }

@@ -45,6 +45,10 @@ pub struct HostConfig {
     /// How long a drain waits for running turns before stopping their CLIs (default
     /// 30 s).
     pub drain_timeout: Duration,
+    /// When a session turn's HTTP client goes away: `false` (default) lets the turn run
+    /// to its end, `true` interrupts it. Either way the session stays and the turn's cost
+    /// is recorded.
+    pub interrupt_on_disconnect: bool,
 }
 
 /// The restart policy of the host's supervisor (OTP's `strategy`, `max_restarts`,
@@ -193,6 +197,7 @@ impl HostConfig {
             limits: TenantLimits::default(),
             tenants: BTreeMap::new(),
             drain_timeout: Duration::from_secs(30),
+            interrupt_on_disconnect: false,
         }
     }
 

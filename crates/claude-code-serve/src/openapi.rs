@@ -22,6 +22,7 @@ use crate::routes::{audit, health, pools, sessions, turns};
     paths(
         health::healthz,
         health::readyz,
+        crate::metrics::render,
         sessions::create,
         sessions::list,
         sessions::get,
@@ -34,6 +35,8 @@ use crate::routes::{audit, health, pools, sessions, turns};
         pools::send_message,
         audit::list,
         openapi_json,
+        crate::dashboard::page,
+        crate::dashboard::events,
     ),
     modifiers(&Bearer),
     security(("bearer" = [])),
@@ -41,9 +44,10 @@ use crate::routes::{audit, health, pools, sessions, turns};
         (name = "sessions", description = "Named, supervised sessions of the caller's tenant"),
         (name = "turns", description = "Prompts, as SSE or one JSON reply"),
         (name = "pools", description = "Configured pools of interchangeable sessions"),
-        (name = "health", description = "Liveness and readiness"),
+        (name = "health", description = "Liveness, readiness and metrics"),
         (name = "audit", description = "The audit trail (admin scope)"),
         (name = "meta", description = "This document"),
+        (name = "dashboard", description = "The dashboard page and its live feed"),
     )
 )]
 pub(crate) struct ApiDoc;

@@ -44,6 +44,8 @@ pub(crate) struct AppState {
     pub(crate) templates: BTreeMap<String, Options>,
     /// Dynamic sessions hibernate after idling this long.
     pub(crate) idle_timeout: Duration,
+    /// Interrupt a session's turn when its client goes away.
+    pub(crate) interrupt_on_disconnect: bool,
 }
 
 impl AppState {
@@ -152,6 +154,29 @@ pub(crate) fn session_error(e: SupervisorError, name: &str) -> ApiError {
             format!("a session named `{name}` already exists"),
         ),
         e => e.into(),
+    }
+}
+
+/// A request's raw body; a body over the host's limit is a JSON 413 `body_too_large`
+/// (axum's own rejection is plain text).
+pub(crate) struct Body(pub(crate) axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(Body)
+            .map_err(|e| {
+                let status = e.status();
+                let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "body_too_large"
+                } else {
+                    "bad_request"
+                };
+                ApiError::new(status, code, e.body_text())
+            })
     }
 }
 

@@ -121,6 +121,22 @@ async fn bad_input_is_a_400_with_a_code() {
         .await
         .expect("request");
     assert_eq!(r.status().as_u16(), 413);
+    let err: Value = r.json().await.expect("a JSON error");
+    assert_eq!(err["code"], "body_too_large", "{err}");
+    // Unknown routes and methods are JSON errors too.
+    let r = get(&host, "/v1/nope").await;
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(r.json::<Value>().await.expect("json")["code"], "not_found");
+    let r = client()
+        .put(format!("{}/v1/sessions", host.url()))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 405);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["code"],
+        "method_not_allowed"
+    );
     host.shutdown().await.expect("shutdown");
 }
 
@@ -483,6 +499,8 @@ async fn every_documented_route_answers_with_a_documented_status() {
         "get /v1/sessions/{name}/transcript",
         "post /v1/query",
         "get /v1/audit",
+        "get /",
+        "get /v1/events",
     ] {
         assert!(
             documented.contains(expected),
@@ -510,12 +528,81 @@ async fn every_documented_route_answers_with_a_documented_status() {
             documented.is_object(),
             "{method} {path} answered {status}, which it does not document"
         );
+        if path == "/v1/events" {
+            continue; // a live feed: its body goes on while the host runs
+        }
         let text = r.text().await.expect("body");
         if documented["content"]["application/json"].is_object() && !text.is_empty() {
             serde_json::from_str::<Value>(&text)
                 .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"));
         }
     }
+    host.shutdown().await.expect("shutdown");
+    env.assert_no_leftovers().await;
+}
+
+#[tokio::test]
+async fn readiness_fails_when_the_cli_is_missing() {
+    let env = TestEnv::new(Script::new()).await;
+    let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+        .options(env.options().cli_path("/nonexistent/claude"))
+        .offline(false);
+    config.spares = 0;
+    let host = Host::start(config).await.expect("host starts");
+    let r = get(&host, "/readyz").await;
+    assert_eq!(r.status().as_u16(), 503);
+    let err: Value = r.json().await.expect("json");
+    assert_eq!(err["code"], "cli_not_found", "{err}");
+    assert_eq!(get(&host, "/healthz").await.status().as_u16(), 200);
+    host.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_host_that_interrupts_on_disconnect_ends_the_abandoned_turn_and_records_it() {
+    let env = TestEnv::new(Script::new()).await;
+    env.mock
+        .push(Reply::text("never read").delay(std::time::Duration::from_secs(120)));
+    env.mock.push(Reply::text("after the disconnect"));
+    let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+        .options(env.options())
+        .offline(false);
+    config.interrupt_on_disconnect = true;
+    let host = Host::start(config).await.expect("host starts");
+    create(&host, "s").await;
+    let r = client()
+        .post(format!("{}/v1/sessions/s/messages", host.url()))
+        .header("accept", "text/event-stream")
+        .json(&json!({"prompt": "slow one"}))
+        .send()
+        .await
+        .expect("request");
+    claude_code_tests::eventually(
+        std::time::Duration::from_secs(30),
+        "the turn reaches the API",
+        || async {
+            if env.mock.turn_requests().is_empty() {
+                Err("no request yet")
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    drop(r);
+    // Well before the 120 s reply: the abandoned turn was interrupted.
+    let (status, body) = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        ask_json(&host, "s", "are you there?"),
+    )
+    .await
+    .expect("the session is free again well before the slow reply");
+    assert_eq!(
+        (status, body["text"].as_str()),
+        (200, Some("after the disconnect")),
+        "{body}"
+    );
+    let session = get_json(&host, "/v1/sessions/s").await;
+    assert_eq!(session["turns"], 2, "{session}");
     host.shutdown().await.expect("shutdown");
     env.assert_no_leftovers().await;
 }

@@ -35,12 +35,14 @@ pub const DATA_DIR_ENV: &str = "CLAUDE_CODE_DATA_DIR";
 
 /// The host's single-valued keys as `section.key`, in display order (see
 /// [`Config::value`]).
-pub const HOST_KEYS: [&str; 8] = [
+pub const HOST_KEYS: [&str; 10] = [
     "serve.listen",
     "serve.data_dir",
     "serve.max_body_bytes",
     "serve.spares",
     "serve.idle_timeout_secs",
+    "serve.drain_timeout_secs",
+    "serve.on_disconnect",
     "supervisor.strategy",
     "supervisor.max_restarts",
     "supervisor.max_seconds",
@@ -61,6 +63,10 @@ pub struct HostSettings {
     pub spares: usize,
     /// Dynamic sessions hibernate after idling this long (default 600 s).
     pub idle_timeout: Duration,
+    /// How long a drain waits for running turns (default 30 s).
+    pub drain_timeout: Duration,
+    /// Interrupt a session's turn when its client goes away (default: let it finish).
+    pub interrupt_on_disconnect: bool,
     /// The supervisor's restart strategy (default one_for_one).
     pub strategy: Strategy,
     /// Most restarts within `max_seconds` (default 3).
@@ -89,6 +95,8 @@ impl Default for HostSettings {
             max_body_bytes: 1024 * 1024,
             spares: 1,
             idle_timeout: Duration::from_secs(600),
+            drain_timeout: Duration::from_secs(30),
+            interrupt_on_disconnect: false,
             strategy: Strategy::OneForOne,
             max_restarts: 3,
             max_seconds: 5,
@@ -245,6 +253,16 @@ pub(super) struct FileServe {
     max_body_bytes: Option<NonZeroUsize>,
     spares: Option<usize>,
     idle_timeout_secs: Option<NonZeroU64>,
+    drain_timeout_secs: Option<u64>,
+    on_disconnect: Option<FileOnDisconnect>,
+}
+
+/// What happens to a session's turn when its HTTP client goes away.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum FileOnDisconnect {
+    Finish,
+    Interrupt,
 }
 
 #[derive(Debug, Deserialize)]
@@ -433,6 +451,14 @@ impl Config {
                 self.host.idle_timeout = Duration::from_secs(secs.get());
                 self.set_origin("serve.idle_timeout_secs", origin.clone());
             }
+            if let Some(secs) = serve.drain_timeout_secs {
+                self.host.drain_timeout = Duration::from_secs(secs);
+                self.set_origin("serve.drain_timeout_secs", origin.clone());
+            }
+            if let Some(policy) = serve.on_disconnect {
+                self.host.interrupt_on_disconnect = matches!(policy, FileOnDisconnect::Interrupt);
+                self.set_origin("serve.on_disconnect", origin.clone());
+            }
         }
         if let Some(sup) = file.supervisor {
             if let Some(s) = sup.strategy {
@@ -573,6 +599,15 @@ impl Config {
             "serve.max_body_bytes" => Some(h.max_body_bytes.to_string()),
             "serve.spares" => Some(h.spares.to_string()),
             "serve.idle_timeout_secs" => Some(h.idle_timeout.as_secs().to_string()),
+            "serve.drain_timeout_secs" => Some(h.drain_timeout.as_secs().to_string()),
+            "serve.on_disconnect" => Some(
+                if h.interrupt_on_disconnect {
+                    "interrupt"
+                } else {
+                    "finish"
+                }
+                .to_string(),
+            ),
             "supervisor.strategy" => Some(
                 match h.strategy {
                     Strategy::OneForAll => "one_for_all",

@@ -22,12 +22,12 @@ pub(crate) async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// The host can take work: its supervisor answers, its state store is open, and it is
-/// not draining.
+/// The host can take work: the CLI is found, its supervisor answers, its state store is
+/// open, and it is not draining.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
         (status = 200, description = "Ready", body = Ready),
-        (status = 503, description = "Draining, or the supervisor or store is down", body = ErrorBody),
+        (status = 503, description = "Draining, the CLI is missing, or the supervisor or store is down", body = ErrorBody),
     ))]
 pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.draining.load(Ordering::Relaxed) {
@@ -35,6 +35,14 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             "draining",
             "the host is draining",
+        )
+        .into_response();
+    }
+    if let Err(e) = state.options.resolve_cli() {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cli_not_found",
+            e.to_string(),
         )
         .into_response();
     }

@@ -16,7 +16,7 @@ use crate::{
     body::{ErrorBody, TurnReply},
     error::ApiError,
     routes::turns::{admit_turn, run, wants_sse, CostSource, Prompt, Turn},
-    state::{check_prompt, parse, AppState},
+    state::{check_prompt, parse, AppState, Body},
 };
 
 /// `GET /v1/pools`.
@@ -101,7 +101,7 @@ pub(crate) async fn send_message(
     caller: Caller,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
     state.accepting()?;

@@ -18,7 +18,7 @@ use crate::{
     auth::{Caller, Scope},
     body::{ErrorBody, SessionList, SessionObject, Transcript, TranscriptMessage},
     error::ApiError,
-    state::{check_name, parse, session_error, session_key, store_error, AppState},
+    state::{check_name, parse, session_error, session_key, store_error, AppState, Body},
     store::StoredSession,
 };
 
@@ -120,12 +120,13 @@ pub(crate) struct CreateSession {
 pub(crate) async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    body: axum::body::Bytes,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<SessionObject>), ApiError> {
     caller.require(Scope::Write)?;
     state.accepting()?;
     let req: CreateSession = parse(&body)?;
     check_name("session", &req.name)?;
+    crate::trace::record_session(&req.name);
     let recipe = SessionRecipe {
         template: req.template,
         options: req.options,

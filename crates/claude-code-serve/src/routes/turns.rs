@@ -24,7 +24,7 @@ use crate::{
     auth::{Caller, Scope},
     body::{ErrorBody, TurnError, TurnReply},
     error::ApiError,
-    state::{check_prompt, parse, session_error, session_key, store_error, AppState},
+    state::{check_prompt, parse, session_error, session_key, store_error, AppState, Body},
     store::TurnRow,
 };
 
@@ -60,7 +60,7 @@ pub(crate) async fn send_message(
     caller: Caller,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
     state.accepting()?;
@@ -171,7 +171,19 @@ async fn drive(
         cost_usd: 0.0,
         error: None,
     };
-    while let Some(item) = stream.next().await {
+    loop {
+        let next = match &client {
+            Some(tx) => tokio::select! {
+                item = stream.next() => item,
+                () = tx.closed() => {
+                    client_left(&state, &turn).await;
+                    client = None;
+                    continue;
+                }
+            },
+            None => stream.next().await,
+        };
+        let Some(item) = next else { break };
         let item = match item {
             Ok(message) => {
                 if let Message::Result(r) = &message {
@@ -193,7 +205,7 @@ async fn drive(
         };
         if let Some(tx) = &client {
             if tx.send(item).await.is_err() {
-                // The client went away: the turn goes on, unobserved.
+                client_left(&state, &turn).await;
                 client = None;
             }
         }
@@ -244,7 +256,7 @@ pub(crate) async fn query(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
     state.accepting()?;
@@ -271,6 +283,17 @@ pub(crate) fn wants_sse(headers: &HeaderMap) -> bool {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"))
+}
+
+/// The client went away: the turn goes on, unobserved, unless the host interrupts such
+/// turns (then it still ends with a `result`, which is recorded).
+async fn client_left(state: &AppState, turn: &Turn) {
+    if let (true, CostSource::Supervised { key, .. }) = (state.interrupt_on_disconnect, &turn.cost)
+    {
+        if let Err(e) = state.sup.session(key.as_str()).interrupt().await {
+            tracing::warn!(error = %e, "cannot interrupt a turn whose client left");
+        }
+    }
 }
 
 /// Commits the turn's ledger row (and, for a session, its conversation id); returns the

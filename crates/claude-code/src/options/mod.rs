@@ -376,6 +376,12 @@ impl Options {
         self
     }
 
+    /// Finds the CLI binary these options would start (see [`CliPath::resolve`]), for
+    /// readiness checks and diagnostics.
+    pub fn resolve_cli(&self) -> crate::Result<crate::cli::ResolvedCli> {
+        self.cli_path.resolve()
+    }
+
     /// Cap on one stdout line in bytes (default 10 MiB, at least [`MIN_MAX_LINE_BYTES`]).
     /// Longer lines are skipped and
     /// reported as [`Error::LineTooLong`] (the adapters pass over them); memory stays
