@@ -103,6 +103,21 @@ pub enum CliError {
     )]
     NoDataDir,
 
+    /// Flags that do not go together.
+    #[error("{0}")]
+    Usage(String),
+
+    /// Talking to a running host failed.
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
+
+    /// The log subscriber could not be set up.
+    #[error("cannot set up logging: {detail}")]
+    Logs {
+        /// What went wrong (an invalid RUST_LOG, most likely).
+        detail: String,
+    },
+
     /// `doctor` found problems.
     #[error("{0} check(s) failed; see the fixes above")]
     DoctorFailed(usize),

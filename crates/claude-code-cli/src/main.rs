@@ -3,6 +3,7 @@
 //! lives in its own module under `cmd/`, errors in `error.rs`, small shared helpers in
 //! `util.rs`.
 
+mod client;
 mod cmd;
 mod config;
 mod error;
@@ -22,6 +23,9 @@ use crate::error::CliError;
 /// CLAUDE_MODEL, CLAUDE_CODE_CLI, CLAUDE_CODE_CLI_DIR, CLAUDE_CODE_MAX_TURNS,
 /// CLAUDE_CODE_CLI_PROFILE, ...) < flags.
 /// Run `claude-code config` to see the resolved values and where each came from.
+///
+/// With --server URL, `sessions`, `send` and `query` talk to a running host
+/// (`claude-code serve`) instead of running the CLI here.
 #[derive(Debug, Parser)]
 #[command(name = "claude-code", version)]
 struct Cli {
@@ -33,14 +37,32 @@ struct Cli {
     #[arg(long, global = true, value_name = "WHICH")]
     cli: Option<String>,
 
+    /// A running host (`claude-code serve`) for `sessions`, `send` and `query`, e.g.
+    /// http://127.0.0.1:8787 (plain http only for now).
+    #[arg(long, global = true, env = "CLAUDE_CODE_SERVER", value_name = "URL")]
+    server: Option<String>,
+
+    /// Bearer token for --server (from `claude-code token create`).
+    #[arg(
+        long,
+        global = true,
+        env = "CLAUDE_CODE_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run one prompt and stream the answer to the terminal.
+    /// Run one prompt and stream the answer to the terminal (with --server: on the host,
+    /// in an isolated session from its warm spares).
     Query(cmd::query::Args),
+    /// Send a prompt to a session of a running host and stream the reply (needs --server).
+    Send(cmd::send::Args),
     /// Print the claude binary the SDK would use, and why.
     Path,
     /// Print this tool's version and the claude CLI's.
@@ -51,7 +73,8 @@ enum Command {
     Uninstall(cmd::install::UninstallArgs),
     /// Check the CLI, API key, config dir and config file; print fixes for failures.
     Doctor(cmd::doctor::Args),
-    /// List stored conversations of a project, or print one.
+    /// List stored conversations of a project, or print one (with --server: the host's
+    /// sessions, or one's transcript).
     Sessions(cmd::sessions::Args),
     /// Serve the mock Messages API for offline development.
     Mock(cmd::mock::Args),
@@ -80,12 +103,13 @@ impl Cli {
 async fn run(cli: Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::Query(args) => cmd::query::run(&cli, args).await,
+        Command::Send(args) => cmd::send::run(&cli, args).await,
         Command::Path => cmd::path::run(&cli),
         Command::Version => cmd::version::run(&cli).await,
         Command::Install(args) => cmd::install::install(&cli, args).await,
         Command::Uninstall(args) => cmd::install::uninstall(&cli, args),
         Command::Doctor(args) => cmd::doctor::run(&cli, args).await,
-        Command::Sessions(args) => cmd::sessions::run(args),
+        Command::Sessions(args) => cmd::sessions::run(&cli, args).await,
         Command::Mock(args) => cmd::mock::run(args).await,
         Command::Serve(args) => cmd::serve::run(&cli, args).await,
         Command::Config(args) => cmd::config::run(&cli, args),

@@ -1,6 +1,7 @@
 //! `claude-code serve` as a process: offline without a key (says so first), answers the
 //! HTTP API with the real CLI behind it, and on SIGTERM drains, stops every CLI and
-//! exits 0.
+//! exits 0; with `--log-format json` its logs are JSON lines with request ids and routes,
+//! and never a token or a prompt.
 
 mod support;
 
@@ -70,6 +71,131 @@ async fn serve_runs_offline_answers_and_stops_cleanly_on_sigterm() {
         .expect("serve stopped in time")
         .expect("wait");
     assert!(status.success(), "exit status {status:?}");
+    env.assert_no_leftovers().await;
+}
+
+#[tokio::test]
+async fn serve_logs_json_lines_with_request_ids_and_never_tokens_or_prompts() {
+    let env = TestEnv::new(Script::new()).await;
+    let mut cmd = bare(env.cwd.path());
+    cmd.env("CLAUDE_CONFIG_DIR", env.config.path())
+        .env("CLAUDE_CODE_CLI", real_cli())
+        .env("CLAUDE_CODE_TMPDIR", env.tmp.path())
+        .env("CLAUDE_RS_TEST_MARKER", &env.marker)
+        .env_remove("RUST_LOG")
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .arg("--data-dir")
+        .arg(env.tmp.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let url = loop {
+        let line = next_line(&mut lines).await;
+        if let Some(url) = line.strip_prefix("claude-code host listening on ") {
+            break url.to_string();
+        }
+        assert!(!line.is_empty(), "serve ended before it listened");
+    };
+    // Read stderr as it comes, so that the pipe never fills.
+    let stderr = child.stderr.take().expect("stderr");
+    let logs = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ =
+            tokio::io::AsyncReadExt::read_to_string(&mut BufReader::new(stderr), &mut text).await;
+        text
+    });
+
+    const TOKEN: &str = "Bearer cc-secret-token-4711";
+    const PROMPT: &str = "the pomegranate prompt";
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{url}/v1/sessions"))
+        .json(&json!({"name": "logged"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status().as_u16(), 201);
+    let reply = client
+        .post(format!("{url}/v1/sessions/logged/messages"))
+        .header("x-request-id", "test-request-1")
+        .json(&json!({"prompt": PROMPT}))
+        .send()
+        .await
+        .expect("message");
+    assert_eq!(reply.status().as_u16(), 200);
+    assert_eq!(
+        reply
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("test-request-1")
+    );
+    let _ = reply.text().await;
+    let listed = client
+        .get(format!("{url}/v1/sessions"))
+        .header("authorization", TOKEN)
+        .header("x-request-id", "test-request-2")
+        .send()
+        .await
+        .expect("list");
+    let _ = listed.text().await;
+
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("serve stopped in time")
+        .expect("wait");
+    assert!(status.success(), "exit status {status:?}");
+    let logs = tokio::time::timeout(Duration::from_secs(10), logs)
+        .await
+        .expect("stderr closed")
+        .expect("reader");
+
+    let mut requests = Vec::new();
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        let value: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(value["level"].is_string(), "{line}");
+        if value["fields"]["message"] == "request" {
+            requests.push(value);
+        }
+    }
+    let message = requests
+        .iter()
+        .find(|v| v["span"]["request_id"] == "test-request-1")
+        .unwrap_or_else(|| panic!("the message request is logged: {logs}"));
+    assert_eq!(message["span"]["route"], "/v1/sessions/{name}/messages");
+    assert_eq!(message["span"]["method"], "POST");
+    assert_eq!(message["span"]["session"], "logged");
+    assert_eq!(message["span"]["tenant"], "default");
+    assert_eq!(message["span"]["status"], 200);
+    assert!(message["span"]["latency_ms"].is_u64(), "{message}");
+    let list = requests
+        .iter()
+        .find(|v| v["span"]["request_id"] == "test-request-2")
+        .unwrap_or_else(|| panic!("the list request is logged: {logs}"));
+    assert_eq!(list["span"]["route"], "/v1/sessions");
+    let generated = requests
+        .iter()
+        .find(|v| v["span"]["route"] == "/v1/sessions" && v["span"]["method"] == "POST")
+        .unwrap_or_else(|| panic!("the create request is logged: {logs}"));
+    assert!(
+        generated["span"]["request_id"]
+            .as_str()
+            .is_some_and(|id| id.len() == 32),
+        "a generated request id: {generated}"
+    );
+    assert!(
+        !logs.contains("cc-secret-token-4711"),
+        "token logged: {logs}"
+    );
+    assert!(!logs.contains("pomegranate"), "prompt logged: {logs}");
     env.assert_no_leftovers().await;
 }
 

@@ -118,7 +118,11 @@ pub(crate) async fn authenticate(
         .get::<MatchedPath>()
         .map_or_else(|| "(unmatched)".to_string(), |p| p.as_str().to_string());
     let method = req.method().to_string();
+    let request_id = crate::trace::request_id(&req);
     let outcome = resolve(&state, req.headers()).await;
+    if let Ok(caller) = &outcome {
+        crate::trace::record_tenant(&caller.tenant);
+    }
     let limited = match &outcome {
         Ok(caller) if audited => state.limits.check_rate(&caller.tenant).err(),
         _ => None,
@@ -135,7 +139,7 @@ pub(crate) async fn authenticate(
     if audited {
         state.audit.record(AuditRow {
             at: crate::store::now(),
-            request_id: request_id(&response),
+            request_id,
             tenant,
             token_id,
             method,
@@ -145,16 +149,6 @@ pub(crate) async fn authenticate(
         });
     }
     response
-}
-
-/// The request id the response carries (`x-request-id`), if any.
-fn request_id(response: &Response) -> String {
-    response
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string()
 }
 
 async fn resolve(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {

@@ -16,13 +16,27 @@
 //!   configured pool, with the same replies as a session's messages (a full queue, or
 //!   none free within the queue timeout, is 429 `queue_full` with `Retry-After`);
 //!   `GET /v1/pools`: each pool's size, busy members and queued requests;
-//! - `GET /healthz` (process up), `GET /readyz` (supervisor answering, not draining);
+//! - `GET /healthz` (process up), `GET /readyz` (CLI found, supervisor answering, state
+//!   store open, not draining); `GET /v1/audit` (admin scope) the tenant's API calls;
+//!   `GET /openapi.json` the OpenAPI document ([`openapi`]);
 //! - `GET /` the dashboard (server-rendered HTML with inline plain JavaScript, nothing
-//!   loaded from elsewhere); `GET /v1/events` its live feed of the caller's sessions (SSE).
+//!   loaded from elsewhere); `GET /v1/events` its live feed of the caller's sessions (SSE);
+//! - `GET /metrics` (read scope): the SDK's and the HTTP layer's metrics in the
+//!   Prometheus text format. The first host in a process installs the process's
+//!   `metrics` recorder and later hosts share it, so the figures are per process.
 //!
-//! This is the host's first part: authentication, tenants, durable state, metrics and
-//! OpenAPI come next. Until authentication exists the host refuses to listen
-//! on anything but a loopback address.
+//! Every response carries an `x-request-id` (the client's, when valid, else a new one);
+//! each request runs in an `http.request` tracing span with that id, the method, the
+//! route template, the tenant and session name, status and latency. Install a
+//! `tracing` subscriber to see them; no header but `x-request-id`, and no body, is
+//! logged.
+//!
+//! Callers are tenants: a bearer token (made with `claude-code token create`, kept hashed
+//! in the [`store`]) names the tenant and its [`Scope`]; a tenant sees only its own
+//! sessions, within its [`TenantLimits`]. While no token exists, the host serves
+//! anonymous requests as [`DEFAULT_TENANT`] and only on a loopback address. Dynamic
+//! sessions, the cost ledger and the audit trail live in SQLite in the data directory,
+//! so a restarted host (even after `kill -9`) lists its sessions and resumes them.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -40,10 +54,12 @@ mod config;
 mod dashboard;
 mod error;
 mod limits;
+mod metrics;
 mod openapi;
 mod routes;
 mod state;
 pub mod store;
+mod trace;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -102,6 +118,8 @@ impl Host {
         } else {
             None
         };
+        // Once per process; later hosts share the recorder (see `metrics`).
+        metrics::install();
         // Offline, every session (host options, named, pooled, templated) talks to the mock.
         let point = |o: Options| match &mock {
             Some(mock) => o

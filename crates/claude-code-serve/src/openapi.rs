@@ -22,6 +22,7 @@ use crate::routes::{audit, health, pools, sessions, turns};
     paths(
         health::healthz,
         health::readyz,
+        crate::metrics::render,
         sessions::create,
         sessions::list,
         sessions::get,
@@ -43,7 +44,7 @@ use crate::routes::{audit, health, pools, sessions, turns};
         (name = "sessions", description = "Named, supervised sessions of the caller's tenant"),
         (name = "turns", description = "Prompts, as SSE or one JSON reply"),
         (name = "pools", description = "Configured pools of interchangeable sessions"),
-        (name = "health", description = "Liveness and readiness"),
+        (name = "health", description = "Liveness, readiness and metrics"),
         (name = "audit", description = "The audit trail (admin scope)"),
         (name = "meta", description = "This document"),
         (name = "dashboard", description = "The dashboard page and its live feed"),

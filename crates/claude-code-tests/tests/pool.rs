@@ -740,6 +740,30 @@ async fn isolated_turns_count_in_the_pool_and_supervisor_cost_report() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_cli_with_clear_on_answers_clear_locally_and_keeps_its_member() {
+    // `FAKE_CLAUDE_CLEAR=1` (the host benchmark's fake-CLI pools): `/clear` gets a new
+    // conversation without a model call, so the pool clears instead of restarting.
+    let env = TestEnv::new(echo()).await;
+    let options = env.options_for(fake_cli()).env("FAKE_CLAUDE_CLEAR", "1");
+    let pool = Pool::builder(SessionSpec::new("w").options(options))
+        .size(1)
+        .start()
+        .await
+        .expect("pool starts");
+    let pid = pool.stats().await.expect("stats").members[0].pid;
+    assert_eq!(ask(&pool, "first").await, "echo: first");
+    assert_eq!(ask(&pool, "second").await, "echo: second");
+    let stats = wait_stats(&pool, "both requests cleared", |s| {
+        s.cleared == 2 && s.clearing == 0
+    })
+    .await;
+    assert_eq!(stats.clear_fallbacks, 0, "{stats:#?}");
+    assert_eq!(stats.members[0].pid, pid, "the same CLI: {stats:#?}");
+    pool.stop().await.expect("stop");
+    env.assert_no_leftovers().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_whose_clear_reached_the_model_is_restarted() {
     // The fake CLI answers every prompt, `/clear` too, with a model call (`num_turns: 1`):
     // the clear is not trusted and the member is restarted instead.

@@ -577,8 +577,13 @@ pub enum TelemetryError {
     Prometheus(#[from] metrics_exporter_prometheus::BuildError),
 }
 
+/// The Prometheus exporter's builder as [`install_prometheus`] configures it (histogram
+/// buckets for every `*_seconds` metric and for [`metric::TURN_COST_USD`]), for an
+/// application that builds the recorder itself, to wrap or layer it before installing
+/// it; call [`describe_metrics`] after installing. Feature `prometheus`.
 #[cfg(feature = "prometheus")]
-fn prometheus_builder() -> Result<metrics_exporter_prometheus::PrometheusBuilder, TelemetryError> {
+pub fn prometheus_builder() -> Result<metrics_exporter_prometheus::PrometheusBuilder, TelemetryError>
+{
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     const SECONDS: &[f64] = &[
         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,

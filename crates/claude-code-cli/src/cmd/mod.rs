@@ -2,7 +2,9 @@
 //! function; the session flags shared by `query` and `config` live here, shared
 //! formatting in `crate::util`.
 
-use crate::config::Overrides;
+use std::io::Read;
+
+use crate::{config::Overrides, error::CliError};
 
 pub mod config;
 pub mod doctor;
@@ -10,6 +12,7 @@ pub mod install;
 pub mod mock;
 pub mod path;
 pub mod query;
+pub mod send;
 pub mod serve;
 pub mod sessions;
 pub mod token;
@@ -41,6 +44,20 @@ pub struct SessionFlags {
 }
 
 impl SessionFlags {
+    /// The first flag given, as `--name` (they configure a local session only).
+    pub fn first_given(&self) -> Option<&'static str> {
+        [
+            ("--model", self.model.is_some()),
+            ("--system-prompt", self.system_prompt.is_some()),
+            ("--max-turns", self.max_turns.is_some()),
+            ("--permission-mode", self.permission_mode.is_some()),
+            ("--allowed-tools", !self.allowed_tools.is_empty()),
+            ("--cli-profile", self.cli_profile.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(flag, given)| given.then_some(flag))
+    }
+
     /// These flags as a configuration layer.
     pub fn overrides(&self) -> Overrides {
         let mut o = Overrides::default();
@@ -52,4 +69,16 @@ impl SessionFlags {
         o.cli_profile.clone_from(&self.cli_profile);
         o
     }
+}
+
+/// A prompt argument: the text itself, or `-` to read it from stdin.
+pub fn prompt_arg(arg: &str) -> Result<String, CliError> {
+    if arg != "-" {
+        return Ok(arg.to_string());
+    }
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(CliError::io("cannot read the prompt from stdin"))?;
+    Ok(text)
 }

@@ -1,8 +1,10 @@
 //! `claude-code query`: one prompt, streamed to the terminal as it is generated (partial
 //! messages), tool uses shown compactly on stderr, cost and duration at the end on stderr.
 //! With `--json`, every stream-json message is printed unchanged, one per line.
+//! With `--server URL` the prompt runs on that host (`POST /v1/query`) instead, shown
+//! the same way (see `send`).
 
-use std::{io::Read, time::Duration};
+use std::time::Duration;
 
 use claude_code::{
     protocol::{ContentBlock, ResultMessage, SystemKind},
@@ -29,16 +31,11 @@ pub struct Args {
 
 /// Runs `query`.
 pub async fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
+    if cli.server.is_some() {
+        return remote(cli, args).await;
+    }
     let config = cli.load_config(args.session.overrides())?;
-    let prompt = if args.prompt == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(CliError::io("cannot read the prompt from stdin"))?;
-        text
-    } else {
-        args.prompt.clone()
-    };
+    let prompt = super::prompt_arg(&args.prompt)?;
     let options = config.to_options().include_partial_messages(true);
     let mut spinner = Spinner::start(!args.json && util::stdout_is_tty());
     let session = match Session::start(options).await {
@@ -60,6 +57,27 @@ pub async fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     } else {
         Err(turn_error(&result))
     }
+}
+
+/// `query --server URL`: the prompt on an isolated session of the host.
+async fn remote(cli: &Cli, args: &Args) -> Result<(), CliError> {
+    if let Some(flag) = args.session.first_given() {
+        return Err(CliError::Usage(format!(
+            "{flag} configures a local session; with --server the host's configuration \
+             decides (drop {flag}, or drop --server to run the query here)"
+        )));
+    }
+    let client = super::send::client(cli, "query")?.timeout(args.timeout.map(Duration::from_secs));
+    let prompt = super::prompt_arg(&args.prompt)?;
+    let mut spinner = Spinner::start(!args.json && util::stdout_is_tty());
+    let events = match client.query(&prompt).await {
+        Ok(events) => events,
+        Err(e) => {
+            spinner.stop();
+            return Err(e.into());
+        }
+    };
+    super::send::show_turn(events, args.json, spinner).await
 }
 
 /// Streams one turn to stdout; its result message.
@@ -101,7 +119,7 @@ async fn turn(
 
 /// Human output: text deltas as they come, tool uses on stderr.
 #[derive(Default)]
-struct TextView {
+pub(super) struct TextView {
     /// The API message whose text is being streamed as deltas.
     streaming_id: Option<String>,
     /// Whether any delta of that message was printed.
@@ -121,7 +139,7 @@ impl TextView {
         Ok(())
     }
 
-    fn end_line(&mut self) -> Result<(), CliError> {
+    pub(super) fn end_line(&mut self) -> Result<(), CliError> {
         if self.mid_line {
             util::out("\n")?;
             self.mid_line = false;
@@ -129,7 +147,11 @@ impl TextView {
         Ok(())
     }
 
-    fn show(&mut self, message: &Message, spinner: &mut Spinner) -> Result<(), CliError> {
+    pub(super) fn show(
+        &mut self,
+        message: &Message,
+        spinner: &mut Spinner,
+    ) -> Result<(), CliError> {
         match message {
             Message::StreamEvent(e) => {
                 if e.event_type() == Some("message_start") {
@@ -212,7 +234,7 @@ fn retry_line(
 }
 
 /// `done in 0.6 s · $0.0012 · 1 turn · session …` (the cost covers the CLI process).
-fn footer(r: &ResultMessage) -> String {
+pub(super) fn footer(r: &ResultMessage) -> String {
     let mut parts = Vec::new();
     if let Some(ms) = r.duration_ms {
         parts.push(format!("{:.1} s", ms as f64 / 1000.0));
@@ -230,7 +252,7 @@ fn footer(r: &ResultMessage) -> String {
     format!("[{status}: {}]", parts.join(" · "))
 }
 
-fn turn_error(r: &ResultMessage) -> CliError {
+pub(super) fn turn_error(r: &ResultMessage) -> CliError {
     let mut message = r
         .result
         .clone()
@@ -252,12 +274,12 @@ fn turn_error(r: &ResultMessage) -> CliError {
 }
 
 /// A stderr spinner shown while waiting for the first token (only on a terminal).
-struct Spinner {
+pub(super) struct Spinner {
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Spinner {
-    fn start(enabled: bool) -> Spinner {
+    pub(super) fn start(enabled: bool) -> Spinner {
         let task = enabled.then(|| {
             tokio::spawn(async {
                 const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
@@ -273,7 +295,7 @@ impl Spinner {
 
     /// Stops the spinner and clears its line. The runtime is single-threaded, so the
     /// task is not mid-write when this runs.
-    fn stop(&mut self) {
+    pub(super) fn stop(&mut self) {
         if let Some(task) = self.task.take() {
             task.abort();
             eprint!("\r\x1b[2K");

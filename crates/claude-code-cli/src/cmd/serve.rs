@@ -7,11 +7,17 @@
 //! `[tenants.*]` sections, see `config`), with `--listen` and `--data-dir` on top. A bad
 //! configuration stops it before it starts a CLI or binds the port, with the file, line
 //! and key in the message.
+//!
+//! Logs go to stderr, as text or as JSON lines (`--log-format json`), filtered by
+//! `RUST_LOG` (default `info`). Each HTTP request logs one `request` line inside an
+//! `http.request` span carrying its request id, method, route template, tenant, session
+//! name, status and latency; no header but `x-request-id` and no prompt is ever logged.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{io::IsTerminal, net::SocketAddr, path::PathBuf};
 
 use claude_code::SessionSpec;
 use claude_code_serve::{Host, HostConfig, NamedSession, PoolConfig, TenantLimits};
+use tracing_subscriber::EnvFilter;
 
 use crate::{
     config::{Config, LimitSettings},
@@ -31,8 +37,26 @@ pub struct Args {
     /// ~/.local/share/claude-code).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Log format on stderr: text, or json (one JSON object per line).
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        env = "CLAUDE_CODE_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
+    log_format: LogFormat,
     #[command(flatten)]
     session: super::SessionFlags,
+}
+
+/// How `serve` writes its logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (coloured on a terminal).
+    Text,
+    /// One JSON object per line, with the current span's fields.
+    Json,
 }
 
 /// Runs `serve`.
@@ -41,14 +65,15 @@ pub async fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     overrides.listen = args.listen;
     overrides.data_dir.clone_from(&args.data_dir);
     let config = cli.load_config(overrides)?;
+    init_logs(args.log_format)?;
     let host = Host::start(host_config(&config)).await?;
     if host.is_offline() {
-        println!("offline: ANTHROPIC_API_KEY is not set; sessions talk to the built-in mock Messages API");
+        say("offline: ANTHROPIC_API_KEY is not set; sessions talk to the built-in mock Messages API");
     }
-    println!("claude-code host listening on {}", host.url());
-    println!("dashboard: {}/", host.url());
+    say(&format!("claude-code host listening on {}", host.url()));
+    say(&format!("dashboard: {}/", host.url()));
     wait_for_stop().await?;
-    eprintln!("stopping: draining turns and stopping sessions");
+    say("stopping: draining turns and stopping sessions");
     host.shutdown().await?;
     Ok(())
 }
@@ -108,6 +133,14 @@ fn tenant_limits(l: &LimitSettings) -> TenantLimits {
     limits
 }
 
+/// One line on stdout. A host keeps serving when whoever started it stops reading its
+/// output (a closed pipe): the line is dropped, not the host.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
 /// Waits for SIGINT (Ctrl-C) or SIGTERM.
 async fn wait_for_stop() -> Result<(), CliError> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -116,6 +149,30 @@ async fn wait_for_stop() -> Result<(), CliError> {
         r = tokio::signal::ctrl_c() => r.map_err(CliError::io("cannot listen for Ctrl-C")),
         _ = term.recv() => Ok(()),
     }
+}
+
+/// Installs the process's log subscriber: stderr, `RUST_LOG` or `info`.
+fn init_logs(format: LogFormat) -> Result<(), CliError> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) => EnvFilter::try_new(&directives).map_err(|e| CliError::Logs {
+            detail: format!("RUST_LOG={directives:?} is not a valid filter: {e}"),
+        })?,
+        Err(_) => EnvFilter::new("info"),
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
+    installed.map_err(|e| CliError::Logs {
+        detail: e.to_string(),
+    })
 }
 
 #[cfg(test)]

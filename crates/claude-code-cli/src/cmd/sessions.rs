@@ -3,13 +3,16 @@
 //! `~/.claude`), listed with id, modification time, size and first prompt;
 //! `sessions show ID` prints one conversation compactly (or its JSON lines with `--json`).
 //! Reading the store is `claude_code::history`'s job.
+//!
+//! With `--server URL`: the host's sessions (name, status, turns, cost), and
+//! `sessions show NAME` prints a host session's transcript.
 
 use std::path::{Path, PathBuf};
 
 use claude_code::history::{History, HistoryError};
 use serde_json::Value;
 
-use crate::{error::CliError, util};
+use crate::{error::CliError, util, Cli};
 
 /// Arguments of `sessions`.
 #[derive(Debug, clap::Args)]
@@ -26,7 +29,8 @@ pub struct Args {
 enum Sub {
     /// Print one stored session.
     Show {
-        /// The session id (the transcript's file name without `.jsonl`).
+        /// The session id (the transcript's file name without `.jsonl`); with --server,
+        /// the host session's name.
         id: String,
         /// Print the conversation's entries as JSON lines, as the CLI stored them.
         #[arg(long)]
@@ -46,12 +50,65 @@ fn project(project: &Option<PathBuf>) -> Result<(History, PathBuf), CliError> {
 }
 
 /// Runs `sessions`.
-pub fn run(args: &Args) -> Result<(), CliError> {
+pub async fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
+    if cli.server.is_some() {
+        return remote(cli, args).await;
+    }
     let (history, cwd) = project(&args.project)?;
     match &args.command {
         None => list(&history, &cwd),
         Some(Sub::Show { id, json }) => show(&history, &cwd, id, *json),
     }
+}
+
+/// `sessions --server URL`: the host's sessions, or one's transcript.
+async fn remote(cli: &Cli, args: &Args) -> Result<(), CliError> {
+    if args.project.is_some() {
+        return Err(CliError::Usage(
+            "--project reads this machine's stored conversations; it does not go with \
+             --server"
+                .to_string(),
+        ));
+    }
+    let client = super::send::client(cli, "sessions")?;
+    match &args.command {
+        None => {
+            let sessions = client.sessions().await?;
+            if sessions.is_empty() {
+                eprintln!("no sessions on {}", client.base());
+                return Ok(());
+            }
+            util::out(&format!(
+                "{:<24}  {:<11}  {:>6}  {:>10}\n",
+                "NAME", "STATUS", "TURNS", "COST"
+            ))?;
+            for s in sessions {
+                util::out(&format!(
+                    "{:<24}  {:<11}  {:>6}  {:>10}\n",
+                    s.name,
+                    s.status,
+                    s.turns,
+                    format!("${:.4}", s.cost_usd)
+                ))?;
+            }
+        }
+        Some(Sub::Show { id, json }) => {
+            let transcript = client.transcript(id).await?;
+            if *json {
+                util::out(&format!("{transcript}\n"))?;
+                return Ok(());
+            }
+            let messages = transcript.get("messages").and_then(Value::as_array);
+            for m in messages.into_iter().flatten() {
+                let text = m.get("text").and_then(Value::as_str).unwrap_or_default();
+                match m.get("role").and_then(Value::as_str) {
+                    Some("user") => util::out(&format!("> {}\n\n", text.trim()))?,
+                    _ => util::out(&format!("{}\n\n", text.trim()))?,
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn list(history: &History, cwd: &Path) -> Result<(), CliError> {

@@ -9,7 +9,10 @@ use std::{path::Path, process::Output};
 pub use claude_code_tests::{real_cli, Reply, Script, TestEnv};
 
 /// Variables of the developer's shell that would leak into a test run.
-const SCRUB: [&str; 18] = [
+const SCRUB: [&str; 21] = [
+    "CLAUDE_CODE_SERVER",
+    "CLAUDE_CODE_TOKEN",
+    "CLAUDE_CODE_LOG_FORMAT",
     "CLAUDE_CODE_CLI",
     "CLAUDE_CODE_CLI_DIR",
     "CLAUDE_CODE_CLI_VERSION",

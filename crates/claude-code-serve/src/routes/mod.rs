@@ -15,7 +15,7 @@ use axum::{
     Router,
 };
 
-use crate::state::AppState;
+use crate::{metrics, state::AppState, trace};
 
 pub(crate) fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     Router::new()
@@ -23,6 +23,7 @@ pub(crate) fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/events", get(crate::dashboard::events))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::render))
         .route("/v1/sessions", post(sessions::create).get(sessions::list))
         .route(
             "/v1/sessions/{name}",
@@ -43,6 +44,10 @@ pub(crate) fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
             state.clone(),
             crate::auth::authenticate,
         ))
+        // Applied per route, after routing: both see the matched route template. The
+        // request span is outermost, so the metrics and the handler run inside it.
+        .layer(middleware::from_fn(metrics::track))
+        .layer(middleware::from_fn(trace::request))
         .with_state(state)
 }
 

@@ -127,6 +127,7 @@ pub(crate) async fn create(
     state.accepting()?;
     let req: CreateSession = parse(&body)?;
     check_name("session", &req.name)?;
+    crate::trace::record_session(&req.name);
     let recipe = SessionRecipe {
         template: req.template,
         options: req.options,

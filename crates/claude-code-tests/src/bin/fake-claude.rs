@@ -30,6 +30,10 @@
 //! the turn's text (`response: {…}`); with `FAKE_CLAUDE_CANCEL=1` it instead waits for
 //! the SDK's next control request (answering it), then sends a `control_cancel_request`
 //! for its own request — so a test decides when the cancel arrives.
+//! `FAKE_CLAUDE_CLEAR=1`: a prompt of exactly `/clear` is answered locally, as the real
+//! CLI does: a new session id and a `result` without a model call (`num_turns: 0`, no API
+//! time, no cost), so that pools clearing members between requests keep them (off by
+//! default: tests rely on the fake answering `/clear` with a model call).
 
 use serde_json::{json, Value};
 use std::fs::File;
@@ -62,6 +66,7 @@ struct Config {
     flood: Option<u64>,
     request: Option<Value>,
     cancel: bool,
+    clear: bool,
 }
 
 impl Config {
@@ -231,7 +236,25 @@ impl Fake {
         }
     }
 
+    /// `/clear` with `FAKE_CLAUDE_CLEAR=1`: a new conversation, answered without a model.
+    fn clear(&mut self) -> io::Result<()> {
+        self.sid = random_uuid(self.seq);
+        let (uuid, sid) = (self.next_uuid(), &self.sid);
+        let line = ordered! {
+            "type": "result", "subtype": "success", "is_error": false, "duration_ms": 0,
+            "duration_api_ms": 0, "num_turns": 0, "result": "", "stop_reason": null,
+            "session_id": sid, "total_cost_usd": 0.0,
+            "usage": {"input_tokens": 0, "output_tokens": 0}, "modelUsage": {},
+            "permission_denials": [], "uuid": uuid,
+        };
+        self.write_line(&line)?;
+        self.out.flush()
+    }
+
     fn turn(&mut self, msg: &Value, input: &mut impl BufRead) -> io::Result<()> {
+        if self.cfg.clear && user_text(msg).trim() == "/clear" {
+            return self.clear();
+        }
         if let Some(delay) = self.cfg.delay {
             std::thread::sleep(delay);
         }
@@ -392,6 +415,7 @@ fn run() -> io::Result<()> {
             .ok()
             .and_then(|r| serde_json::from_str(&r).ok()),
         cancel: flag("FAKE_CLAUDE_CANCEL"),
+        clear: flag("FAKE_CLAUDE_CLEAR"),
     };
     if cfg.crash == "on_start" {
         eprintln!("fatal: boom at start");
