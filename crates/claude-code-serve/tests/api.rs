@@ -606,3 +606,57 @@ async fn a_host_that_interrupts_on_disconnect_ends_the_abandoned_turn_and_record
     host.shutdown().await.expect("shutdown");
     env.assert_no_leftovers().await;
 }
+
+// Found by Schemathesis (scripts/schemathesis with two workers): a turn whose session is
+// deleted while it runs was a 503 `session_unavailable` ("try again"), though the
+// session is gone and a retry is a 404.
+#[tokio::test]
+async fn a_turn_whose_session_is_deleted_while_it_runs_is_a_404() {
+    let env = TestEnv::new(Script::new().fallback(Reply::text("ok"))).await;
+    env.mock
+        .push(Reply::text("never sent").delay(std::time::Duration::from_secs(30)));
+    let host = host(&env).await;
+    assert_eq!(create(&host, "s").await.status().as_u16(), 201);
+    let url = host.url();
+    let turn = tokio::spawn(async move {
+        client()
+            .post(format!("{url}/v1/sessions/s/messages"))
+            .json(&json!({"prompt": "slow one"}))
+            .send()
+            .await
+            .expect("request")
+    });
+    claude_code_tests::eventually(
+        std::time::Duration::from_secs(30),
+        "the turn reaches the API",
+        || async {
+            if env.mock.turn_requests().is_empty() {
+                Err("no request yet")
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    let deleted = client()
+        .delete(format!("{}/v1/sessions/s", host.url()))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(deleted.status().as_u16(), 204);
+    let r = tokio::time::timeout(std::time::Duration::from_secs(30), turn)
+        .await
+        .expect("answered promptly")
+        .expect("task");
+    assert_eq!(r.status().as_u16(), 404);
+    let err: Value = r.json().await.expect("json");
+    assert_eq!(err["code"], "not_found", "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("deleted")),
+        "{err}"
+    );
+    host.shutdown().await.expect("shutdown");
+    env.assert_no_leftovers().await;
+}

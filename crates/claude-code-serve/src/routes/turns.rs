@@ -197,7 +197,7 @@ async fn drive(
             }
             Err(e) => {
                 let skipped = matches!(e, claude_code::Error::LineTooLong { .. });
-                let e = ApiError::from(e);
+                let e = turn_error(&state, &turn, e).await;
                 if !skipped {
                     outcome.error = Some(e.clone());
                 }
@@ -212,6 +212,25 @@ async fn drive(
         }
     }
     outcome
+}
+
+/// The API error for an error of a running turn. A session deleted while its turn ran
+/// is gone, not unavailable: 404 (a 503 says "try again", and it would be a 404 then).
+async fn turn_error(state: &AppState, turn: &Turn, e: claude_code::Error) -> ApiError {
+    if let (true, CostSource::Supervised { key, .. }) = (e.is_closed(), &turn.cost) {
+        let gone = state
+            .sup
+            .list_sessions()
+            .await
+            .is_ok_and(|children| !children.iter().any(|c| c.name == *key));
+        if gone {
+            return ApiError::not_found(format!(
+                "the session `{}` was deleted while this turn ran",
+                turn.target
+            ));
+        }
+    }
+    ApiError::from(e)
 }
 
 /// Interrupts the session's running turn (which then ends with its `result`).
