@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::{path::Path, process::Stdio, time::Duration};
+use std::{path::Path, process::Stdio};
 
 use serde_json::{json, Value};
 use support::*;
@@ -25,19 +25,8 @@ async fn serve(env: &TestEnv, data: &Path) -> Serve {
         .stderr(Stdio::null());
     let mut child = cmd.spawn().expect("spawn serve");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    loop {
-        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .expect("serve printed in time")
-            .expect("read")
-            .expect("serve printed its URL before exiting");
-        if let Some(url) = line.strip_prefix("claude-code host listening on ") {
-            return Serve {
-                child,
-                url: url.to_string(),
-            };
-        }
-    }
+    let (_, url) = serve_url(&mut lines).await;
+    Serve { child, url }
 }
 
 async fn token(env: &TestEnv, data: &Path, tenant: &str, scope: &str) -> String {
