@@ -328,12 +328,7 @@ impl Client {
 /// `A-Z a-z 0-9 _ -`, which need no escaping; anything else is refused here rather than
 /// escaped (`%2E%2E` would still be `..` to a URL parser).
 fn segment(name: &str) -> Result<&str, ClientError> {
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if valid {
+    if claude_code_serve::is_valid_name(name) {
         Ok(name)
     } else {
         Err(ClientError::InvalidName {

@@ -24,16 +24,11 @@ async fn serve_runs_offline_answers_and_stops_cleanly_on_sigterm() {
         .stderr(Stdio::null());
     let mut child = cmd.spawn().expect("spawn serve");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let first = next_line(&mut lines).await;
+    let (before, url) = serve_url(&mut lines).await;
     assert!(
-        first.starts_with("offline:"),
-        "the first line says offline: {first}"
+        before.len() == 1 && before[0].starts_with("offline:"),
+        "the first line says offline: {before:?}"
     );
-    let second = next_line(&mut lines).await;
-    let url = second
-        .strip_prefix("claude-code host listening on ")
-        .unwrap_or_else(|| panic!("unexpected line {second:?}"))
-        .to_string();
 
     let client = reqwest::Client::new();
     let created = client
@@ -60,16 +55,7 @@ async fn serve_runs_offline_answers_and_stops_cleanly_on_sigterm() {
     );
     assert!(!env.leftovers().is_empty(), "a CLI runs for the session");
 
-    let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
-        .await
-        .expect("serve stopped in time")
-        .expect("wait");
+    let status = sigterm_and_wait(&mut child).await;
     assert!(status.success(), "exit status {status:?}");
     env.assert_no_leftovers().await;
 }
@@ -90,13 +76,7 @@ async fn serve_logs_json_lines_with_request_ids_and_never_tokens_or_prompts() {
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn serve");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let url = loop {
-        let line = next_line(&mut lines).await;
-        if let Some(url) = line.strip_prefix("claude-code host listening on ") {
-            break url.to_string();
-        }
-        assert!(!line.is_empty(), "serve ended before it listened");
-    };
+    let (_, url) = serve_url(&mut lines).await;
     // Read stderr as it comes, so that the pipe never fills.
     let stderr = child.stderr.take().expect("stderr");
     let logs = tokio::spawn(async move {
@@ -141,16 +121,7 @@ async fn serve_logs_json_lines_with_request_ids_and_never_tokens_or_prompts() {
         .expect("list");
     let _ = listed.text().await;
 
-    let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
-        .await
-        .expect("serve stopped in time")
-        .expect("wait");
+    let status = sigterm_and_wait(&mut child).await;
     assert!(status.success(), "exit status {status:?}");
     let logs = tokio::time::timeout(Duration::from_secs(10), logs)
         .await
@@ -197,14 +168,6 @@ async fn serve_logs_json_lines_with_request_ids_and_never_tokens_or_prompts() {
     );
     assert!(!logs.contains("pomegranate"), "prompt logged: {logs}");
     env.assert_no_leftovers().await;
-}
-
-async fn next_line(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) -> String {
-    tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("serve printed in time")
-        .expect("read")
-        .unwrap_or_default()
 }
 
 /// A config error stops `serve` before it starts a CLI or binds: the message names the
@@ -305,13 +268,11 @@ system_prompt = "You review Rust"
         .stderr(Stdio::null());
     let mut child = cmd.spawn().expect("spawn serve");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let first = next_line(&mut lines).await;
-    assert!(first.starts_with("offline:"), "{first}");
-    let second = next_line(&mut lines).await;
-    let url = second
-        .strip_prefix("claude-code host listening on ")
-        .unwrap_or_else(|| panic!("unexpected line {second:?}"))
-        .to_string();
+    let (before, url) = serve_url(&mut lines).await;
+    assert!(
+        before.len() == 1 && before[0].starts_with("offline:"),
+        "{before:?}"
+    );
 
     let client = reqwest::Client::new();
     let list: Value = client
@@ -355,16 +316,7 @@ system_prompt = "You review Rust"
         .expect("create");
     assert_eq!(created.status().as_u16(), 201);
 
-    let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
-        .await
-        .expect("serve stopped in time")
-        .expect("wait");
+    let status = sigterm_and_wait(&mut child).await;
     assert!(status.success(), "exit status {status:?}");
     env.assert_no_leftovers().await;
 }
@@ -382,12 +334,7 @@ async fn sigterm_lets_a_running_turn_finish_then_exits_0() {
         .stderr(Stdio::null());
     let mut child = cmd.spawn().expect("spawn serve");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let url = loop {
-        let line = next_line(&mut lines).await;
-        if let Some(url) = line.strip_prefix("claude-code host listening on ") {
-            break url.to_string();
-        }
-    };
+    let (_, url) = serve_url(&mut lines).await;
     let client = reqwest::Client::new();
     let created = client
         .post(format!("{url}/v1/sessions"))
@@ -420,22 +367,13 @@ async fn sigterm_lets_a_running_turn_finish_then_exits_0() {
         },
     )
     .await;
-    let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    let exit = sigterm_and_wait(&mut child).await;
     let (status, body) = turn.await.expect("turn task");
     assert_eq!(
         (status, body["text"].as_str()),
         (200, Some("finished while draining")),
         "{body}"
     );
-    let exit = tokio::time::timeout(Duration::from_secs(60), child.wait())
-        .await
-        .expect("serve stopped in time")
-        .expect("wait");
     assert!(exit.success(), "exit status {exit:?}");
     env.assert_no_leftovers().await;
 }

@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::{path::Path, process::Stdio, time::Duration};
+use std::{path::Path, process::Stdio};
 
 use serde_json::{json, Value};
 use support::*;
@@ -25,19 +25,8 @@ async fn serve(env: &TestEnv, data: &Path) -> Serve {
         .stderr(Stdio::null());
     let mut child = cmd.spawn().expect("spawn serve");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    loop {
-        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .expect("serve printed in time")
-            .expect("read")
-            .expect("serve printed its URL before exiting");
-        if let Some(url) = line.strip_prefix("claude-code host listening on ") {
-            return Serve {
-                child,
-                url: url.to_string(),
-            };
-        }
-    }
+    let (_, url) = serve_url(&mut lines).await;
+    Serve { child, url }
 }
 
 async fn token(env: &TestEnv, data: &Path, tenant: &str, scope: &str) -> String {
@@ -183,6 +172,77 @@ async fn a_host_killed_with_sigkill_comes_back_with_its_sessions_and_their_histo
         "the model sees the earlier history: {:?}",
         last.user_texts()
     );
+    host.child.start_kill().expect("kill");
+    host.child.wait().await.expect("wait");
+    env.assert_no_leftovers().await;
+}
+
+#[tokio::test]
+async fn a_host_killed_with_sigkill_mid_turn_leaves_no_cli_and_its_session_answers_after_restart() {
+    let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
+    env.mock
+        .push(Reply::text("never delivered").delay(std::time::Duration::from_secs(120)));
+    let data = env.tmp.path().join("data");
+    let mut host = serve(&env, &data).await;
+    let c = reqwest::Client::new();
+    let created = c
+        .post(format!("{}/v1/sessions", host.url))
+        .json(&json!({"name": "busy"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status().as_u16(), 201);
+    let turn = tokio::spawn({
+        let (c, url) = (c.clone(), host.url.clone());
+        async move {
+            c.post(format!("{url}/v1/sessions/busy/messages"))
+                .json(&json!({"prompt": "slow one"}))
+                .send()
+                .await
+        }
+    });
+    claude_code_tests::eventually(
+        std::time::Duration::from_secs(30),
+        "the turn reaches the API",
+        || async {
+            if env.mock.turn_requests().is_empty() {
+                Err("no request yet")
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    host.child.start_kill().expect("SIGKILL");
+    host.child.wait().await.expect("wait");
+    // The client sees the connection end, not a reply; the CLI mid-turn is gone too.
+    assert!(turn.await.expect("task").is_err());
+    env.assert_no_leftovers().await;
+
+    let mut host = serve(&env, &data).await;
+    let listed: Value = c
+        .get(format!("{}/v1/sessions/busy", host.url))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["status"], "hibernated", "{listed}");
+    assert_eq!(
+        listed["turns"], 0,
+        "the unfinished turn is not in the ledger"
+    );
+    let reply: Value = c
+        .post(format!("{}/v1/sessions/busy/messages", host.url))
+        .json(&json!({"prompt": "are you back?"}))
+        .send()
+        .await
+        .expect("turn")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(reply["is_error"], false, "{reply}");
     host.child.start_kill().expect("kill");
     host.child.wait().await.expect("wait");
     env.assert_no_leftovers().await;

@@ -75,3 +75,36 @@ pub fn stdout(out: &Output) -> String {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Reads `serve`'s stdout until it says where it listens: the lines before, and the URL.
+/// Fails if the process ends first or says nothing for 60 s.
+pub async fn serve_url(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) -> (Vec<String>, String) {
+    let mut before = Vec::new();
+    loop {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("serve printed in time")
+            .expect("read serve's stdout")
+            .unwrap_or_else(|| panic!("serve ended before it listened; it said {before:?}"));
+        if let Some(url) = line.strip_prefix("claude-code host listening on ") {
+            return (before, url.to_string());
+        }
+        before.push(line);
+    }
+}
+
+/// Sends SIGTERM and waits (at most 60 s) for the process to end.
+pub async fn sigterm_and_wait(child: &mut tokio::process::Child) -> std::process::ExitStatus {
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    tokio::time::timeout(std::time::Duration::from_secs(60), child.wait())
+        .await
+        .expect("serve stopped in time")
+        .expect("wait")
+}

@@ -15,8 +15,8 @@ use crate::{
     auth::{Caller, Scope},
     body::{ErrorBody, TurnReply},
     error::ApiError,
-    routes::turns::{admit_turn, run, wants_sse, CostSource, Prompt, Turn},
-    state::{check_prompt, parse, AppState, Body},
+    routes::turns::{admit_prompt, run, wants_sse, CostSource, Prompt, Turn},
+    state::{AppState, Body},
 };
 
 /// `GET /v1/pools`.
@@ -110,10 +110,8 @@ pub(crate) async fn send_message(
         .pools
         .get(&name)
         .ok_or_else(|| ApiError::not_found(format!("no pool named `{name}`")))?;
-    let req: Prompt = parse(&body)?;
-    check_prompt(&req.prompt)?;
-    let permit = admit_turn(&state, &caller).await?;
-    let stream = pool.stream(req.prompt).await?;
+    let (prompt, permit) = admit_prompt(&state, &caller, &body).await?;
+    let stream = pool.stream(prompt).await?;
     let turn = Turn {
         tenant: caller.tenant,
         kind: "pool",

@@ -65,16 +65,14 @@ pub(crate) async fn send_message(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
     state.accepting()?;
-    let req: Prompt = parse(&body)?;
-    check_prompt(&req.prompt)?;
-    let permit = admit_turn(&state, &caller).await?;
+    let (prompt, permit) = admit_prompt(&state, &caller, &body).await?;
     let key = session_key(&caller.tenant, &name);
     let before = state.session_cost(&key).await;
     // One lookup: an unknown name is the supervisor's NotFound, a 404.
     let stream = state
         .sup
         .session(&key)
-        .stream(req.prompt)
+        .stream(prompt)
         .await
         .map_err(|e| session_error(e, &name))?;
     let turn = Turn {
@@ -87,8 +85,21 @@ pub(crate) async fn send_message(
     Ok(run(state, stream, turn, wants_sse(&headers)).await)
 }
 
+/// A turn's body checked (`{"prompt"}`, not blank, not too long) and admitted: the
+/// prompt, and the tenant's concurrent-turn permit.
+pub(crate) async fn admit_prompt(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    body: &[u8],
+) -> Result<(String, Option<OwnedSemaphorePermit>), ApiError> {
+    let req: Prompt = parse(body)?;
+    check_prompt(&req.prompt)?;
+    let permit = admit_turn(state, caller).await?;
+    Ok((req.prompt, permit))
+}
+
 /// Checks the tenant's spend and takes one of its concurrent-turn permits.
-pub(crate) async fn admit_turn(
+async fn admit_turn(
     state: &Arc<AppState>,
     caller: &Caller,
 ) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
@@ -280,14 +291,12 @@ pub(crate) async fn query(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
     state.accepting()?;
-    let req: Prompt = parse(&body)?;
-    check_prompt(&req.prompt)?;
-    let permit = admit_turn(&state, &caller).await?;
+    let (prompt, permit) = admit_prompt(&state, &caller, &body).await?;
     let spare =
         state.spares.acquire().await.map_err(|e| {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_session", e.to_string())
         })?;
-    let stream = spare.stream(req.prompt).await?;
+    let stream = spare.stream(prompt).await?;
     let turn = Turn {
         tenant: caller.tenant,
         kind: "query",
