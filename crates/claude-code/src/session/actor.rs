@@ -126,6 +126,8 @@ impl Actor {
                 let exit = self.t.shutdown(self.close_grace).await;
                 tracing::debug!(pid = self.t.pid(), ?exit, "claude CLI stopped");
                 self.save_to_store().await;
+                // The sink has seen every event of the session before `stop` returns.
+                self.auditor.close().await;
                 self.status.send_modify(|s| {
                     s.state = State::Stopped;
                     s.turn_started = None;
@@ -157,7 +159,6 @@ impl Actor {
                 let _ = tx.send(Err(err));
             }
         }
-        // The sink has seen every event of this session before `stop` returns.
         self.auditor.close().await;
         // Dropping self closes every stream and pending reply; they read the status.
     }
