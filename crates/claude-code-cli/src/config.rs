@@ -372,6 +372,7 @@ struct FileConfig {
     templates: Option<BTreeMap<toml::Spanned<String>, host::FileTemplate>>,
     limits: Option<host::FileLimits>,
     tenants: Option<BTreeMap<toml::Spanned<String>, host::FileLimits>>,
+    audit: Option<host::FileAudit>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -588,6 +589,7 @@ impl Config {
             templates: file.templates,
             limits: file.limits,
             tenants: file.tenants,
+            audit: file.audit,
         };
         self.apply_host_file(sections, path, &text, base)
     }

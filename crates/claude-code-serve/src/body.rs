@@ -95,25 +95,44 @@ pub(crate) struct AuditEvents {
     pub(crate) events: Vec<AuditEvent>,
 }
 
-/// One API call in the audit trail.
+/// One row of the audit trail: an API call (`kind: "http"`) or a session event
+/// (`tool_use`, `tool_result`, `permission_decision`, `hook_decision`,
+/// `control_request`, `mcp_tool_call`, `dropped`). Fields that do not apply to the row's
+/// kind are left out.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct AuditEvent {
     /// Seconds since the epoch.
     pub(crate) at: i64,
-    /// The request's `x-request-id`, or `-`.
-    pub(crate) request_id: String,
+    /// `http`, or the session event's kind.
+    pub(crate) kind: String,
     /// The caller's tenant (`null` when authentication failed).
     pub(crate) tenant: Option<String>,
-    /// The token's public id (`null` when anonymous).
+    /// Session events: the tenant's session name, `pool:<name>` or `query`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) session: Option<String>,
+    /// HTTP: the request's `x-request-id`, or `-`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) request_id: Option<String>,
+    /// HTTP: the token's public id (absent when anonymous).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) token_id: Option<String>,
     /// HTTP method.
-    pub(crate) method: String,
-    /// The route template (`/v1/sessions/{name}`), never the raw path.
-    pub(crate) route: String,
-    /// The response's status.
-    pub(crate) status: u16,
-    /// Time to the response head, milliseconds.
-    pub(crate) millis: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) method: Option<String>,
+    /// HTTP: the route template (`/v1/sessions/{name}`), never the raw path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) route: Option<String>,
+    /// HTTP: the response's status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) status: Option<u16>,
+    /// HTTP: time to the response head, milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) millis: Option<u64>,
+    /// Session events: the SDK's event, redacted (`at_ms`, `session_id` of the CLI,
+    /// `kind` and the kind's fields, e.g. `tool`, `behavior`, `decided_by`, `message`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub(crate) detail: Option<serde_json::Value>,
 }
 
 /// `GET /healthz`.

@@ -49,6 +49,10 @@ pub struct HostConfig {
     /// to its end, `true` interrupts it. Either way the session stays and the turn's cost
     /// is recorded.
     pub interrupt_on_disconnect: bool,
+    /// Also append the audit trail (HTTP calls and session events, redacted) to this
+    /// file as JSON lines (created mode 0600 if missing; flushed after every batch and
+    /// at shutdown). The state store keeps it either way.
+    pub audit_jsonl: Option<PathBuf>,
 }
 
 /// The restart policy of the host's supervisor (OTP's `strategy`, `max_restarts`,
@@ -198,6 +202,7 @@ impl HostConfig {
             tenants: BTreeMap::new(),
             drain_timeout: Duration::from_secs(30),
             interrupt_on_disconnect: false,
+            audit_jsonl: None,
         }
     }
 
@@ -268,6 +273,13 @@ impl HostConfig {
     #[must_use]
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.drain_timeout = timeout;
+        self
+    }
+
+    /// Also write the audit trail to `path` as JSON lines.
+    #[must_use]
+    pub fn audit_jsonl(mut self, path: impl Into<PathBuf>) -> Self {
+        self.audit_jsonl = Some(path.into());
         self
     }
 

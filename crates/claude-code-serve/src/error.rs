@@ -61,6 +61,16 @@ pub enum ServeError {
         /// The name (`<tenant>/<name>` for sessions).
         name: String,
     },
+    /// The audit trail's JSON lines file ([`HostConfig::audit_jsonl`](crate::HostConfig::audit_jsonl))
+    /// could not be opened for appending.
+    #[error("cannot open the audit log {path} for appending: {source}; fix the path or its permissions ([audit] jsonl)")]
+    AuditFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A declared pool has no members.
     #[error("pool {0:?} has size 0; give it at least one member")]
     EmptyPool(String),

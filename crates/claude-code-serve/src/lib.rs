@@ -56,6 +56,7 @@ mod error;
 mod limits;
 mod metrics;
 mod openapi;
+mod policy;
 mod routes;
 mod state;
 pub mod store;
@@ -74,6 +75,7 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 pub use auth::{Scope, DEFAULT_TENANT};
 pub use config::{HostConfig, NamedSession, PoolConfig, SupervisorSettings, TenantLimits};
 pub use error::ServeError;
+pub use policy::ToolPolicy;
 
 /// The HTTP API's OpenAPI 3.1 document (what `GET /openapi.json` serves).
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -127,6 +129,8 @@ impl Host {
                 .env("ANTHROPIC_API_KEY", "sk-offline-mock"),
             None => o,
         };
+        // Every hosted session reports its audit events to the trail (see `audit`).
+        let audit = audit::AuditLog::start(store.clone(), config.audit_jsonl.as_deref())?;
         let options = point(config.options);
         let settings = config.supervisor;
         let mut builder = Supervisor::builder()
@@ -136,13 +140,26 @@ impl Host {
             .max_seconds(settings.max_seconds)
             .children(config.sessions.into_iter().map(|s| {
                 let key = state::session_key(&s.tenant, s.spec.name());
-                s.spec.renamed(key).with_options(point)
+                let owner = audit::Owner::Tenant {
+                    tenant: s.tenant.clone(),
+                    session: s.spec.name().to_string(),
+                };
+                s.spec
+                    .renamed(key)
+                    .with_options(point)
+                    .with_options(|o| audit.attach(o, owner))
             }));
         if let Some(admission) = config.admission.clone() {
             builder = builder.admission(admission);
         }
         let sup = builder.start().await?;
-        let spares = match Spares::builder(options.clone())
+        let query_options = audit.attach(
+            options.clone(),
+            audit::Owner::Shared {
+                label: "query".into(),
+            },
+        );
+        let spares = match Spares::builder(query_options)
             .count(config.spares)
             .start()
             .await
@@ -155,7 +172,13 @@ impl Host {
         };
         let mut pools = BTreeMap::new();
         for p in config.pools {
-            let mut builder = Pool::builder(SessionSpec::new(&p.name).options(point(p.options)))
+            let member = audit.attach(
+                point(p.options),
+                audit::Owner::Shared {
+                    label: format!("pool:{}", p.name),
+                },
+            );
+            let mut builder = Pool::builder(SessionSpec::new(&p.name).options(member))
                 .size(p.size)
                 .warm_spares(p.warm_spares)
                 .max_queue(p.max_queue)
@@ -201,7 +224,7 @@ impl Host {
             draining: Default::default(),
             offline,
             spares,
-            audit: audit::AuditLog::start(store.clone()),
+            audit,
             store,
             limits: limits::Limits::new(config.limits, config.tenants),
             listen_loopback,

@@ -34,7 +34,10 @@ use crate::auth::Scope;
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "claude-code.db";
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_audit_events.sql"),
+];
 
 /// What went wrong with the state store.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +156,49 @@ pub(crate) struct AuditRow {
     pub(crate) route: String,
     pub(crate) status: u16,
     pub(crate) millis: u64,
+}
+
+/// One session event for the audit trail (a redacted SDK audit event).
+#[derive(Debug, Clone)]
+pub(crate) struct EventRow {
+    pub(crate) at: i64,
+    /// The SDK event's kind (`tool_use`, `permission_decision`, …).
+    pub(crate) kind: &'static str,
+    pub(crate) tenant: Option<String>,
+    pub(crate) session: Option<String>,
+    /// The event as JSON.
+    pub(crate) detail: String,
+}
+
+/// One row of the audit trail as read back: an HTTP call or a session event.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredAudit {
+    pub(crate) at: i64,
+    pub(crate) kind: String,
+    pub(crate) tenant: Option<String>,
+    pub(crate) session: Option<String>,
+    pub(crate) request_id: Option<String>,
+    pub(crate) token_id: Option<String>,
+    pub(crate) method: Option<String>,
+    pub(crate) route: Option<String>,
+    pub(crate) status: Option<u16>,
+    pub(crate) millis: Option<u64>,
+    pub(crate) detail: Option<String>,
+}
+
+/// Which audit rows to read (newest first).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AuditFilter {
+    /// Only this tenant's rows (`None`: every tenant's).
+    pub(crate) tenant: Option<String>,
+    /// Only rows of this kind.
+    pub(crate) kind: Option<String>,
+    /// Only rows of this session.
+    pub(crate) session: Option<String>,
+    /// Only rows at or after this time (seconds since the epoch).
+    pub(crate) since: Option<i64>,
+    /// Most rows.
+    pub(crate) limit: u32,
 }
 
 /// Turns and USD of one session or pool, from the ledger.
@@ -466,14 +512,18 @@ impl Store {
         })
     }
 
-    /// Appends API calls to the audit trail, in one transaction.
-    pub(crate) fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
+    /// Appends API calls and session events to the audit trail, in one transaction.
+    pub(crate) fn append_audit(
+        &self,
+        rows: &[AuditRow],
+        events: &[EventRow],
+    ) -> Result<(), StoreError> {
         self.with_write(|c| {
             let tx = c.transaction()?;
             {
                 let mut stmt = tx.prepare_cached(
-                    "INSERT INTO audit (at, request_id, tenant, token_id, method, route, status, millis) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT INTO audit (at, kind, request_id, tenant, token_id, method, route, status, millis) \
+                     VALUES (?1, 'http', ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )?;
                 for a in rows {
                     stmt.execute(params![
@@ -487,34 +537,51 @@ impl Store {
                         a.millis as i64
                     ])?;
                 }
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO audit (at, kind, tenant, session, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for e in events {
+                    stmt.execute(params![e.at, e.kind, e.tenant, e.session, e.detail])?;
+                }
             }
             tx.commit()
         })
     }
 
-    /// The newest audit rows of a tenant (all tenants with `None`), newest first.
-    pub(crate) fn audit(
-        &self,
-        tenant: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<AuditRow>, StoreError> {
+    /// Audit rows, newest first.
+    pub(crate) fn audit(&self, filter: &AuditFilter) -> Result<Vec<StoredAudit>, StoreError> {
         self.with_read(|c| {
-            let mut stmt = c.prepare(
-                "SELECT at, request_id, tenant, token_id, method, route, status, millis FROM audit \
-                 WHERE ?1 IS NULL OR tenant = ?1 ORDER BY id DESC LIMIT ?2",
+            let mut stmt = c.prepare_cached(
+                "SELECT at, kind, tenant, session, request_id, token_id, method, route, status, \
+                        millis, detail FROM audit \
+                 WHERE (?1 IS NULL OR tenant = ?1) AND (?2 IS NULL OR kind = ?2) \
+                   AND (?3 IS NULL OR session = ?3) AND (?4 IS NULL OR at >= ?4) \
+                 ORDER BY id DESC LIMIT ?5",
             )?;
-            let rows = stmt.query_map(params![tenant, limit], |r| {
-                Ok(AuditRow {
-                    at: r.get(0)?,
-                    request_id: r.get(1)?,
-                    tenant: r.get(2)?,
-                    token_id: r.get(3)?,
-                    method: r.get(4)?,
-                    route: r.get(5)?,
-                    status: r.get(6)?,
-                    millis: r.get::<_, i64>(7)?.max(0) as u64,
-                })
-            })?;
+            let rows = stmt.query_map(
+                params![
+                    filter.tenant,
+                    filter.kind,
+                    filter.session,
+                    filter.since,
+                    filter.limit
+                ],
+                |r| {
+                    Ok(StoredAudit {
+                        at: r.get(0)?,
+                        kind: r.get(1)?,
+                        tenant: r.get(2)?,
+                        session: r.get(3)?,
+                        request_id: r.get(4)?,
+                        token_id: r.get(5)?,
+                        method: r.get(6)?,
+                        route: r.get(7)?,
+                        status: r.get(8)?,
+                        millis: r.get::<_, Option<i64>>(9)?.map(|m| m.max(0) as u64),
+                        detail: r.get(10)?,
+                    })
+                },
+            )?;
             rows.collect()
         })
     }
@@ -606,6 +673,76 @@ mod tests {
         for file in [&bytes, &wal] {
             assert!(!file.windows(secret.len()).any(|w| w == secret.as_bytes()));
         }
+    }
+
+    #[test]
+    fn http_rows_of_a_version_1_store_survive_the_audit_migration_and_filters_apply() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = Connection::open(dir.path().join(DB_FILE)).expect("open");
+        c.execute_batch(MIGRATIONS[0]).expect("0001");
+        c.execute_batch(
+            "INSERT INTO audit (at, request_id, tenant, token_id, method, route, status, millis) \
+             VALUES (100, 'r1', 'acme', 'tok', 'GET', '/v1/sessions', 200, 3); \
+             PRAGMA user_version = 1;",
+        )
+        .expect("old row");
+        drop(c);
+        let store = Store::open(dir.path()).expect("migrates");
+        let event = |at, kind, tenant: &str, session: &str| EventRow {
+            at,
+            kind,
+            tenant: Some(tenant.into()),
+            session: Some(session.into()),
+            detail: "{}".into(),
+        };
+        store
+            .append_audit(
+                &[],
+                &[
+                    event(200, "tool_use", "acme", "s1"),
+                    event(300, "permission_decision", "acme", "s1"),
+                    event(300, "tool_use", "other", "s1"),
+                ],
+            )
+            .expect("append");
+        let all = |f: AuditFilter| store.audit(&AuditFilter { limit: 100, ..f }).expect("read");
+        let acme = all(AuditFilter {
+            tenant: Some("acme".into()),
+            ..AuditFilter::default()
+        });
+        assert_eq!(
+            acme.iter().map(|a| a.kind.as_str()).collect::<Vec<_>>(),
+            ["permission_decision", "tool_use", "http"]
+        );
+        let old = &acme[2];
+        assert_eq!(
+            (
+                old.request_id.as_deref(),
+                old.route.as_deref(),
+                old.status,
+                old.millis
+            ),
+            (Some("r1"), Some("/v1/sessions"), Some(200), Some(3))
+        );
+        let tool_uses = all(AuditFilter {
+            tenant: Some("acme".into()),
+            kind: Some("tool_use".into()),
+            session: Some("s1".into()),
+            ..AuditFilter::default()
+        });
+        assert_eq!(tool_uses.len(), 1);
+        let recent = all(AuditFilter {
+            since: Some(250),
+            ..AuditFilter::default()
+        });
+        assert_eq!(recent.len(), 2);
+        let one = store
+            .audit(&AuditFilter {
+                limit: 1,
+                ..AuditFilter::default()
+            })
+            .expect("read");
+        assert_eq!(one.len(), 1);
     }
 
     #[test]

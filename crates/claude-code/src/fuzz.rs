@@ -73,9 +73,11 @@ impl Dispatcher {
         let Routed::Parsed(Inbound::ControlRequest(request)) = route(line) else {
             return None;
         };
-        let answer = self
-            .runtime
-            .block_on(self.callbacks.answer(request.request, self.timeout));
+        let answer = self.runtime.block_on(self.callbacks.answer(
+            request.request,
+            self.timeout,
+            &crate::audit::AuditScope::default(),
+        ));
         Some(answer_line(&request.request_id, answer))
     }
 

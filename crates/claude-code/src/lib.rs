@@ -34,6 +34,7 @@
 //! - [`protocol`]: wire types for every message and control envelope;
 //! - [`callbacks`]: the permission callback, hooks, in-process MCP servers and
 //!   elicitation, guarded and fail-closed;
+//! - [`audit`]: the session's audit trail ([`Options::audit`]) and its redaction;
 //! - `session`: [`Session`], its actor, and turn streams ([`MessageStream`]) with their
 //!   adapters;
 //! - [`telemetry`], [`procfs`]: tracing, metrics, and the one `/proc` reader;
@@ -50,6 +51,7 @@
 //! [`store`]).
 
 // The SDK: one session, one CLI process.
+pub mod audit;
 pub mod callbacks;
 pub mod cli;
 mod error;

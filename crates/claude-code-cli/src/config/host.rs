@@ -1,6 +1,6 @@
 //! The host's sections of `claude-code.toml`, read by `claude-code serve`: `[serve]`,
 //! `[supervisor]`, `[admission]`, `[[sessions]]`, `[[pools]]`, `[templates.NAME]`,
-//! `[limits]` and `[tenants.NAME]`. Parsed as strictly as the top level (unknown keys and
+//! `[limits]`, `[tenants.NAME]` and `[audit]`. Parsed as strictly as the top level (unknown keys and
 //! bad values are errors naming the file, line and `section.key`), then checked: names
 //! are valid and unique, amounts are positive.
 //!
@@ -35,7 +35,7 @@ pub const DATA_DIR_ENV: &str = "CLAUDE_CODE_DATA_DIR";
 
 /// The host's single-valued keys as `section.key`, in display order (see
 /// [`Config::value`]).
-pub const HOST_KEYS: [&str; 10] = [
+pub const HOST_KEYS: [&str; 11] = [
     "serve.listen",
     "serve.data_dir",
     "serve.max_body_bytes",
@@ -46,6 +46,7 @@ pub const HOST_KEYS: [&str; 10] = [
     "supervisor.strategy",
     "supervisor.max_restarts",
     "supervisor.max_seconds",
+    "audit.jsonl",
 ];
 
 /// The host's settings: everything `claude-code serve` needs besides the session options.
@@ -85,6 +86,9 @@ pub struct HostSettings {
     pub limits: LimitSettings,
     /// `[tenants.NAME]`, each already merged over `[limits]`.
     pub tenants: BTreeMap<String, LimitSettings>,
+    /// `[audit] jsonl`: also append the audit trail to this file as JSON lines
+    /// (relative to the configuration file).
+    pub audit_jsonl: Option<PathBuf>,
 }
 
 impl Default for HostSettings {
@@ -106,6 +110,7 @@ impl Default for HostSettings {
             templates: BTreeMap::new(),
             limits: LimitSettings::default(),
             tenants: BTreeMap::new(),
+            audit_jsonl: None,
         }
     }
 }
@@ -168,6 +173,11 @@ pub struct SessionKeys {
     pub cwd: Option<PathBuf>,
     /// `cli_profile`.
     pub cli_profile: Option<CliProfile>,
+    /// `allow_tools`: the host's tool policy allows only these (see
+    /// [`ToolPolicy`](claude_code_serve::ToolPolicy)).
+    pub allow_tools: Option<Vec<String>>,
+    /// `deny_tools`: the host's tool policy denies these.
+    pub deny_tools: Option<Vec<String>>,
 }
 
 /// A `[[sessions]]` entry: a named session started with the host.
@@ -243,6 +253,14 @@ pub(super) struct FileHost {
     pub(super) templates: Option<BTreeMap<Spanned<String>, FileTemplate>>,
     pub(super) limits: Option<FileLimits>,
     pub(super) tenants: Option<BTreeMap<Spanned<String>, FileLimits>>,
+    pub(super) audit: Option<FileAudit>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileAudit {
+    jsonl: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -326,6 +344,8 @@ macro_rules! with_session_keys {
             disallowed_tools: Option<Vec<String>>,
             cwd: Option<PathBuf>,
             cli_profile: Option<FileProfile>,
+            allow_tools: Option<Vec<String>>,
+            deny_tools: Option<Vec<String>>,
         }
 
         impl $name {
@@ -341,6 +361,8 @@ macro_rules! with_session_keys {
                     disallowed_tools: self.disallowed_tools.clone(),
                     cwd: self.cwd.as_ref().map(|d| base.join(d)),
                     cli_profile: self.cli_profile.map(CliProfile::from),
+                    allow_tools: self.allow_tools.clone(),
+                    deny_tools: self.deny_tools.clone(),
                 }
             }
         }
@@ -546,6 +568,10 @@ impl Config {
         if let Some(l) = &file.limits {
             self.host.limits = limits(l, path, text)?;
         }
+        if let Some(jsonl) = file.audit.and_then(|a| a.jsonl) {
+            self.host.audit_jsonl = Some(base.join(jsonl));
+            self.set_origin("audit.jsonl", origin.clone());
+        }
         for (name, l) in file.tenants.unwrap_or_default() {
             let name = check_name("tenant", &name, path, text)?;
             let over = limits(&l, path, text)?;
@@ -618,6 +644,7 @@ impl Config {
             ),
             "supervisor.max_restarts" => Some(h.max_restarts.to_string()),
             "supervisor.max_seconds" => Some(h.max_seconds.to_string()),
+            "audit.jsonl" => h.audit_jsonl.as_ref().map(|p| p.display().to_string()),
             _ => None,
         }
     }
@@ -652,7 +679,10 @@ impl Config {
         if let Some(p) = keys.cli_profile {
             c.cli_profile = p;
         }
-        c.to_options()
+        let policy = claude_code_serve::ToolPolicy::new()
+            .allow(keys.allow_tools.iter().flatten().cloned())
+            .deny(keys.deny_tools.iter().flatten().cloned());
+        policy.apply(c.to_options())
     }
 }
 
@@ -730,6 +760,7 @@ allowed_tools = ["Read"]
 disallowed_tools = ["Bash"]
 cwd = "work"
 cli_profile = "minimal"
+deny_tools = ["WebFetch"]
 
 [[sessions]]
 name = "assistant"
@@ -747,6 +778,7 @@ name = "defaults"
 
 [templates.reviewer]
 system_prompt = "You review Rust"
+allow_tools = ["Read", "mcp__docs__*"]
 
 [limits]
 max_sessions = 20
@@ -757,6 +789,9 @@ max_spend_usd = 50.0
 [tenants.acme]
 max_sessions = 5
 max_spend_usd = 0
+
+[audit]
+jsonl = "audit/events.jsonl"
 "#;
 
     #[test]
@@ -764,6 +799,11 @@ max_spend_usd = 0
         let (d, path) = write(FULL);
         let c = load(&path, &[]).expect("loads");
         let h = &c.host;
+        assert_eq!(h.audit_jsonl, Some(d.path().join("audit/events.jsonl")));
+        assert_eq!(
+            h.templates["reviewer"].allow_tools,
+            Some(vec!["Read".to_string(), "mcp__docs__*".to_string()])
+        );
         assert_eq!(h.listen, "127.0.0.1:9000".parse().expect("addr"));
         assert_eq!(
             h.data_dir,
@@ -809,6 +849,8 @@ max_spend_usd = 0
                     disallowed_tools: Some(vec!["Bash".into()]),
                     cwd: Some(d.path().join("work")),
                     cli_profile: Some(CliProfile::Minimal),
+                    allow_tools: None,
+                    deny_tools: Some(vec!["WebFetch".into()]),
                 },
             }
         );
@@ -910,6 +952,7 @@ max_spend_usd = 0
                 "templates.reviewer.modle",
             ),
             ("[limits]\nmax_session = 1\n", 2, "limits.max_session"),
+            ("[audit]\njsonl = \"a\"\nfile = \"b\"\n", 3, "audit.file"),
             (
                 "[tenants.acme]\nmax_spend = 1\n",
                 2,

@@ -111,7 +111,10 @@ pub(crate) async fn send_message(
         .get(&name)
         .ok_or_else(|| ApiError::not_found(format!("no pool named `{name}`")))?;
     let (prompt, permit) = admit_prompt(&state, &caller, &body).await?;
-    let stream = pool.stream(prompt).await?;
+    let context = crate::audit::turn_context(&caller.tenant, &format!("pool:{name}"));
+    let stream = pool
+        .stream(claude_code::UserInput::text(prompt).with_audit_context(context))
+        .await?;
     let turn = Turn {
         tenant: caller.tenant,
         kind: "pool",

@@ -85,8 +85,12 @@ impl SessionRecipe {
         tenant: &str,
         name: &str,
     ) -> Result<SessionSpec, ApiError> {
+        let owner = crate::audit::Owner::Tenant {
+            tenant: tenant.to_string(),
+            session: name.to_string(),
+        };
         Ok(SessionSpec::new(session_key(tenant, name))
-            .options(self.options(state)?)
+            .options(state.audit.attach(self.options(state)?, owner))
             .idle_timeout(state.idle_timeout))
     }
 }

@@ -296,7 +296,10 @@ pub(crate) async fn query(
         state.spares.acquire().await.map_err(|e| {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_session", e.to_string())
         })?;
-    let stream = spare.stream(prompt).await?;
+    let context = crate::audit::turn_context(&caller.tenant, "query");
+    let stream = spare
+        .stream(claude_code::UserInput::text(prompt).with_audit_context(context))
+        .await?;
     let turn = Turn {
         tenant: caller.tenant,
         kind: "query",

@@ -22,6 +22,7 @@ use std::{sync::Arc, time::Duration};
 
 use serde_json::{json, Value};
 
+use crate::audit::{AuditKind, AuditScope, Behavior, DecidedBy, Redactor};
 use crate::protocol::{InboundRequest, InitializeRequest};
 use elicitation::{ElicitationFn, ElicitationRequest, ElicitationResponse};
 use hooks::{HookInput, HookOutput, HookRegistration};
@@ -62,33 +63,48 @@ impl Callbacks {
 
     /// Answers one CLI request: the success payload, or an error message for the CLI.
     /// `timeout` bounds the permission callback, MCP handlers and the elicitation
-    /// callback; each hook has its own.
+    /// callback; each hook has its own. Permission and hook decisions and in-process MCP
+    /// tool calls are recorded through `audit` (a no-op when not auditing).
     pub(crate) async fn answer(
         &self,
         request: InboundRequest,
         timeout: Duration,
+        audit: &AuditScope,
     ) -> Result<Value, String> {
         match request {
             InboundRequest::CanUseTool(req) => {
-                let Some(callback) = &self.can_use_tool else {
-                    return Ok(PermissionResult::deny(
-                        "no permission callback is registered in the SDK; the tool was not run",
-                    )
-                    .to_wire(&Value::Null));
-                };
                 let original = req.input.clone();
                 let tool = req.tool_name.clone();
-                let decision = match guarded(callback(ToolPermissionRequest::from(*req)), timeout)
-                    .await
-                {
-                    Ok(decision) => match decision.check() {
-                        Ok(()) => decision,
-                        Err(why) => fail_closed_permission(&tool, &why),
-                    },
-                    Err(failure) => {
-                        fail_closed_permission(&tool, &format!("the permission callback {failure}"))
+                let tool_use_id = req.tool_use_id.clone();
+                let (decision, decided_by) = match &self.can_use_tool {
+                    None => (
+                        PermissionResult::deny(
+                            "no permission callback is registered in the SDK; the tool was not run",
+                        ),
+                        DecidedBy::NoCallback,
+                    ),
+                    Some(callback) => {
+                        match guarded(callback(ToolPermissionRequest::from(*req)), timeout).await {
+                            Ok(decision) => match decision.check() {
+                                Ok(()) => (decision, DecidedBy::Callback),
+                                Err(why) => (
+                                    fail_closed_permission(&tool, &why),
+                                    DecidedBy::CallbackFailed { failure: why },
+                                ),
+                            },
+                            Err(failure) => {
+                                let why = format!("the permission callback {failure}");
+                                (
+                                    fail_closed_permission(&tool, &why),
+                                    DecidedBy::CallbackFailed { failure: why },
+                                )
+                            }
+                        }
                     }
                 };
+                audit.emit(|r| {
+                    permission_event(r, &tool, tool_use_id, &original, &decision, decided_by)
+                });
                 Ok(decision.to_wire(&original))
             }
             InboundRequest::HookCallback(req) => {
@@ -104,19 +120,61 @@ impl Callbacks {
                 } else {
                     input.event.clone()
                 };
+                let (tool, tool_use_id) = (input.tool_name.clone(), input.tool_use_id.clone());
+                let hook_event = |output: Option<&HookOutput>, decided_by| {
+                    let callback_id = req.callback_id.clone();
+                    let (event, tool, tool_use_id) =
+                        (event.clone(), tool.clone(), tool_use_id.clone());
+                    audit.emit(|r| {
+                        hook_decision_event(
+                            r,
+                            event,
+                            callback_id,
+                            tool,
+                            tool_use_id,
+                            output,
+                            decided_by,
+                        )
+                    });
+                };
                 let gate = hooks::is_gate(&event);
                 let output = match guarded((hook.callback)(input), hook.timeout).await {
                     Ok(output) => match output.check(&event) {
-                        Ok(()) => output,
-                        Err(why) if gate => fail_closed_hook(&event, &why),
-                        Err(why) => return Err(why),
+                        Ok(()) => {
+                            hook_event(Some(&output), DecidedBy::Callback);
+                            output
+                        }
+                        Err(why) if gate => {
+                            let output = fail_closed_hook(&event, &why);
+                            hook_event(Some(&output), DecidedBy::CallbackFailed { failure: why });
+                            output
+                        }
+                        Err(why) => {
+                            hook_event(
+                                None,
+                                DecidedBy::CallbackFailed {
+                                    failure: why.clone(),
+                                },
+                            );
+                            return Err(why);
+                        }
                     },
                     Err(failure) if gate => {
-                        fail_closed_hook(&event, &format!("the {event} hook {failure}"))
+                        let why = format!("the {event} hook {failure}");
+                        let output = fail_closed_hook(&event, &why);
+                        hook_event(Some(&output), DecidedBy::CallbackFailed { failure: why });
+                        output
                     }
                     Err(failure) => {
                         tracing::warn!(event, error = failure, "hook callback failed");
-                        return Err(format!("the {event} hook {failure}"));
+                        let why = format!("the {event} hook {failure}");
+                        hook_event(
+                            None,
+                            DecidedBy::CallbackFailed {
+                                failure: why.clone(),
+                            },
+                        );
+                        return Err(why);
                     }
                 };
                 Ok(output.to_wire(&event))
@@ -130,6 +188,23 @@ impl Callbacks {
                         "error": {"code": -32601, "message": format!("unknown MCP server {}", req.server_name)},
                     }),
                 };
+                if req.message.get("method").and_then(Value::as_str) == Some("tools/call") {
+                    audit.emit(|r| {
+                        let params = req.message.get("params");
+                        let field = |k: &str| params.and_then(|p| p.get(k));
+                        AuditKind::McpToolCall {
+                            server: req.server_name.clone(),
+                            tool: field("name")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_string(),
+                            arguments: r.value(field("arguments").unwrap_or(&Value::Null)),
+                            is_error: response.get("error").is_some()
+                                || response.pointer("/result/isError").and_then(Value::as_bool)
+                                    == Some(true),
+                        }
+                    });
+                }
                 Ok(json!({ "mcp_response": response }))
             }
             InboundRequest::Unknown { subtype, raw } if subtype == "elicitation" => {
@@ -155,6 +230,73 @@ impl Callbacks {
                 Err(format!("Unsupported control request subtype: {subtype}"))
             }
         }
+    }
+}
+
+/// The audit event for a permission decision.
+fn permission_event(
+    r: &Redactor,
+    tool: &str,
+    tool_use_id: Option<String>,
+    input: &Value,
+    decision: &PermissionResult,
+    decided_by: DecidedBy,
+) -> AuditKind {
+    let (behavior, message, interrupt, input_rewritten) = match decision {
+        PermissionResult::Allow { updated_input, .. } => {
+            (Behavior::Allow, None, false, updated_input.is_some())
+        }
+        PermissionResult::Deny { message, interrupt } => {
+            (Behavior::Deny, Some(r.text(message)), *interrupt, false)
+        }
+    };
+    AuditKind::PermissionDecision {
+        tool: tool.to_string(),
+        tool_use_id,
+        input: r.value(input),
+        behavior,
+        message,
+        interrupt,
+        input_rewritten,
+        decided_by,
+    }
+}
+
+/// The audit event for a hook's answer (`None`: the hook failed and the CLI got an
+/// error).
+fn hook_decision_event(
+    r: &Redactor,
+    event: String,
+    callback_id: String,
+    tool: Option<String>,
+    tool_use_id: Option<String>,
+    output: Option<&HookOutput>,
+    decided_by: DecidedBy,
+) -> AuditKind {
+    let specific = |k: &str| output.and_then(|o| o.specific.get(k));
+    let permission_decision = specific("permissionDecision")
+        .or_else(|| specific("decision").and_then(|d| d.get("behavior")))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let reason = output
+        .and_then(|o| o.reason.clone().or_else(|| o.stop_reason.clone()))
+        .or_else(|| {
+            specific("permissionDecisionReason")
+                .or_else(|| specific("decision").and_then(|d| d.get("message")))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .map(|t| r.text(&t));
+    AuditKind::HookDecision {
+        event,
+        callback_id,
+        tool,
+        tool_use_id,
+        continue_: output.and_then(|o| o.continue_),
+        decision: output.and_then(|o| o.decision.clone()),
+        permission_decision,
+        reason,
+        decided_by,
     }
 }
 
@@ -245,14 +387,142 @@ mod tests {
             (hangs, "did not answer within 2s"),
             (garbage, "updated input must be a JSON object"),
         ] {
-            let v = callbacks.answer(can_use_tool(), T).await.expect("answer");
+            let v = callbacks
+                .answer(can_use_tool(), T, &AuditScope::default())
+                .await
+                .expect("answer");
             assert_eq!(v["behavior"], "deny", "{v}");
             let message = v["message"].as_str().unwrap_or_default();
             assert!(message.contains(needle), "{message}");
             assert!(message.contains("the tool was not run"), "{message}");
         }
-        let none = Callbacks::default().answer(can_use_tool(), T).await;
+        let none = Callbacks::default()
+            .answer(can_use_tool(), T, &AuditScope::default())
+            .await;
         assert_eq!(none.expect("answer")["behavior"], "deny");
+    }
+
+    /// An audit scope whose events land in the returned list.
+    fn recording() -> (AuditScope, std::sync::Arc<std::sync::Mutex<Vec<AuditKind>>>) {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let sink: crate::audit::AuditSink =
+            std::sync::Arc::new(move |e: &crate::audit::AuditEvent| {
+                log.lock().expect("lock").push(e.kind.clone());
+            });
+        let config = crate::audit::AuditConfig {
+            sink,
+            redactor: Redactor::new(),
+        };
+        let scope = AuditScope {
+            auditor: crate::audit::Auditor::start(Some(&config), Vec::new()),
+            session_id: Some("s1".into()),
+            context: None,
+        };
+        (scope, seen)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failing_permission_callbacks_are_audited_as_fail_closed_denials() {
+        let panics = with_permission(|_| async { panic!("callback bug") });
+        let hangs = with_permission(|_| async {
+            std::future::pending::<()>().await;
+            PermissionResult::allow()
+        });
+        let garbage = with_permission(|_| async {
+            PermissionResult::allow().updated_input(json!("not an object"))
+        });
+        let (scope, seen) = recording();
+        for callbacks in [panics, hangs, garbage, Callbacks::default()] {
+            callbacks
+                .answer(can_use_tool(), T, &scope)
+                .await
+                .expect("answer");
+        }
+        scope.auditor.close().await;
+        let seen = seen.lock().expect("lock").clone();
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        let mut failures = Vec::new();
+        for kind in &seen {
+            let AuditKind::PermissionDecision {
+                tool,
+                behavior,
+                decided_by,
+                input,
+                message,
+                ..
+            } = kind
+            else {
+                panic!("{kind:?}");
+            };
+            assert_eq!(tool, "Bash");
+            assert_eq!(*behavior, Behavior::Deny);
+            assert_eq!(input["command"], "rm -rf /");
+            assert!(message
+                .as_deref()
+                .is_some_and(|m| m.contains("the tool was not run")));
+            failures.push(decided_by.clone());
+        }
+        let failed = |d: &DecidedBy, needle: &str| matches!(d, DecidedBy::CallbackFailed { failure } if failure.contains(needle));
+        assert!(
+            failed(&failures[0], "panicked: callback bug"),
+            "{failures:?}"
+        );
+        assert!(
+            failed(&failures[1], "did not answer within 2s"),
+            "{failures:?}"
+        );
+        assert!(
+            failed(&failures[2], "must be a JSON object"),
+            "{failures:?}"
+        );
+        assert_eq!(failures[3], DecidedBy::NoCallback);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hook_decisions_are_audited_with_their_reason_and_failures() {
+        use hooks::HookEvent;
+        let (scope, seen) = recording();
+        let denies = with_hook(HookEvent::PreToolUse, |_| async {
+            HookOutput::deny("not today")
+        });
+        denies
+            .answer(hook_call("PreToolUse"), T, &scope)
+            .await
+            .expect("answer");
+        let observer = with_hook(HookEvent::PostToolUse, |_| async { panic!("x") });
+        let _ = observer.answer(hook_call("PostToolUse"), T, &scope).await;
+        scope.auditor.close().await;
+        let seen = seen.lock().expect("lock").clone();
+        match &seen[..] {
+            [AuditKind::HookDecision {
+                event,
+                callback_id,
+                tool,
+                permission_decision,
+                reason,
+                decided_by,
+                ..
+            }, AuditKind::HookDecision {
+                event: e2,
+                decided_by: d2,
+                permission_decision: p2,
+                ..
+            }] => {
+                assert_eq!(event, "PreToolUse");
+                assert_eq!(callback_id, "hook_0");
+                assert_eq!(tool.as_deref(), Some("Bash"));
+                assert_eq!(permission_decision.as_deref(), Some("deny"));
+                assert_eq!(reason.as_deref(), Some("not today"));
+                assert_eq!(*decided_by, DecidedBy::Callback);
+                assert_eq!(e2, "PostToolUse");
+                assert!(p2.is_none());
+                assert!(
+                    matches!(d2, DecidedBy::CallbackFailed { failure } if failure.contains("panicked"))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -260,7 +530,7 @@ mod tests {
         use hooks::HookEvent;
         let panics = with_hook(HookEvent::PreToolUse, |_| async { panic!("hook bug") });
         let v = panics
-            .answer(hook_call("PreToolUse"), T)
+            .answer(hook_call("PreToolUse"), T, &AuditScope::default())
             .await
             .expect("answer");
         let specific = &v["hookSpecificOutput"];
@@ -273,7 +543,7 @@ mod tests {
             std::future::pending::<HookOutput>().await
         });
         let v = hangs
-            .answer(hook_call("PreToolUse"), T)
+            .answer(hook_call("PreToolUse"), T, &AuditScope::default())
             .await
             .expect("answer");
         assert_eq!(v["hookSpecificOutput"]["permissionDecision"], "deny");
@@ -282,20 +552,22 @@ mod tests {
             HookOutput::none().specific("permissionDecision", "maybe")
         });
         let v = garbage
-            .answer(hook_call("PreToolUse"), T)
+            .answer(hook_call("PreToolUse"), T, &AuditScope::default())
             .await
             .expect("answer");
         assert_eq!(v["hookSpecificOutput"]["permissionDecision"], "deny");
 
         let permission = with_hook(HookEvent::PermissionRequest, |_| async { panic!("x") });
         let v = permission
-            .answer(hook_call("PermissionRequest"), T)
+            .answer(hook_call("PermissionRequest"), T, &AuditScope::default())
             .await
             .expect("answer");
         assert_eq!(v["hookSpecificOutput"]["decision"]["behavior"], "deny");
 
         let observer = with_hook(HookEvent::PostToolUse, |_| async { panic!("x") });
-        let e = observer.answer(hook_call("PostToolUse"), T).await;
+        let e = observer
+            .answer(hook_call("PostToolUse"), T, &AuditScope::default())
+            .await;
         assert!(e.is_err_and(|e| e.contains("panicked")));
     }
 
@@ -305,14 +577,20 @@ mod tests {
             subtype: "elicitation".into(),
             raw: json!({"subtype": "elicitation", "mcp_server_name": "s", "message": "name?"}),
         };
-        let v = Callbacks::default().answer(req(), T).await.expect("answer");
+        let v = Callbacks::default()
+            .answer(req(), T, &AuditScope::default())
+            .await
+            .expect("answer");
         assert_eq!(v, json!({"action": "decline"}));
         let failing = Callbacks {
             on_elicitation: Some(elicitation::boxed(|_| async { panic!("x") })),
             ..Callbacks::default()
         };
         assert_eq!(
-            failing.answer(req(), T).await.expect("answer"),
+            failing
+                .answer(req(), T, &AuditScope::default())
+                .await
+                .expect("answer"),
             json!({"action": "cancel"})
         );
         let accepting = Callbacks {
@@ -322,7 +600,10 @@ mod tests {
             ..Callbacks::default()
         };
         assert_eq!(
-            accepting.answer(req(), T).await.expect("answer"),
+            accepting
+                .answer(req(), T, &AuditScope::default())
+                .await
+                .expect("answer"),
             json!({"action": "accept", "content": {"name": "name?"}})
         );
     }

@@ -114,6 +114,8 @@ pub struct Options {
     pub(crate) callback_timeout: Duration,
     pub(crate) cli: CliFlags,
     pub(crate) session_store: Option<Arc<dyn SessionStore>>,
+    pub(crate) audit: Option<crate::audit::AuditSink>,
+    pub(crate) audit_redactor: Option<crate::audit::Redactor>,
 }
 
 /// Options that map one-to-one onto CLI flags or initialize fields (beyond the core ones
@@ -188,6 +190,8 @@ impl Default for Options {
             callback_timeout: Duration::from_secs(60),
             cli: CliFlags::default(),
             session_store: None,
+            audit: None,
+            audit_redactor: None,
         }
     }
 }
@@ -214,6 +218,7 @@ impl fmt::Debug for Options {
             .field("callbacks", &self.callbacks)
             .field("cli", &self.cli)
             .field("session_store", &self.session_store.is_some())
+            .field("audit", &self.audit.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -528,6 +533,66 @@ impl Options {
     {
         self.callbacks.on_elicitation = Some(elicitation::boxed(callback));
         self
+    }
+
+    /// Records the session's audit trail: every tool use and result, permission and hook
+    /// decision, control request and in-process MCP tool call, as an
+    /// [`AuditEvent`](crate::audit::AuditEvent), redacted (see
+    /// [`Options::audit_redactor`]). The sink is called on a task of its own with panics
+    /// caught, behind a bounded queue that drops (and then reports) events when the sink
+    /// falls behind: it never slows or breaks the session, but it must be fast and must
+    /// not block; hand events to a channel for slow work. See [`crate::audit`].
+    ///
+    /// The values of secret-named variables set with [`Options::env`] and the process's
+    /// `ANTHROPIC_API_KEY` / `ANTHROPIC_AUTH_TOKEN` are always redacted.
+    ///
+    /// ```
+    /// use claude_code::Options;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let opts = Options::new().audit(move |event| {
+    ///     let _ = tx.send(serde_json::to_string(event));
+    /// });
+    /// # drop(rx);
+    /// ```
+    pub fn audit<F>(mut self, sink: F) -> Self
+    where
+        F: Fn(&crate::audit::AuditEvent) + Send + Sync + 'static,
+    {
+        self.audit = Some(Arc::new(sink));
+        self
+    }
+
+    /// How audit events are redacted (default [`Redactor::new`](crate::audit::Redactor::new):
+    /// secret keys, `Bearer` credentials, `sk-ant-` keys, long strings). No effect
+    /// without [`Options::audit`].
+    pub fn audit_redactor(mut self, redactor: crate::audit::Redactor) -> Self {
+        self.audit_redactor = Some(redactor);
+        self
+    }
+
+    /// The audit sink and redactor, when auditing.
+    pub(crate) fn audit_config(&self) -> Option<crate::audit::AuditConfig> {
+        self.audit.as_ref().map(|sink| crate::audit::AuditConfig {
+            sink: sink.clone(),
+            redactor: self.audit_redactor.clone().unwrap_or_default(),
+        })
+    }
+
+    /// The secrets the audit trail always redacts: values of secret-named variables in
+    /// [`Options::env`], and the process's own Anthropic credentials.
+    pub(crate) fn audit_secrets(&self) -> Vec<String> {
+        let mut secrets: Vec<String> = self
+            .env
+            .iter()
+            .filter(|(k, _)| crate::audit::is_secret_key(k))
+            .filter_map(|(_, v)| v.clone())
+            .collect();
+        for var in ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"] {
+            if let Ok(v) = std::env::var(var) {
+                secrets.push(v);
+            }
+        }
+        secrets
     }
 
     /// Timeout for the permission callback, each in-process MCP handler without its

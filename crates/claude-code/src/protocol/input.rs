@@ -25,6 +25,9 @@ pub struct UserInput {
     pub uuid: Option<String>,
     /// Other top-level fields (`priority`, `shouldQuery`, `isSynthetic`, …).
     pub extra: Map<String, Value>,
+    /// The turn's audit context (never sent to the CLI): see
+    /// [`UserInput::with_audit_context`].
+    pub(crate) audit_context: Option<String>,
 }
 
 impl UserInput {
@@ -45,6 +48,7 @@ impl UserInput {
             session_id: "default".to_owned(),
             uuid: None,
             extra: Map::new(),
+            audit_context: None,
         }
     }
 
@@ -68,6 +72,20 @@ impl UserInput {
     pub fn with_session_id(mut self, id: impl Into<String>) -> Self {
         self.session_id = id.into();
         self
+    }
+
+    /// Tags the turn for the audit trail: every [`AuditEvent`](crate::audit::AuditEvent)
+    /// raised while this turn runs carries `context` (e.g. the tenant that asked, on a
+    /// session shared by several). Never written to the CLI.
+    #[must_use]
+    pub fn with_audit_context(mut self, context: impl Into<String>) -> Self {
+        self.audit_context = Some(context.into());
+        self
+    }
+
+    /// The turn's audit context, if set.
+    pub fn audit_context(&self) -> Option<&str> {
+        self.audit_context.as_deref()
     }
 
     /// Sets any other top-level field (e.g. `priority`, `shouldQuery`).
@@ -175,6 +193,7 @@ impl<'de> Deserialize<'de> for UserInput {
             session_id,
             uuid,
             extra: obj,
+            audit_context: None,
         })
     }
 }

@@ -13,6 +13,7 @@ use super::control::Pending;
 use super::store_hook::StoreHook;
 use super::turns::{ActiveTurn, QueuedTurn};
 use super::{Batch, Command, Delivery, State, Status, MAX_BATCH};
+use crate::audit::{Auditor, ControlOutcome};
 use crate::callbacks::Callbacks;
 use crate::error::{Error, ExitInfo};
 use crate::protocol::{control_request_line, InitializeResponse, OutboundRequest};
@@ -38,8 +39,9 @@ pub(super) struct Actor {
     pub(super) callbacks: Callbacks,
     pub(super) initialize: crate::protocol::InitializeRequest,
     pub(super) callback_timeout: Duration,
-    /// Running answers to CLI requests, by request id (for `control_cancel_request`).
-    pub(super) handlers: HashMap<String, tokio::task::AbortHandle>,
+    /// Running answers to CLI requests, by request id (for `control_cancel_request`),
+    /// with their subtype and arrival time.
+    pub(super) handlers: HashMap<String, (tokio::task::AbortHandle, String, std::time::Instant)>,
     pub(super) pending: HashMap<String, Pending>,
     pub(super) next_request: u64,
     pub(super) max_queued: usize,
@@ -50,6 +52,11 @@ pub(super) struct Actor {
     pub(super) store: Option<StoreHook>,
     /// In-process MCP tools to check at the first turn (then `None`).
     pub(super) mcp_check: Option<BTreeMap<String, Vec<String>>>,
+    /// The audit trail's emitter (disabled without [`Options::audit`](crate::Options::audit)).
+    pub(super) auditor: Auditor,
+    /// Control requests sent to the CLI and not yet answered, for the audit trail
+    /// (subtype, when sent); empty when not auditing.
+    pub(super) sent: HashMap<String, (String, std::time::Instant)>,
 }
 
 /// Why the actor's loop ended.
@@ -119,6 +126,8 @@ impl Actor {
                 let exit = self.t.shutdown(self.close_grace).await;
                 tracing::debug!(pid = self.t.pid(), ?exit, "claude CLI stopped");
                 self.save_to_store().await;
+                // The sink has seen every event of the session before `stop` returns.
+                self.auditor.close().await;
                 self.status.send_modify(|s| {
                     s.state = State::Stopped;
                     s.turn_started = None;
@@ -150,12 +159,14 @@ impl Actor {
                 let _ = tx.send(Err(err));
             }
         }
+        self.auditor.close().await;
         // Dropping self closes every stream and pending reply; they read the status.
     }
 
     pub(super) async fn run_inner(&mut self, init: InitReply, init_timeout: Duration) -> Exit {
         let id = self.request_id();
         let line = control_request_line(&id, &OutboundRequest::Initialize(self.initialize.clone()));
+        self.audit_sent(&id, "initialize");
         self.handshake = Handshake::Waiting {
             id,
             reply: init,
@@ -202,6 +213,10 @@ impl Actor {
                 _ = or_pending(sink.as_ref().map(|s| s.closed())), if watch_drop => self.consumer_gone().await,
                 _ = or_pending(init_deadline.map(|(d, _)| tokio::time::sleep_until(d))), if init_deadline.is_some() => {
                     let after = init_deadline.map_or(Duration::ZERO, |(_, t)| t);
+                    if let Handshake::Waiting { id, .. } = &self.handshake {
+                        let id = id.clone();
+                        self.audit_answered(&id, Err(ControlOutcome::Timeout));
+                    }
                     let err = Error::Timeout { what: "the initialize response", after };
                     match self.handshake.take_reply() {
                         Some(reply) => return Exit::InitFailed((reply, err)),
@@ -295,7 +310,7 @@ impl Actor {
                 if now && self.active.is_some() {
                     match self.t.send(input.to_line()).await {
                         Ok(()) => {
-                            let turn = self.new_active(sink);
+                            let turn = self.new_active(sink, input.audit_context);
                             self.written.push_back(turn);
                         }
                         Err(e) => drop(sink.try_send(vec![Delivery::Error(e)])),
@@ -312,10 +327,18 @@ impl Actor {
             Command::Control { request, reply } => {
                 let id = self.request_id();
                 let line = control_request_line(&id, &request);
-                self.pending.retain(|_, p| match p {
-                    Pending::Call { reply, .. } => !reply.is_closed(),
+                let mut gave_up = Vec::new();
+                self.pending.retain(|id, p| match p {
+                    Pending::Call { reply, .. } if reply.is_closed() => {
+                        gave_up.push(id.clone());
+                        false
+                    }
                     _ => true,
                 });
+                for old in gave_up {
+                    self.audit_answered(&old, Err(ControlOutcome::Timeout));
+                }
+                self.audit_sent(&id, request.subtype());
                 self.pending.insert(
                     id,
                     Pending::Call {

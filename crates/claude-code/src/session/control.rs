@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 
 use super::actor::{Actor, Handshake};
 use super::{Delivery, State, Status};
+use crate::audit::{self, AuditScope, ControlDirection, ControlOutcome};
 use crate::error::{Error, Result};
 use crate::protocol::{
     control_error_line, control_request_line, control_success_line, peek_type, ControlRequest,
@@ -35,6 +36,9 @@ impl Actor {
         let inbound = match route(&bytes) {
             Routed::Skip => return Ok(()),
             Routed::Raw => {
+                if self.auditor.enabled() {
+                    self.audit_raw(&bytes);
+                }
                 self.push(Delivery::Raw(bytes), false);
                 return Ok(());
             }
@@ -46,8 +50,17 @@ impl Actor {
             Inbound::ControlRequest(request) => return self.on_control_request(request).await,
             Inbound::ControlCancelRequest { request_id } => {
                 tracing::debug!(request_id, "control request cancelled by the CLI");
-                if let Some(handler) = self.handlers.remove(&request_id) {
-                    handler.abort();
+                if let Some((handler, subtype, started)) = self.handlers.remove(&request_id) {
+                    if !handler.is_finished() {
+                        handler.abort();
+                        self.audit_scope().control(
+                            ControlDirection::Inbound,
+                            &subtype,
+                            &request_id,
+                            Err(ControlOutcome::Cancelled),
+                            started,
+                        );
+                    }
                 }
             }
             Inbound::KeepAlive => {}
@@ -92,6 +105,15 @@ impl Actor {
     }
 
     pub(super) async fn on_control_response(&mut self, response: ControlResponse) {
+        if self.auditor.enabled() {
+            let outcome = match &response.result {
+                Ok(_) => Ok(()),
+                Err(e) => Err(ControlOutcome::Error {
+                    message: e.message.clone(),
+                }),
+            };
+            self.audit_answered(&response.request_id, outcome);
+        }
         if matches!(&self.handshake, Handshake::Waiting { id, .. } if *id == response.request_id) {
             self.on_initialize_response(response);
             return;
@@ -169,17 +191,86 @@ impl Actor {
         let id = request.request_id.clone();
         let subtype = request.request.subtype().to_owned();
         let span = telemetry::control_span(Direction::Inbound, &subtype, Some(&id));
+        let scope = self.audit_scope();
+        let received = Instant::now();
+        let handler_subtype = subtype.clone();
         let answer = async move {
             let started = Instant::now();
-            let answer = callbacks.answer(request.request, timeout).await;
+            let answer = callbacks.answer(request.request, timeout, &scope).await;
             telemetry::control_done(Direction::Inbound, &subtype, started, answer.is_ok());
+            scope.control(
+                ControlDirection::Inbound,
+                &subtype,
+                &id,
+                answer
+                    .as_ref()
+                    .map(drop)
+                    .map_err(|m| ControlOutcome::Error { message: m.clone() }),
+                started,
+            );
             let _ = writer.send(answer_line(&id, answer).into()).await;
         };
         let task = tokio::spawn(tracing::Instrument::instrument(answer, span));
-        self.handlers.retain(|_, h| !h.is_finished());
-        self.handlers
-            .insert(request.request_id, task.abort_handle());
+        self.handlers.retain(|_, (h, _, _)| !h.is_finished());
+        self.handlers.insert(
+            request.request_id,
+            (task.abort_handle(), handler_subtype, received),
+        );
         Ok(())
+    }
+
+    /// The session id and the running turn's context, for events raised now.
+    pub(super) fn audit_scope(&self) -> AuditScope {
+        if !self.auditor.enabled() {
+            return AuditScope::default();
+        }
+        AuditScope {
+            auditor: self.auditor.clone(),
+            session_id: self.status.borrow().session_id.clone(),
+            context: self.active.as_ref().and_then(|a| a.audit_context.clone()),
+        }
+    }
+
+    /// Audits an ordinary message line handed to the consumer unparsed: the tool uses of
+    /// an assistant line, the tool results of a user line.
+    fn audit_raw(&self, bytes: &[u8]) {
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return;
+        };
+        if let Some(kind @ ("assistant" | "user")) = peek_type(text).as_deref() {
+            self.audit_line(kind, text);
+        }
+    }
+
+    /// Tool uses of an assistant line, tool results of a user line.
+    fn audit_line(&self, kind: &str, text: &str) {
+        let Some(redactor) = self.auditor.redactor() else {
+            return;
+        };
+        let events = audit::from_stdout_line(kind, text, redactor);
+        if events.is_empty() {
+            return;
+        }
+        let scope = self.audit_scope();
+        for event in events {
+            scope.emit(|_| event);
+        }
+    }
+
+    /// Notes a control request sent to the CLI, for the audit trail.
+    pub(super) fn audit_sent(&mut self, id: &str, subtype: &str) {
+        if self.auditor.enabled() {
+            self.sent
+                .insert(id.to_string(), (subtype.to_string(), Instant::now()));
+        }
+    }
+
+    /// Records how a control request sent to the CLI ended.
+    pub(super) fn audit_answered(&mut self, id: &str, outcome: Result<(), ControlOutcome>) {
+        if let Some((subtype, started)) = self.sent.remove(id) {
+            self.audit_scope()
+                .control(ControlDirection::Outbound, &subtype, id, outcome, started);
+        }
     }
 
     /// Sends the one-time `mcp_status` check of in-process MCP tools.
@@ -189,6 +280,7 @@ impl Actor {
         };
         let id = self.request_id();
         let line = control_request_line(&id, &OutboundRequest::McpStatus);
+        self.audit_sent(&id, "mcp_status");
         self.pending.insert(id, Pending::McpCheck(expected));
         let _ = self.t.send(line).await;
     }

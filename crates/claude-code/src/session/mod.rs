@@ -228,6 +228,15 @@ impl Session {
             telemetry: SessionTelemetry::new(pid),
             store,
             mcp_check: crate::callbacks::registration::expected(&opts.callbacks),
+            auditor: crate::audit::Auditor::start(
+                opts.audit_config().as_ref(),
+                if opts.audit.is_some() {
+                    opts.audit_secrets()
+                } else {
+                    Vec::new()
+                },
+            ),
+            sent: HashMap::new(),
         };
         let span = actor.telemetry.span();
         let init_started = Instant::now();

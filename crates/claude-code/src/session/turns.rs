@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use super::actor::Actor;
 use super::control::Pending;
 use super::{Batch, Delivery};
+use crate::audit::ControlOutcome;
 use crate::error::Error;
 use crate::protocol::{control_request_line, OutboundRequest, UserInput};
 use crate::telemetry::TurnTelemetry;
@@ -20,6 +21,8 @@ pub(super) struct ActiveTurn {
     pub(super) interrupted: bool,
     /// The turn's span and timing; dropping it records the turn.
     pub(super) telemetry: TurnTelemetry,
+    /// Its audit context ([`UserInput::with_audit_context`]).
+    pub(super) audit_context: Option<String>,
 }
 
 pub(super) struct QueuedTurn {
@@ -38,7 +41,7 @@ impl Actor {
                 let _ = turn.sink.try_send(vec![Delivery::Error(e)]);
                 continue;
             }
-            let active = self.new_active(turn.sink);
+            let active = self.new_active(turn.sink, turn.input.audit_context);
             let started = active.started;
             self.active = Some(active);
             self.status.send_modify(|s| s.turn_started = Some(started));
@@ -57,7 +60,11 @@ impl Actor {
         });
     }
 
-    pub(super) fn new_active(&mut self, sink: mpsc::Sender<Batch>) -> ActiveTurn {
+    pub(super) fn new_active(
+        &mut self,
+        sink: mpsc::Sender<Batch>,
+        audit_context: Option<String>,
+    ) -> ActiveTurn {
         let session_id = self.status.borrow().session_id.clone();
         ActiveTurn {
             sink,
@@ -65,6 +72,7 @@ impl Actor {
             abandoned: false,
             interrupted: false,
             telemetry: self.telemetry.turn_started(session_id.as_deref()),
+            audit_context,
         }
     }
 
@@ -106,6 +114,7 @@ impl Actor {
         a.interrupted = true;
         let id = self.request_id();
         let line = control_request_line(&id, &OutboundRequest::Interrupt);
+        self.audit_sent(&id, "interrupt");
         self.pending.insert(id, Pending::Ignore);
         let _ = self.t.send(line).await;
     }
@@ -188,6 +197,16 @@ impl Actor {
         }
         for turn in self.written.drain(..) {
             let _ = turn.sink.try_send(vec![Delivery::Error(err())]);
+        }
+        let closed = err().to_string();
+        let unanswered: Vec<String> = self.sent.keys().cloned().collect();
+        for id in unanswered {
+            self.audit_answered(
+                &id,
+                Err(ControlOutcome::Error {
+                    message: closed.clone(),
+                }),
+            );
         }
         for (_, pending) in self.pending.drain() {
             match pending {
