@@ -15,6 +15,7 @@ use crate::callbacks::{
     Callbacks,
 };
 use crate::cli::CliPath;
+use crate::sandbox::{ResourceLimits, Sandbox};
 use crate::store::SessionStore;
 
 mod args;
@@ -114,6 +115,8 @@ pub struct Options {
     pub(crate) callback_timeout: Duration,
     pub(crate) cli: CliFlags,
     pub(crate) session_store: Option<Arc<dyn SessionStore>>,
+    pub(crate) confinement: Option<Sandbox>,
+    pub(crate) resource_limits: Option<ResourceLimits>,
 }
 
 /// Options that map one-to-one onto CLI flags or initialize fields (beyond the core ones
@@ -188,6 +191,8 @@ impl Default for Options {
             callback_timeout: Duration::from_secs(60),
             cli: CliFlags::default(),
             session_store: None,
+            confinement: None,
+            resource_limits: None,
         }
     }
 }
@@ -214,6 +219,8 @@ impl fmt::Debug for Options {
             .field("callbacks", &self.callbacks)
             .field("cli", &self.cli)
             .field("session_store", &self.session_store.is_some())
+            .field("confinement", &self.confinement)
+            .field("resource_limits", &self.resource_limits)
             .finish_non_exhaustive()
     }
 }
@@ -316,6 +323,41 @@ impl Options {
             }
         };
         Some(cwd.join(dir))
+    }
+
+    /// Run the CLI confined by the operating system: bubblewrap's read-only tree with one
+    /// writable work dir, a private network (see [`sandbox`](crate::sandbox); Linux). Unless
+    /// `CLAUDE_CONFIG_DIR` is set with [`Options::env`], the CLI's config dir (and its
+    /// transcripts) becomes `<work dir>/.claude`. The CLI's own sandbox
+    /// ([`Options::sandbox`]) is separate and can be on as well.
+    pub fn confine(mut self, sandbox: Sandbox) -> Self {
+        if !matches!(self.env.get("CLAUDE_CONFIG_DIR"), Some(Some(_))) {
+            let dir = sandbox.work_dir.join(".claude");
+            self.env.insert(
+                "CLAUDE_CONFIG_DIR".into(),
+                Some(dir.to_string_lossy().into_owned()),
+            );
+        }
+        self.confinement = Some(sandbox);
+        self
+    }
+
+    /// The confinement set with [`Options::confine`], if any.
+    pub fn confinement(&self) -> Option<&Sandbox> {
+        self.confinement.as_ref()
+    }
+
+    /// Per-CLI resource limits: rlimits, and memory and pids through a cgroup (see
+    /// [`sandbox`](crate::sandbox); Linux). A session that hits one ends with
+    /// [`Error::ResourceLimit`].
+    pub fn resource_limits(mut self, limits: ResourceLimits) -> Self {
+        self.resource_limits = Some(limits);
+        self
+    }
+
+    /// The resource limits set with [`Options::resource_limits`], if any.
+    pub fn limits(&self) -> Option<&ResourceLimits> {
+        self.resource_limits.as_ref()
     }
 
     /// Remove an inherited environment variable from the CLI's environment.
@@ -816,7 +858,13 @@ impl Options {
 
     /// Checks combinations that the CLI would reject or misread.
     pub(crate) fn validate(&self) -> Result<()> {
-        if let Some(cwd) = &self.cwd {
+        // A cwd in the sandbox's work dir is made when the CLI starts.
+        let made_at_start = |cwd: &PathBuf| {
+            self.confinement
+                .as_ref()
+                .is_some_and(|s| cwd.starts_with(&s.work_dir))
+        };
+        if let Some(cwd) = self.cwd.as_ref().filter(|c| !made_at_start(c)) {
             if !cwd.is_dir() {
                 return Err(Error::InvalidOptions(format!(
                     "cwd {} is not a directory",
