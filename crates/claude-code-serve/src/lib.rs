@@ -51,6 +51,7 @@ mod audit;
 mod auth;
 mod body;
 mod config;
+mod confine;
 mod dashboard;
 mod error;
 mod limits;
@@ -72,7 +73,10 @@ use claude_code_mock::MockServer;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 pub use auth::{Scope, DEFAULT_TENANT};
-pub use config::{HostConfig, NamedSession, PoolConfig, SupervisorSettings, TenantLimits};
+pub use config::{
+    default_resources, HostConfig, NamedSession, PoolConfig, SandboxConfig, SandboxMode,
+    SandboxNetwork, SupervisorSettings, TenantLimits,
+};
 pub use error::ServeError;
 
 /// The HTTP API's OpenAPI 3.1 document (what `GET /openapi.json` serves).
@@ -121,13 +125,23 @@ impl Host {
         // Once per process; later hosts share the recorder (see `metrics`).
         metrics::install();
         // Offline, every session (host options, named, pooled, templated) talks to the mock.
-        let point = |o: Options| match &mock {
+        let point0 = |o: Options| match &mock {
             Some(mock) => o
                 .env("ANTHROPIC_BASE_URL", mock.url())
                 .env("ANTHROPIC_API_KEY", "sk-offline-mock"),
             None => o,
         };
-        let options = point(config.options);
+        let options = point0(config.options.clone());
+        let upstream = options
+            .cli_env_var("ANTHROPIC_BASE_URL")
+            .map(|u| u.to_string_lossy().into_owned());
+        let confiner = confine::Confiner::resolve(&config, upstream.as_deref()).await?;
+        if confiner.is_on() {
+            tracing::info!("every CLI runs confined (bubblewrap, private network)");
+        }
+        let confiner = Arc::new(confiner);
+        let c = confiner.clone();
+        let point = move |o: Options, place: confine::Place<'_>| c.apply(point0(o), place);
         let settings = config.supervisor;
         let mut builder = Supervisor::builder()
             .name("serve")
@@ -136,13 +150,18 @@ impl Host {
             .max_seconds(settings.max_seconds)
             .children(config.sessions.into_iter().map(|s| {
                 let key = state::session_key(&s.tenant, s.spec.name());
-                s.spec.renamed(key).with_options(point)
+                let name = s.spec.name().to_string();
+                let place = confine::Place::Session {
+                    tenant: &s.tenant,
+                    name: &name,
+                };
+                s.spec.renamed(key).with_options(|o| point(o, place))
             }));
         if let Some(admission) = config.admission.clone() {
             builder = builder.admission(admission);
         }
         let sup = builder.start().await?;
-        let spares = match Spares::builder(options.clone())
+        let spares = match Spares::builder(confiner.apply(options.clone(), confine::Place::Query))
             .count(config.spares)
             .start()
             .await
@@ -155,11 +174,13 @@ impl Host {
         };
         let mut pools = BTreeMap::new();
         for p in config.pools {
-            let mut builder = Pool::builder(SessionSpec::new(&p.name).options(point(p.options)))
-                .size(p.size)
-                .warm_spares(p.warm_spares)
-                .max_queue(p.max_queue)
-                .queue_timeout(p.queue_timeout);
+            let mut builder = Pool::builder(
+                SessionSpec::new(&p.name).options(point(p.options, confine::Place::Pool(&p.name))),
+            )
+            .size(p.size)
+            .warm_spares(p.warm_spares)
+            .max_queue(p.max_queue)
+            .queue_timeout(p.queue_timeout);
             if let Some(admission) = config.admission.clone() {
                 builder = builder.admission(admission);
             }
@@ -193,7 +214,7 @@ impl Host {
         let templates = config
             .templates
             .into_iter()
-            .map(|(name, o)| (name, point(o)))
+            .map(|(name, o)| (name, point0(o)))
             .collect();
         let state = Arc::new(state::AppState {
             sup,
@@ -209,6 +230,7 @@ impl Host {
             templates,
             idle_timeout: config.idle_timeout,
             interrupt_on_disconnect: config.interrupt_on_disconnect,
+            confiner,
         });
         let restored = match routes::sessions::restore(&state).await {
             Ok(n) => n,

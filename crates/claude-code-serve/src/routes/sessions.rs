@@ -85,8 +85,9 @@ impl SessionRecipe {
         tenant: &str,
         name: &str,
     ) -> Result<SessionSpec, ApiError> {
+        let place = crate::confine::Place::Session { tenant, name };
         Ok(SessionSpec::new(session_key(tenant, name))
-            .options(self.options(state)?)
+            .options(state.confiner.apply(self.options(state)?, place))
             .idle_timeout(state.idle_timeout))
     }
 }
@@ -227,11 +228,15 @@ pub(crate) async fn delete(
         .await
         .map_err(|e| session_error(e, &name))?;
     let tenant = caller.tenant.clone();
+    let removed = name.clone();
     state
         .store
         .run(move |s| s.delete_session(&tenant, &name))
         .await
         .map_err(store_error)?;
+    // Its CLI has ended (terminated above): its work dir, transcript included, goes.
+    let (confiner, tenant) = (state.confiner.clone(), caller.tenant.clone());
+    let _ = tokio::task::spawn_blocking(move || confiner.remove(&tenant, &removed)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -259,7 +264,8 @@ pub(crate) async fn transcript(
     let Some(id) = info.session_id else {
         return Ok(empty(None));
     };
-    let Some(dir) = state.options.cli_config_dir() else {
+    let own = state.confiner.config_dir(&caller.tenant, &name);
+    let Some(dir) = own.or_else(|| state.options.cli_config_dir()) else {
         return Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "no_config_dir",

@@ -309,6 +309,9 @@ impl Options {
     /// (`CLAUDE_CONFIG_DIR`, else `$HOME/.claude`; a relative one is taken from the CLI's
     /// working directory). Read them with [`History::new`](crate::history::History::new).
     pub fn cli_config_dir(&self) -> Option<PathBuf> {
+        if let Some(dir) = self.sandbox_config_dir() {
+            return Some(dir);
+        }
         let cwd = match &self.cwd {
             Some(dir) => dir.clone(),
             None => std::env::current_dir().ok()?,
@@ -331,13 +334,6 @@ impl Options {
     /// transcripts) becomes `<work dir>/.claude`. The CLI's own sandbox
     /// ([`Options::sandbox`]) is separate and can be on as well.
     pub fn confine(mut self, sandbox: Sandbox) -> Self {
-        if !matches!(self.env.get("CLAUDE_CONFIG_DIR"), Some(Some(_))) {
-            let dir = sandbox.work_dir.join(".claude");
-            self.env.insert(
-                "CLAUDE_CONFIG_DIR".into(),
-                Some(dir.to_string_lossy().into_owned()),
-            );
-        }
         self.confinement = Some(sandbox);
         self
     }
@@ -358,6 +354,16 @@ impl Options {
     /// The resource limits set with [`Options::resource_limits`], if any.
     pub fn limits(&self) -> Option<&ResourceLimits> {
         self.resource_limits.as_ref()
+    }
+
+    /// The config dir a sandbox gives the CLI: `<work dir>/.claude` unless
+    /// `CLAUDE_CONFIG_DIR` is set with [`Options::env`].
+    pub(crate) fn sandbox_config_dir(&self) -> Option<PathBuf> {
+        let sandbox = self.confinement.as_ref()?;
+        if matches!(self.env.get("CLAUDE_CONFIG_DIR"), Some(Some(_))) {
+            return None;
+        }
+        Some(sandbox.work_dir.join(".claude"))
     }
 
     /// Remove an inherited environment variable from the CLI's environment.

@@ -117,6 +117,7 @@ pub struct Sandbox {
     pub(crate) bwrap: PathBuf,
     pub(crate) fallback: Fallback,
     pub(crate) run_as: Option<(u32, u32)>,
+    pub(crate) per_process: bool,
 }
 
 impl Sandbox {
@@ -134,10 +135,34 @@ impl Sandbox {
             bwrap: PathBuf::from(DEFAULT_BWRAP),
             fallback: Fallback::Error,
             run_as: None,
+            per_process: false,
         }
     }
 
-    /// The writable work dir.
+    /// Like [`Sandbox::new`], but every CLI started with these options gets a fresh work
+    /// dir of its own under `root`, removed when it ends (for throwaway sessions such as
+    /// warm spares; nothing survives a restart, so `--resume` finds no transcript).
+    pub fn per_process(root: impl Into<PathBuf>) -> Self {
+        Sandbox::new(root).fresh_per_process(true)
+    }
+
+    /// The same sandbox with another work dir (a host's template made per session).
+    pub fn relocate(mut self, work_dir: impl Into<PathBuf>) -> Self {
+        self.work_dir = work_dir.into();
+        self
+    }
+
+    /// With `true`, [`work_dir`](Self::work_dir) is a root under which each CLI gets a
+    /// fresh dir, removed when it ends (see [`Sandbox::per_process`]).
+    pub fn fresh_per_process(mut self, on: bool) -> Self {
+        self.per_process = on;
+        if on {
+            self.work_dir_policy = WorkDirPolicy::RemoveOnClose;
+        }
+        self
+    }
+
+    /// The writable work dir (with [`Sandbox::per_process`], the root of the work dirs).
     pub fn work_dir(&self) -> &std::path::Path {
         &self.work_dir
     }
@@ -192,6 +217,21 @@ impl Sandbox {
     pub fn fallback(mut self, fallback: Fallback) -> Self {
         self.fallback = fallback;
         self
+    }
+
+    /// Checks, without starting a CLI, that this machine can set up this confinement:
+    /// bubblewrap (when [`filesystem`](Self::filesystem) is on) and a private network
+    /// namespace (unless [`Network::Host`]). Ignores the fallback policy: the error says
+    /// what is missing and how to get it. Hosts use it once at start.
+    pub async fn check(&self) -> crate::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            linux::check_sandbox(self).await
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            Err(unsupported())
+        }
     }
 
     /// Run the CLI as this user and group (the host must be root; bubblewrap then runs
@@ -266,6 +306,19 @@ impl ResourceLimits {
         self
     }
 
+    /// Checks, without starting a CLI, that this machine can enforce these limits (makes
+    /// and removes a cgroup when memory or pids are limited). Ignores the fallback policy.
+    pub fn check(&self) -> crate::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            linux::check_limits(self)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            Err(unsupported())
+        }
+    }
+
     /// True when a memory or pids limit needs a cgroup.
     pub(crate) fn needs_cgroup(&self) -> bool {
         self.memory_bytes.is_some() || self.pids.is_some()
@@ -283,6 +336,14 @@ pub fn live_cgroups() -> Vec<PathBuf> {
     #[cfg(not(target_os = "linux"))]
     {
         Vec::new()
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unsupported() -> crate::Error {
+    crate::Error::SandboxUnavailable {
+        missing: "confinement and resource limits are only built for Linux".into(),
+        fix: "run on Linux, or leave them off".into(),
     }
 }
 

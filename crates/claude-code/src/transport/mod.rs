@@ -67,6 +67,7 @@ mod confine {
         pub(crate) program: std::path::PathBuf,
         pub(crate) prefix: Vec<std::ffi::OsString>,
         pub(crate) cwd: Option<std::path::PathBuf>,
+        pub(crate) env: Vec<(String, std::ffi::OsString)>,
     }
 
     /// Off Linux: nothing to guard.
@@ -294,9 +295,14 @@ impl Transport {
     /// On Linux the kernel kills it when this process dies (see `parent_death`).
     pub(crate) async fn spawn(cli: &Path, opts: &Options) -> Result<Transport> {
         let confined = confine::prepare(cli, opts).await?;
-        let (program, prefix, cwd) = match &confined {
-            Some(c) => (c.program.clone(), c.prefix.clone(), c.cwd.clone()),
-            None => (cli.to_path_buf(), Vec::new(), opts.cwd.clone()),
+        let (program, prefix, cwd, extra_env) = match &confined {
+            Some(c) => (
+                c.program.clone(),
+                c.prefix.clone(),
+                c.cwd.clone(),
+                c.env.clone(),
+            ),
+            None => (cli.to_path_buf(), Vec::new(), opts.cwd.clone(), Vec::new()),
         };
         let mut wrap = TokioCommandWrap::with_new(&program, |cmd| {
             cmd.args(&prefix)
@@ -317,6 +323,9 @@ impl Transport {
                     Some(v) => cmd.env(key, v),
                     None => cmd.env_remove(key),
                 };
+            }
+            for (key, value) in &extra_env {
+                cmd.env(key, value);
             }
             if let Some(dir) = &cwd {
                 cmd.current_dir(dir).env("PWD", dir);

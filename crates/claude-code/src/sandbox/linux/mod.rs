@@ -38,6 +38,8 @@ pub(crate) struct Prepared {
     pub(crate) prefix: Vec<OsString>,
     /// The working directory (the work dir unless the options name one).
     pub(crate) cwd: Option<PathBuf>,
+    /// Environment set on top of the options' (the CLI's config dir).
+    pub(crate) env: Vec<(String, OsString)>,
     /// What the child does between fork and exec.
     pub(crate) child: ChildSetup,
     /// Lives as long as the CLI.
@@ -139,6 +141,7 @@ pub(crate) async fn prepare(cli: &Path, opts: &Options) -> Result<Option<Prepare
     let mut program = cli.to_path_buf();
     let mut prefix = Vec::new();
     let mut cwd = opts.cwd.clone();
+    let mut env = Vec::new();
 
     if let Some(limits) = limits {
         child.rlimits = rlimits(limits);
@@ -158,9 +161,7 @@ pub(crate) async fn prepare(cli: &Path, opts: &Options) -> Result<Option<Prepare
                     unavailable::<()>(
                         limits.fallback,
                         format!("no cgroup for the memory and pids limits ({e})"),
-                        "run the host as root or in a delegated cgroup v2 tree with the memory \
-                         and pids controllers enabled (systemd: Delegate=yes), or leave \
-                         memory_bytes and pids unset",
+                        CGROUP_FIX,
                     )?;
                 }
             }
@@ -168,11 +169,28 @@ pub(crate) async fn prepare(cli: &Path, opts: &Options) -> Result<Option<Prepare
     }
 
     if let Some(sb) = sandbox {
+        let sb = &match sb.per_process {
+            true => Sandbox {
+                work_dir: sb.work_dir.join(unique_name()),
+                ..sb.clone()
+            },
+            false => sb.clone(),
+        };
         std::fs::create_dir_all(&sb.work_dir).map_err(|e| Error::SandboxUnavailable {
             missing: format!("cannot create the work dir {}: {e}", sb.work_dir.display()),
             fix: "choose a work dir the host can create".into(),
         })?;
-        let config_dir = opts.cli_config_dir();
+        let config_dir = match opts.sandbox_config_dir() {
+            Some(_) => {
+                let dir = sb.work_dir.join(".claude");
+                env.push((
+                    "CLAUDE_CONFIG_DIR".to_string(),
+                    dir.clone().into_os_string(),
+                ));
+                Some(dir)
+            }
+            None => opts.cli_config_dir(),
+        };
         if let Some(dir) = &config_dir {
             let _ = std::fs::create_dir_all(dir);
         }
@@ -228,9 +246,54 @@ pub(crate) async fn prepare(cli: &Path, opts: &Options) -> Result<Option<Prepare
         program,
         prefix,
         cwd,
+        env,
         child,
         guard,
     }))
+}
+
+/// See [`Sandbox::check`].
+pub(crate) async fn check_sandbox(sb: &Sandbox) -> Result<()> {
+    if sb.filesystem {
+        bwrap_usable(&sb.bwrap)
+            .await
+            .map_err(|missing| Error::SandboxUnavailable {
+                missing,
+                fix: INSTALL_BWRAP.into(),
+            })?;
+    }
+    if sb.network != Network::Host {
+        sys::private_netns(None).map_err(|e| Error::SandboxUnavailable {
+            missing: netns_missing(&e),
+            fix: NETNS_FIX.into(),
+        })?;
+    }
+    Ok(())
+}
+
+/// See [`ResourceLimits::check`].
+pub(crate) fn check_limits(limits: &ResourceLimits) -> Result<()> {
+    if limits.needs_cgroup() {
+        let cg = Cgroup::create(limits).map_err(|e| Error::SandboxUnavailable {
+            missing: format!("no cgroup for the memory and pids limits ({e})"),
+            fix: CGROUP_FIX.into(),
+        })?;
+        cg.remove();
+    }
+    Ok(())
+}
+
+const CGROUP_FIX: &str = "run the host as root or in a delegated cgroup v2 tree with the memory \
+     and pids controllers enabled (systemd: Delegate=yes), or leave memory_bytes and pids unset";
+
+/// A name no other CLI of this process uses.
+fn unique_name() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "cli-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }
 
 const NETNS_FIX: &str =
