@@ -116,7 +116,7 @@ pub(crate) struct CreateSession {
         (status = 409, description = "The tenant has a session of that name", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 429, description = "The tenant's session or rate limit", body = ErrorBody),
-        (status = 503, description = "Draining, or admission refused", body = ErrorBody),
+        (status = 503, description = "Draining, or admission refused, or `sandbox_unavailable`: its confinement cannot be set up", body = ErrorBody),
     ))]
 pub(crate) async fn create(
     State(state): State<Arc<AppState>>,
