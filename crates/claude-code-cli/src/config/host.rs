@@ -1194,4 +1194,32 @@ max_spend_usd = 0
         assert_eq!(c.origin("serve.data_dir"), Origin::Default);
         assert_eq!(c.host.listen.to_string(), DEFAULT_LISTEN);
     }
+
+    #[test]
+    fn sandbox_and_resources_default_on_and_are_read_strictly() {
+        let (_d, path) = write("");
+        let c = load(&path, &[]).expect("empty config");
+        assert_eq!(c.host.sandbox.mode, SandboxMode::Auto);
+        assert_eq!(c.host.resources, Some(default_resources()));
+
+        let (d, path) = write(
+            "[sandbox]\nmode = \"required\"\nnetwork = \"host\"\nwork_root = \"w\"\nhide = [\"secret\"]\n\
+             [resources]\npids = 64\nmemory_bytes = 1000000000\nrequired = true\n",
+        );
+        let c = load(&path, &[]).expect("config");
+        assert_eq!(c.host.sandbox.mode, SandboxMode::Required);
+        assert_eq!(c.host.sandbox.network, SandboxNetwork::Host);
+        assert_eq!(c.host.sandbox.work_root, Some(d.path().join("w")));
+        assert_eq!(c.host.sandbox.hide, vec![d.path().join("secret")]);
+        let r = c.host.resources.expect("limits");
+        assert_eq!((r.pids, r.memory_bytes), (Some(64), Some(1_000_000_000)));
+        assert_eq!(r.open_files, default_resources().open_files, "unset keys keep the defaults");
+        assert_eq!(r.fallback, Fallback::Error);
+
+        let (_d, path) = write("[resources]\nenabled = false\n");
+        assert_eq!(load(&path, &[]).expect("config").host.resources, None);
+
+        fails_at("[sandbox]\nmodes = \"off\"\n", 2, "sandbox.modes", "unknown");
+        fails_at("[resources]\npid = 3\n", 2, "resources.pid", "unknown");
+    }
 }
