@@ -300,6 +300,14 @@ impl Host {
         }
         self.state.spares.stop().await;
         self.state.sup.stop().await?;
+        // The CLIs' cgroups are removed on background threads: let them finish (bounded)
+        // before the process may exit.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !claude_code::sandbox::live_cgroups().is_empty()
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         self.state.audit.flush().await;
         Ok(())
     }

@@ -1213,13 +1213,22 @@ max_spend_usd = 0
         assert_eq!(c.host.sandbox.hide, vec![d.path().join("secret")]);
         let r = c.host.resources.expect("limits");
         assert_eq!((r.pids, r.memory_bytes), (Some(64), Some(1_000_000_000)));
-        assert_eq!(r.open_files, default_resources().open_files, "unset keys keep the defaults");
+        assert_eq!(
+            r.open_files,
+            default_resources().open_files,
+            "unset keys keep the defaults"
+        );
         assert_eq!(r.fallback, Fallback::Error);
 
         let (_d, path) = write("[resources]\nenabled = false\n");
         assert_eq!(load(&path, &[]).expect("config").host.resources, None);
 
-        fails_at("[sandbox]\nmodes = \"off\"\n", 2, "sandbox.modes", "unknown");
+        fails_at(
+            "[sandbox]\nmodes = \"off\"\n",
+            2,
+            "sandbox.modes",
+            "unknown",
+        );
         fails_at("[resources]\npid = 3\n", 2, "resources.pid", "unknown");
     }
 }

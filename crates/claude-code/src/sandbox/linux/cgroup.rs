@@ -120,6 +120,8 @@ impl Cgroup {
     /// or written.
     pub(crate) fn create(limits: &ResourceLimits) -> io::Result<Cgroup> {
         let mounts = cgroup_mounts()?;
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| sweep_stale(&mounts));
         if let Some(dir) = v2_parent(&mounts, limits) {
             let dir = dir.join(next_name());
             fs::create_dir(&dir)
@@ -304,14 +306,34 @@ impl Cgroup {
     }
 }
 
-/// The cgroups this process made that still exist (any hierarchy).
-pub(crate) fn live_cgroups() -> Vec<PathBuf> {
-    let prefix = format!("claude-code-{}-", std::process::id());
-    let Ok(mounts) = cgroup_mounts() else {
-        return Vec::new();
-    };
+/// Removes empty cgroups left by earlier processes of this program that died before
+/// cleaning up (`kill -9`, or an exit while a cleanup thread ran). Only cgroups named
+/// `claude-code-<pid>-<n>` whose pid is gone; a non-empty one cannot be removed and stays.
+fn sweep_stale(mounts: &[(String, PathBuf, String)]) {
+    for dir in our_parents(mounts) {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name
+                .strip_prefix("claude-code-")
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = fs::remove_dir(entry.path());
+            }
+        }
+    }
+}
+
+/// This process's own cgroup in each hierarchy the limits use.
+fn our_parents(mounts: &[(String, PathBuf, String)]) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for (fstype, mount, opts) in &mounts {
+    for (fstype, mount, opts) in mounts {
         let controller = if fstype == "cgroup2" {
             ""
         } else if let Some(c) = ["memory", "pids"]
@@ -322,10 +344,22 @@ pub(crate) fn live_cgroups() -> Vec<PathBuf> {
         } else {
             continue;
         };
-        let Ok(own) = own_path(controller) else {
-            continue;
-        };
-        let Ok(entries) = fs::read_dir(mount.join(own)) else {
+        if let Ok(own) = own_path(controller) {
+            out.push(mount.join(own));
+        }
+    }
+    out
+}
+
+/// The cgroups this process made that still exist (any hierarchy).
+pub(crate) fn live_cgroups() -> Vec<PathBuf> {
+    let prefix = format!("claude-code-{}-", std::process::id());
+    let Ok(mounts) = cgroup_mounts() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for dir in our_parents(&mounts) {
+        let Ok(entries) = fs::read_dir(dir) else {
             continue;
         };
         out.extend(
