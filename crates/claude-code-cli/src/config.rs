@@ -51,6 +51,24 @@
 //! mem_floor_mib = 1024                # refuse new CLIs below this MemAvailable
 //! wait_timeout_secs = 60              # wait for a live slot
 //!
+//! [sandbox]                           # confinement of every CLI (Linux; bubblewrap)
+//! mode = "auto"                       # off | auto (confine when possible) | required
+//! network = "proxy-only"              # proxy-only (only the Messages API) | host
+//! work_root = "/srv/claude/work"      # default: <data_dir>/work; one dir per session
+//! hide = ["/etc/claude-code"]         # more paths the CLIs must not read
+//! read_write = []                     # more writable paths
+//! read_only = []                      # paths readable again under a hidden one
+//! bwrap = "/usr/bin/bwrap"            # default: bwrap in PATH
+//!
+//! [resources]                         # per-CLI limits, on by default
+//! memory_bytes = 4294967296           # the CLI and all it starts (cgroup)
+//! pids = 1024                         # processes and threads (cgroup)
+//! open_files = 4096                   # per process (RLIMIT_NOFILE)
+//! cpu_seconds = 3600                  # per process (RLIMIT_CPU; default none)
+//! processes = 512                     # RLIMIT_NPROC (default none; root ignores it)
+//! required = false                    # true: refuse to start without a cgroup
+//! enabled = true                      # false: no limits at all
+//!
 //! [[sessions]]                        # named sessions started with the host
 //! name = "assistant"                  # unique per tenant
 //! tenant = "default"                  # default: the anonymous tenant
@@ -367,6 +385,8 @@ struct FileConfig {
     serve: Option<host::FileServe>,
     supervisor: Option<host::FileSupervisor>,
     admission: Option<host::FileAdmission>,
+    sandbox: Option<host::FileSandbox>,
+    resources: Option<host::FileResources>,
     sessions: Option<Vec<host::FileSession>>,
     pools: Option<Vec<host::FilePool>>,
     templates: Option<BTreeMap<toml::Spanned<String>, host::FileTemplate>>,
@@ -584,6 +604,8 @@ impl Config {
             serve: file.serve,
             supervisor: file.supervisor,
             admission: file.admission,
+            sandbox: file.sandbox,
+            resources: file.resources,
             sessions: file.sessions,
             pools: file.pools,
             templates: file.templates,

@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
-use claude_code::{Admission, Options, SessionSpec, Strategy};
+use claude_code::{sandbox::ResourceLimits, Admission, Options, SessionSpec, Strategy};
 
 /// How to run the host.
 #[derive(Debug, Clone)]
@@ -53,6 +53,83 @@ pub struct HostConfig {
     /// file as JSON lines (created mode 0600 if missing; flushed after every batch and
     /// at shutdown). The state store keeps it either way.
     pub audit_jsonl: Option<PathBuf>,
+    /// Filesystem and network confinement of every CLI (`[sandbox]`; default off here,
+    /// `auto` in `claude-code serve`).
+    pub sandbox: SandboxConfig,
+    /// Resource limits of every CLI (`[resources]`; default none here, generous limits
+    /// in `claude-code serve`).
+    pub resources: Option<ResourceLimits>,
+}
+
+/// When to confine the CLIs with bubblewrap and a private network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SandboxMode {
+    /// No confinement.
+    #[default]
+    Off,
+    /// Confine when this machine can (checked once at start); otherwise one warning and
+    /// run unconfined. After a successful check, a later failure is an error.
+    Auto,
+    /// Confine, or refuse to start.
+    Required,
+}
+
+/// The CLIs' network under confinement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SandboxNetwork {
+    /// Only the Messages API address the host gives its CLIs (the mock, or a loopback
+    /// `ANTHROPIC_BASE_URL` such as the credential proxy), forwarded into a private
+    /// network namespace.
+    #[default]
+    ProxyOnly,
+    /// The host's network.
+    Host,
+}
+
+/// `[sandbox]`: how every CLI is confined (see `claude_code::sandbox`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SandboxConfig {
+    /// Off, auto or required.
+    pub mode: SandboxMode,
+    /// Network policy.
+    pub network: SandboxNetwork,
+    /// Where session work dirs go (`<tenant>/<name>` below it; default
+    /// `<data dir>/work`, or a temporary directory without a data dir). Hidden from
+    /// every CLI but its own dir.
+    pub work_root: Option<PathBuf>,
+    /// More paths hidden from the CLIs (the data dir always is).
+    pub hide: Vec<PathBuf>,
+    /// More writable paths.
+    pub read_write: Vec<PathBuf>,
+    /// Paths readable again under a hidden one.
+    pub read_only: Vec<PathBuf>,
+    /// The bubblewrap program (default `bwrap` in `PATH`).
+    pub bwrap: Option<PathBuf>,
+}
+
+impl SandboxConfig {
+    /// Confinement in `mode` with the defaults.
+    pub fn new(mode: SandboxMode) -> Self {
+        SandboxConfig {
+            mode,
+            ..Self::default()
+        }
+    }
+}
+
+/// The resource limits `claude-code serve` applies by default: generous for an agent
+/// (4 GiB of memory and 1024 processes and threads per CLI tree, 4096 open files per
+/// process, no CPU limit since a CLI lives for many turns), logged and skipped where the
+/// machine has no cgroup for them.
+pub fn default_resources() -> ResourceLimits {
+    ResourceLimits::new()
+        .memory_bytes(4 << 30)
+        .pids(1024)
+        .open_files(4096)
+        .fallback(claude_code::sandbox::Fallback::Downgrade)
 }
 
 /// The restart policy of the host's supervisor (OTP's `strategy`, `max_restarts`,
@@ -203,7 +280,23 @@ impl HostConfig {
             drain_timeout: Duration::from_secs(30),
             interrupt_on_disconnect: false,
             audit_jsonl: None,
+            sandbox: SandboxConfig::default(),
+            resources: None,
         }
+    }
+
+    /// Confine every CLI.
+    #[must_use]
+    pub fn sandbox(mut self, sandbox: SandboxConfig) -> Self {
+        self.sandbox = sandbox;
+        self
+    }
+
+    /// Resource limits of every CLI.
+    #[must_use]
+    pub fn resources(mut self, limits: ResourceLimits) -> Self {
+        self.resources = Some(limits);
+        self
     }
 
     /// The options every session starts from.

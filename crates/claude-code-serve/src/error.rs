@@ -74,6 +74,10 @@ pub enum ServeError {
     /// A declared pool has no members.
     #[error("pool {0:?} has size 0; give it at least one member")]
     EmptyPool(String),
+    /// `[sandbox]` or `[resources]` cannot be honoured on this machine (mode
+    /// `required`, or an upstream that network confinement cannot forward).
+    #[error("confinement: {0}")]
+    Sandbox(String),
     /// A declared pool could not start.
     #[error("cannot start pool {name:?}: {source}")]
     Pool {
@@ -202,6 +206,14 @@ impl From<Error> for ApiError {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", message).retry_after(1)
             }
             Error::InvalidOptions(_) => ApiError::bad_request(message),
+            Error::ResourceLimit { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "resource_limit", message)
+            }
+            Error::SandboxUnavailable { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "sandbox_unavailable",
+                message,
+            ),
             Error::Api { status, .. } if status == 401 || status == 403 => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "upstream_auth_failed", message)
             }

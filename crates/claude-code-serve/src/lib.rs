@@ -51,6 +51,7 @@ mod audit;
 mod auth;
 mod body;
 mod config;
+mod confine;
 mod dashboard;
 mod error;
 mod limits;
@@ -73,7 +74,10 @@ use claude_code_mock::MockServer;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 pub use auth::{Scope, DEFAULT_TENANT};
-pub use config::{HostConfig, NamedSession, PoolConfig, SupervisorSettings, TenantLimits};
+pub use config::{
+    default_resources, HostConfig, NamedSession, PoolConfig, SandboxConfig, SandboxMode,
+    SandboxNetwork, SupervisorSettings, TenantLimits,
+};
 pub use error::ServeError;
 pub use policy::ToolPolicy;
 
@@ -123,7 +127,7 @@ impl Host {
         // Once per process; later hosts share the recorder (see `metrics`).
         metrics::install();
         // Offline, every session (host options, named, pooled, templated) talks to the mock.
-        let point = |o: Options| match &mock {
+        let point0 = |o: Options| match &mock {
             Some(mock) => o
                 .env("ANTHROPIC_BASE_URL", mock.url())
                 .env("ANTHROPIC_API_KEY", "sk-offline-mock"),
@@ -131,7 +135,17 @@ impl Host {
         };
         // Every hosted session reports its audit events to the trail (see `audit`).
         let audit = audit::AuditLog::start(store.clone(), config.audit_jsonl.as_deref())?;
-        let options = point(config.options);
+        let options = point0(config.options.clone());
+        let upstream = options
+            .cli_env_var("ANTHROPIC_BASE_URL")
+            .map(|u| u.to_string_lossy().into_owned());
+        let confiner = confine::Confiner::resolve(&config, upstream.as_deref()).await?;
+        if confiner.is_on() {
+            tracing::info!("every CLI runs confined (bubblewrap, private network)");
+        }
+        let confiner = Arc::new(confiner);
+        let c = confiner.clone();
+        let point = move |o: Options, place: confine::Place<'_>| c.apply(point0(o), place);
         let settings = config.supervisor;
         let mut builder = Supervisor::builder()
             .name("serve")
@@ -140,13 +154,18 @@ impl Host {
             .max_seconds(settings.max_seconds)
             .children(config.sessions.into_iter().map(|s| {
                 let key = state::session_key(&s.tenant, s.spec.name());
+                let name = s.spec.name().to_string();
                 let owner = audit::Owner::Tenant {
                     tenant: s.tenant.clone(),
-                    session: s.spec.name().to_string(),
+                    session: name.clone(),
+                };
+                let place = confine::Place::Session {
+                    tenant: &s.tenant,
+                    name: &name,
                 };
                 s.spec
                     .renamed(key)
-                    .with_options(point)
+                    .with_options(|o| point(o, place))
                     .with_options(|o| audit.attach(o, owner))
             }));
         if let Some(admission) = config.admission.clone() {
@@ -154,7 +173,7 @@ impl Host {
         }
         let sup = builder.start().await?;
         let query_options = audit.attach(
-            options.clone(),
+            confiner.apply(options.clone(), confine::Place::Query),
             audit::Owner::Shared {
                 label: "query".into(),
             },
@@ -173,7 +192,7 @@ impl Host {
         let mut pools = BTreeMap::new();
         for p in config.pools {
             let member = audit.attach(
-                point(p.options),
+                point(p.options, confine::Place::Pool(&p.name)),
                 audit::Owner::Shared {
                     label: format!("pool:{}", p.name),
                 },
@@ -216,7 +235,7 @@ impl Host {
         let templates = config
             .templates
             .into_iter()
-            .map(|(name, o)| (name, point(o)))
+            .map(|(name, o)| (name, point0(o)))
             .collect();
         let state = Arc::new(state::AppState {
             sup,
@@ -232,6 +251,7 @@ impl Host {
             templates,
             idle_timeout: config.idle_timeout,
             interrupt_on_disconnect: config.interrupt_on_disconnect,
+            confiner,
         });
         let restored = match routes::sessions::restore(&state).await {
             Ok(n) => n,
@@ -301,6 +321,14 @@ impl Host {
         }
         self.state.spares.stop().await;
         self.state.sup.stop().await?;
+        // The CLIs' cgroups are removed on background threads: let them finish (bounded)
+        // before the process may exit.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !claude_code::sandbox::live_cgroups().is_empty()
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         self.state.audit.flush().await;
         Ok(())
     }

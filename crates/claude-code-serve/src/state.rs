@@ -46,6 +46,8 @@ pub(crate) struct AppState {
     pub(crate) idle_timeout: Duration,
     /// Interrupt a session's turn when its client goes away.
     pub(crate) interrupt_on_disconnect: bool,
+    /// `[sandbox]` and `[resources]`, applied to each session's options.
+    pub(crate) confiner: std::sync::Arc<crate::confine::Confiner>,
 }
 
 impl AppState {

@@ -4,6 +4,8 @@
 
 use std::{fmt, path::PathBuf, time::Duration};
 
+use crate::sandbox::LimitKind;
+
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -17,6 +19,9 @@ pub enum ExitInfo {
     Signal(i32),
     /// The exit status could not be read (the process was already reaped elsewhere).
     Unknown,
+    /// The SDK ended it because it hit one of its resource limits
+    /// ([`ResourceLimits`](crate::sandbox::ResourceLimits)).
+    ResourceLimit(LimitKind),
 }
 
 impl ExitInfo {
@@ -36,6 +41,7 @@ impl fmt::Display for ExitInfo {
             ExitInfo::Code(c) => write!(f, "exit code {c}"),
             ExitInfo::Signal(s) => write!(f, "killed by signal {s}"),
             ExitInfo::Unknown => f.write_str("unknown exit status"),
+            ExitInfo::ResourceLimit(kind) => write!(f, "ended at its {kind} limit"),
         }
     }
 }
@@ -84,6 +90,30 @@ pub enum Error {
         exit: ExitInfo,
         /// The last lines the CLI wrote to stderr (bounded).
         stderr: String,
+    },
+
+    /// The CLI (or something it started) hit a resource limit
+    /// ([`ResourceLimits`](crate::sandbox::ResourceLimits)); the SDK ended everything it ran.
+    /// A supervisor restarts such a session like any abnormal end.
+    #[error(
+        "the claude CLI hit its {kind} limit; the session was ended with everything it ran \
+         ({})",
+        kind.advice()
+    )]
+    ResourceLimit {
+        /// Which limit.
+        kind: LimitKind,
+    },
+
+    /// Confinement ([`Sandbox`](crate::sandbox::Sandbox) or
+    /// [`ResourceLimits`](crate::sandbox::ResourceLimits)) was asked for but cannot be set up
+    /// here, and its policy is [`Fallback::Error`](crate::sandbox::Fallback::Error).
+    #[error("confinement unavailable: {missing}; {fix}")]
+    SandboxUnavailable {
+        /// What is missing or failed.
+        missing: String,
+        /// What to do about it.
+        fix: String,
     },
 
     /// A stdout line was longer than the configured cap; the line was discarded.
@@ -245,6 +275,14 @@ impl Error {
         matches!(self.api_status(), Some(401 | 403))
     }
 
+    /// The resource limit the session hit, if this is [`Error::ResourceLimit`].
+    pub fn resource_limit(&self) -> Option<LimitKind> {
+        match self {
+            Error::ResourceLimit { kind } => Some(*kind),
+            _ => None,
+        }
+    }
+
     /// True when a wait timed out.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. })
@@ -254,7 +292,7 @@ impl Error {
     pub fn is_closed(&self) -> bool {
         matches!(
             self,
-            Error::SessionClosed { .. } | Error::ProcessExited { .. }
+            Error::SessionClosed { .. } | Error::ProcessExited { .. } | Error::ResourceLimit { .. }
         )
     }
 

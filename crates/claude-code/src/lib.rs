@@ -59,6 +59,7 @@ pub mod history;
 pub mod options;
 pub mod procfs;
 pub mod protocol;
+pub mod sandbox;
 mod schema;
 mod session;
 pub mod store;

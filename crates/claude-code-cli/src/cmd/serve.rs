@@ -97,6 +97,8 @@ pub fn host_config(config: &Config) -> HostConfig {
     host.supervisor.max_seconds = h.max_seconds;
     host.admission = h.admission.as_ref().map(|a| a.to_admission());
     host.audit_jsonl.clone_from(&h.audit_jsonl);
+    host.sandbox = h.sandbox.clone();
+    host.resources = h.resources;
     for s in &h.sessions {
         let mut spec = SessionSpec::new(&s.name)
             .options(config.session_options(&s.keys))

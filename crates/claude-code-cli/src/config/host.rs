@@ -1,6 +1,6 @@
 //! The host's sections of `claude-code.toml`, read by `claude-code serve`: `[serve]`,
-//! `[supervisor]`, `[admission]`, `[[sessions]]`, `[[pools]]`, `[templates.NAME]`,
-//! `[limits]`, `[tenants.NAME]` and `[audit]`. Parsed as strictly as the top level (unknown keys and
+//! `[supervisor]`, `[admission]`, `[sandbox]`, `[resources]`, `[[sessions]]`, `[[pools]]`,
+//! `[templates.NAME]`, `[limits]`, `[tenants.NAME]` and `[audit]`. Parsed as strictly as the top level (unknown keys and
 //! bad values are errors naming the file, line and `section.key`), then checked: names
 //! are valid and unique, amounts are positive.
 //!
@@ -17,8 +17,10 @@ use std::{
 
 use claude_code::{
     options::{CliProfile, Options, PermissionMode},
+    sandbox::{Fallback, ResourceLimits},
     Admission, Restart, Strategy,
 };
+use claude_code_serve::{default_resources, SandboxConfig, SandboxMode, SandboxNetwork};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -76,6 +78,11 @@ pub struct HostSettings {
     pub max_seconds: u64,
     /// Admission control for new CLIs, when `[admission]` is present.
     pub admission: Option<AdmissionSettings>,
+    /// `[sandbox]`: confinement of every CLI (default mode `auto`).
+    pub sandbox: SandboxConfig,
+    /// `[resources]`: limits of every CLI (default [`default_resources`]; `None` with
+    /// `enabled = false`).
+    pub resources: Option<ResourceLimits>,
     /// `[[sessions]]`, in file order.
     pub sessions: Vec<SessionEntry>,
     /// `[[pools]]`, in file order.
@@ -105,6 +112,10 @@ impl Default for HostSettings {
             max_restarts: 3,
             max_seconds: 5,
             admission: None,
+            // Confine where the machine can: on Linux with bubblewrap and root that is
+            // every CLI; elsewhere one warning at start and the host still serves.
+            sandbox: SandboxConfig::new(SandboxMode::Auto),
+            resources: Some(default_resources()),
             sessions: Vec::new(),
             pools: Vec::new(),
             templates: BTreeMap::new(),
@@ -248,6 +259,8 @@ pub(super) struct FileHost {
     pub(super) serve: Option<FileServe>,
     pub(super) supervisor: Option<FileSupervisor>,
     pub(super) admission: Option<FileAdmission>,
+    pub(super) sandbox: Option<FileSandbox>,
+    pub(super) resources: Option<FileResources>,
     pub(super) sessions: Option<Vec<FileSession>>,
     pub(super) pools: Option<Vec<FilePool>>,
     pub(super) templates: Option<BTreeMap<Spanned<String>, FileTemplate>>,
@@ -316,6 +329,45 @@ pub(super) struct FileAdmission {
     max_spawns: Option<NonZeroUsize>,
     mem_floor_mib: Option<u64>,
     wait_timeout_secs: Option<NonZeroU64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileSandbox {
+    mode: Option<FileSandboxMode>,
+    network: Option<FileSandboxNetwork>,
+    work_root: Option<PathBuf>,
+    hide: Option<Vec<PathBuf>>,
+    read_write: Option<Vec<PathBuf>>,
+    read_only: Option<Vec<PathBuf>>,
+    bwrap: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum FileSandboxMode {
+    Off,
+    Auto,
+    Required,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum FileSandboxNetwork {
+    ProxyOnly,
+    Host,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileResources {
+    enabled: Option<bool>,
+    required: Option<bool>,
+    memory_bytes: Option<NonZeroU64>,
+    pids: Option<NonZeroU64>,
+    open_files: Option<NonZeroU64>,
+    cpu_seconds: Option<NonZeroU64>,
+    processes: Option<NonZeroU64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -503,6 +555,58 @@ impl Config {
                 mem_floor_mib: a.mem_floor_mib,
                 wait_timeout_secs: a.wait_timeout_secs.map(NonZeroU64::get),
             });
+        }
+        if let Some(s) = file.sandbox {
+            let sb = &mut self.host.sandbox;
+            if let Some(mode) = s.mode {
+                sb.mode = match mode {
+                    FileSandboxMode::Off => SandboxMode::Off,
+                    FileSandboxMode::Auto => SandboxMode::Auto,
+                    FileSandboxMode::Required => SandboxMode::Required,
+                };
+            }
+            if let Some(n) = s.network {
+                sb.network = match n {
+                    FileSandboxNetwork::ProxyOnly => SandboxNetwork::ProxyOnly,
+                    FileSandboxNetwork::Host => SandboxNetwork::Host,
+                };
+            }
+            let abs = |paths: Option<Vec<PathBuf>>| {
+                paths
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|p| base.join(p))
+                    .collect::<Vec<_>>()
+            };
+            if let Some(root) = s.work_root {
+                sb.work_root = Some(base.join(root));
+            }
+            sb.hide = abs(s.hide);
+            sb.read_write = abs(s.read_write);
+            sb.read_only = abs(s.read_only);
+            sb.bwrap = s.bwrap;
+        }
+        if let Some(r) = file.resources {
+            let mut limits = default_resources();
+            if let Some(n) = r.memory_bytes {
+                limits.memory_bytes = Some(n.get());
+            }
+            if let Some(n) = r.pids {
+                limits.pids = Some(n.get());
+            }
+            if let Some(n) = r.open_files {
+                limits.open_files = Some(n.get());
+            }
+            if let Some(n) = r.cpu_seconds {
+                limits.cpu_seconds = Some(n.get());
+            }
+            if let Some(n) = r.processes {
+                limits.processes = Some(n.get());
+            }
+            if r.required == Some(true) {
+                limits.fallback = Fallback::Error;
+            }
+            self.host.resources = (r.enabled != Some(false)).then_some(limits);
         }
         let mut seen = BTreeSet::new();
         for s in file.sessions.unwrap_or_default() {
@@ -1132,5 +1236,42 @@ jsonl = "audit/events.jsonl"
             .expect("loads");
         assert_eq!(c.origin("serve.data_dir"), Origin::Default);
         assert_eq!(c.host.listen.to_string(), DEFAULT_LISTEN);
+    }
+
+    #[test]
+    fn sandbox_and_resources_default_on_and_are_read_strictly() {
+        let (_d, path) = write("");
+        let c = load(&path, &[]).expect("empty config");
+        assert_eq!(c.host.sandbox.mode, SandboxMode::Auto);
+        assert_eq!(c.host.resources, Some(default_resources()));
+
+        let (d, path) = write(
+            "[sandbox]\nmode = \"required\"\nnetwork = \"host\"\nwork_root = \"w\"\nhide = [\"secret\"]\n\
+             [resources]\npids = 64\nmemory_bytes = 1000000000\nrequired = true\n",
+        );
+        let c = load(&path, &[]).expect("config");
+        assert_eq!(c.host.sandbox.mode, SandboxMode::Required);
+        assert_eq!(c.host.sandbox.network, SandboxNetwork::Host);
+        assert_eq!(c.host.sandbox.work_root, Some(d.path().join("w")));
+        assert_eq!(c.host.sandbox.hide, vec![d.path().join("secret")]);
+        let r = c.host.resources.expect("limits");
+        assert_eq!((r.pids, r.memory_bytes), (Some(64), Some(1_000_000_000)));
+        assert_eq!(
+            r.open_files,
+            default_resources().open_files,
+            "unset keys keep the defaults"
+        );
+        assert_eq!(r.fallback, Fallback::Error);
+
+        let (_d, path) = write("[resources]\nenabled = false\n");
+        assert_eq!(load(&path, &[]).expect("config").host.resources, None);
+
+        fails_at(
+            "[sandbox]\nmodes = \"off\"\n",
+            2,
+            "sandbox.modes",
+            "unknown",
+        );
+        fails_at("[resources]\npid = 3\n", 2, "resources.pid", "unknown");
     }
 }

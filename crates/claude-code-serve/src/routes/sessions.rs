@@ -89,8 +89,10 @@ impl SessionRecipe {
             tenant: tenant.to_string(),
             session: name.to_string(),
         };
+        let place = crate::confine::Place::Session { tenant, name };
+        let options = state.confiner.apply(self.options(state)?, place);
         Ok(SessionSpec::new(session_key(tenant, name))
-            .options(state.audit.attach(self.options(state)?, owner))
+            .options(state.audit.attach(options, owner))
             .idle_timeout(state.idle_timeout))
     }
 }
@@ -120,7 +122,7 @@ pub(crate) struct CreateSession {
         (status = 409, description = "The tenant has a session of that name", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 429, description = "The tenant's session or rate limit", body = ErrorBody),
-        (status = 503, description = "Draining, or admission refused", body = ErrorBody),
+        (status = 503, description = "Draining, or admission refused, or `sandbox_unavailable`: its confinement cannot be set up", body = ErrorBody),
     ))]
 pub(crate) async fn create(
     State(state): State<Arc<AppState>>,
@@ -232,11 +234,15 @@ pub(crate) async fn delete(
         .await
         .map_err(|e| session_error(e, &name))?;
     let tenant = caller.tenant.clone();
+    let removed = name.clone();
     state
         .store
         .run(move |s| s.delete_session(&tenant, &name))
         .await
         .map_err(store_error)?;
+    // Its CLI has ended (terminated above): its work dir, transcript included, goes.
+    let (confiner, tenant) = (state.confiner.clone(), caller.tenant.clone());
+    let _ = tokio::task::spawn_blocking(move || confiner.remove(&tenant, &removed)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -264,7 +270,8 @@ pub(crate) async fn transcript(
     let Some(id) = info.session_id else {
         return Ok(empty(None));
     };
-    let Some(dir) = state.options.cli_config_dir() else {
+    let own = state.confiner.config_dir(&caller.tenant, &name);
+    let Some(dir) = own.or_else(|| state.options.cli_config_dir()) else {
         return Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "no_config_dir",

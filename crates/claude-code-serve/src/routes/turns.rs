@@ -53,7 +53,7 @@ pub(crate) struct Prompt {
         (status = 413, description = "Body or prompt too large", body = ErrorBody),
         (status = 429, description = "The tenant's turn, rate or spend limit, or the session's budget", body = ErrorBody),
         (status = 502, description = "The Messages API refused (bad key: upstream_auth_failed)", body = ErrorBody),
-        (status = 503, description = "Draining, or the session's CLI is gone (it restarts)", body = ErrorBody),
+        (status = 503, description = "Draining, or the session's CLI is gone (it restarts); `resource_limit` when it hit a resource limit of `[resources]` (the message names which; the session restarts), `sandbox_unavailable` when its confinement cannot be set up", body = ErrorBody),
         (status = 504, description = "The turn timed out", body = ErrorBody),
     ))]
 pub(crate) async fn send_message(
@@ -252,7 +252,7 @@ async fn turn_error(state: &AppState, turn: &Turn, e: claude_code::Error) -> Api
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 403, description = "Needs write scope", body = ErrorBody),
         (status = 404, description = "No such session for this tenant", body = ErrorBody),
-        (status = 503, description = "The session's CLI is gone", body = ErrorBody),
+        (status = 503, description = "The session's CLI is gone (`resource_limit`: it hit a resource limit)", body = ErrorBody),
     ))]
 pub(crate) async fn interrupt(
     State(state): State<Arc<AppState>>,
@@ -281,7 +281,7 @@ pub(crate) async fn interrupt(
         (status = 413, description = "Body or prompt too large", body = ErrorBody),
         (status = 429, description = "The tenant's turn, rate or spend limit", body = ErrorBody),
         (status = 502, description = "The Messages API refused", body = ErrorBody),
-        (status = 503, description = "Draining, or no warm session could start", body = ErrorBody),
+        (status = 503, description = "Draining, or no warm session could start; `resource_limit` when the CLI hit a resource limit", body = ErrorBody),
     ))]
 pub(crate) async fn query(
     State(state): State<Arc<AppState>>,

@@ -15,6 +15,7 @@ use crate::callbacks::{
     Callbacks,
 };
 use crate::cli::CliPath;
+use crate::sandbox::{ResourceLimits, Sandbox};
 use crate::store::SessionStore;
 
 mod args;
@@ -116,6 +117,8 @@ pub struct Options {
     pub(crate) session_store: Option<Arc<dyn SessionStore>>,
     pub(crate) audit: Option<crate::audit::AuditSink>,
     pub(crate) audit_redactor: Option<crate::audit::Redactor>,
+    pub(crate) confinement: Option<Sandbox>,
+    pub(crate) resource_limits: Option<ResourceLimits>,
 }
 
 /// Options that map one-to-one onto CLI flags or initialize fields (beyond the core ones
@@ -192,6 +195,8 @@ impl Default for Options {
             session_store: None,
             audit: None,
             audit_redactor: None,
+            confinement: None,
+            resource_limits: None,
         }
     }
 }
@@ -219,6 +224,8 @@ impl fmt::Debug for Options {
             .field("cli", &self.cli)
             .field("session_store", &self.session_store.is_some())
             .field("audit", &self.audit.is_some())
+            .field("confinement", &self.confinement)
+            .field("resource_limits", &self.resource_limits)
             .finish_non_exhaustive()
     }
 }
@@ -307,6 +314,9 @@ impl Options {
     /// (`CLAUDE_CONFIG_DIR`, else `$HOME/.claude`; a relative one is taken from the CLI's
     /// working directory). Read them with [`History::new`](crate::history::History::new).
     pub fn cli_config_dir(&self) -> Option<PathBuf> {
+        if let Some(dir) = self.sandbox_config_dir() {
+            return Some(dir);
+        }
         let cwd = match &self.cwd {
             Some(dir) => dir.clone(),
             None => std::env::current_dir().ok()?,
@@ -321,6 +331,44 @@ impl Options {
             }
         };
         Some(cwd.join(dir))
+    }
+
+    /// Run the CLI confined by the operating system: bubblewrap's read-only tree with one
+    /// writable work dir, a private network (see [`sandbox`](crate::sandbox); Linux). Unless
+    /// `CLAUDE_CONFIG_DIR` is set with [`Options::env`], the CLI's config dir (and its
+    /// transcripts) becomes `<work dir>/.claude`. The CLI's own sandbox
+    /// ([`Options::sandbox`]) is separate and can be on as well.
+    pub fn confine(mut self, sandbox: Sandbox) -> Self {
+        self.confinement = Some(sandbox);
+        self
+    }
+
+    /// The confinement set with [`Options::confine`], if any.
+    pub fn confinement(&self) -> Option<&Sandbox> {
+        self.confinement.as_ref()
+    }
+
+    /// Per-CLI resource limits: rlimits, and memory and pids through a cgroup (see
+    /// [`sandbox`](crate::sandbox); Linux). A session that hits one ends with
+    /// [`Error::ResourceLimit`].
+    pub fn resource_limits(mut self, limits: ResourceLimits) -> Self {
+        self.resource_limits = Some(limits);
+        self
+    }
+
+    /// The resource limits set with [`Options::resource_limits`], if any.
+    pub fn limits(&self) -> Option<&ResourceLimits> {
+        self.resource_limits.as_ref()
+    }
+
+    /// The config dir a sandbox gives the CLI: `<work dir>/.claude` unless
+    /// `CLAUDE_CONFIG_DIR` is set with [`Options::env`].
+    pub(crate) fn sandbox_config_dir(&self) -> Option<PathBuf> {
+        let sandbox = self.confinement.as_ref()?;
+        if matches!(self.env.get("CLAUDE_CONFIG_DIR"), Some(Some(_))) {
+            return None;
+        }
+        Some(sandbox.work_dir.join(".claude"))
     }
 
     /// Remove an inherited environment variable from the CLI's environment.
@@ -881,7 +929,13 @@ impl Options {
 
     /// Checks combinations that the CLI would reject or misread.
     pub(crate) fn validate(&self) -> Result<()> {
-        if let Some(cwd) = &self.cwd {
+        // A cwd in the sandbox's work dir is made when the CLI starts.
+        let made_at_start = |cwd: &PathBuf| {
+            self.confinement
+                .as_ref()
+                .is_some_and(|s| cwd.starts_with(&s.work_dir))
+        };
+        if let Some(cwd) = self.cwd.as_ref().filter(|c| !made_at_start(c)) {
             if !cwd.is_dir() {
                 return Err(Error::InvalidOptions(format!(
                     "cwd {} is not a directory",

@@ -141,8 +141,14 @@ impl Actor {
                 self.telemetry.ended(SessionEnd::Crashed, Some(&err));
                 self.flush_outbox().await;
                 tracing::warn!(pid = self.t.pid(), error = %err, "claude CLI exited unexpectedly");
-                if let Error::ProcessExited { exit, stderr } = &err {
-                    let (exit, stderr) = (exit.clone(), stderr.clone());
+                let exited = match &err {
+                    Error::ProcessExited { exit, stderr } => Some((exit.clone(), stderr.clone())),
+                    Error::ResourceLimit { kind } => {
+                        Some((ExitInfo::ResourceLimit(*kind), self.t.stderr_tail().await))
+                    }
+                    _ => None,
+                };
+                if let Some((exit, stderr)) = exited {
                     // Published before the streams close, so they report this error.
                     self.status.send_modify(|s| {
                         s.state = State::Exited { exit, stderr };

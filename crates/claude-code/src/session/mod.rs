@@ -108,13 +108,19 @@ impl Status {
     /// The error for a call that found the actor gone.
     pub(crate) fn closed_error(&self) -> Error {
         match &self.state {
-            State::Exited { exit, stderr } => Error::ProcessExited {
-                exit: exit.clone(),
-                stderr: stderr.clone(),
-            },
+            State::Exited { exit, stderr } => exited_error(exit.clone(), stderr.clone()),
             State::Stopped => Error::closed("stopped"),
             State::Starting | State::Ready => Error::SessionClosed { reason: None },
         }
+    }
+}
+
+/// The error for a CLI that ended on its own: [`Error::ResourceLimit`] when the SDK ended
+/// it at a limit, else [`Error::ProcessExited`].
+pub(crate) fn exited_error(exit: ExitInfo, stderr: String) -> Error {
+    match exit {
+        ExitInfo::ResourceLimit(kind) => Error::ResourceLimit { kind },
+        exit => Error::ProcessExited { exit, stderr },
     }
 }
 
@@ -448,7 +454,7 @@ impl Session {
         let _ = status.wait_for(ended).await;
         let state = status.borrow().state.clone();
         match state {
-            State::Exited { exit, stderr } => Err(Error::ProcessExited { exit, stderr }),
+            State::Exited { exit, stderr } => Err(exited_error(exit, stderr)),
             _ => Ok(()),
         }
     }

@@ -28,6 +28,93 @@ use tokio_util::codec::{Decoder, FramedRead};
 
 mod parent_death;
 
+/// The sandbox seen from the transport: nothing off Linux but the policy check.
+mod confine {
+    use std::path::Path;
+
+    use process_wrap::tokio::TokioCommandWrap;
+
+    use crate::error::Result;
+    use crate::options::Options;
+    #[cfg(not(target_os = "linux"))]
+    use crate::{error::ExitInfo, sandbox::LimitKind};
+
+    #[cfg(target_os = "linux")]
+    pub(crate) use crate::sandbox::linux::{Guard, Prepared};
+
+    #[cfg(target_os = "linux")]
+    pub(crate) async fn prepare(cli: &Path, opts: &Options) -> Result<Option<Prepared>> {
+        crate::sandbox::linux::prepare(cli, opts).await
+    }
+
+    /// Adds the child setup to the command; the guard to keep while the CLI runs.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn install(wrap: &mut TokioCommandWrap, prepared: Option<Prepared>) -> Guard {
+        match prepared {
+            Some(p) => {
+                if !p.child.is_empty() {
+                    wrap.wrap(p.child);
+                }
+                p.guard
+            }
+            None => Guard::default(),
+        }
+    }
+
+    /// Off Linux: what a spawn prepares (never anything).
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) struct Prepared {
+        pub(crate) program: std::path::PathBuf,
+        pub(crate) prefix: Vec<std::ffi::OsString>,
+        pub(crate) cwd: Option<std::path::PathBuf>,
+        pub(crate) env: Vec<(String, std::ffi::OsString)>,
+    }
+
+    /// Off Linux: nothing to guard.
+    #[cfg(not(target_os = "linux"))]
+    #[derive(Debug, Default)]
+    pub(crate) struct Guard;
+
+    #[cfg(not(target_os = "linux"))]
+    impl Guard {
+        pub(crate) fn limit_hit(&self, _exit: &ExitInfo, _stderr: &str) -> Option<LimitKind> {
+            None
+        }
+    }
+
+    /// Off Linux: confinement or limits are refused, or downgraded with a warning.
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) async fn prepare(_cli: &Path, opts: &Options) -> Result<Option<Prepared>> {
+        use crate::sandbox::Fallback;
+        let policies = opts
+            .confinement
+            .iter()
+            .map(|s| s.fallback)
+            .chain(opts.resource_limits.iter().map(|l| l.fallback));
+        for policy in policies {
+            match policy {
+                Fallback::Downgrade => tracing::warn!(
+                    "confinement and resource limits need Linux; running the claude CLI without them"
+                ),
+                _ => {
+                    return Err(crate::error::Error::SandboxUnavailable {
+                        missing: "confinement and resource limits are only built for Linux".into(),
+                        fix: "run on Linux, or drop Options::confine / Options::resource_limits \
+                              (or set their fallback to Downgrade)"
+                            .into(),
+                    })
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) fn install(_wrap: &mut TokioCommandWrap, _prepared: Option<Prepared>) -> Guard {
+        Guard
+    }
+}
+
 use crate::error::{Error, ExitInfo, Result};
 use crate::options::{Options, StderrCallback};
 
@@ -199,14 +286,27 @@ pub(crate) struct Transport {
     exit: Option<ExitInfo>,
     pid: Option<u32>,
     max_line_bytes: usize,
+    /// The confinement state (forwarder, cgroup watcher), dropped after the CLI.
+    guard: confine::Guard,
 }
 
 impl Transport {
     /// Spawns `cli` with the options' argv, env and cwd, in a new process group.
     /// On Linux the kernel kills it when this process dies (see `parent_death`).
     pub(crate) async fn spawn(cli: &Path, opts: &Options) -> Result<Transport> {
-        let mut wrap = TokioCommandWrap::with_new(cli, |cmd| {
-            cmd.args(opts.to_args())
+        let confined = confine::prepare(cli, opts).await?;
+        let (program, prefix, cwd, extra_env) = match &confined {
+            Some(c) => (
+                c.program.clone(),
+                c.prefix.clone(),
+                c.cwd.clone(),
+                c.env.clone(),
+            ),
+            None => (cli.to_path_buf(), Vec::new(), opts.cwd.clone(), Vec::new()),
+        };
+        let mut wrap = TokioCommandWrap::with_new(&program, |cmd| {
+            cmd.args(&prefix)
+                .args(opts.to_args())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
@@ -224,15 +324,19 @@ impl Transport {
                     None => cmd.env_remove(key),
                 };
             }
-            if let Some(dir) = &opts.cwd {
+            for (key, value) in &extra_env {
+                cmd.env(key, value);
+            }
+            if let Some(dir) = &cwd {
                 cmd.current_dir(dir).env("PWD", dir);
             }
         });
         wrap.wrap(ProcessGroup::leader());
+        let guard = confine::install(&mut wrap, confined);
         let mut child = parent_death::spawn(wrap)
             .await
             .map_err(|source| Error::Spawn {
-                path: cli.to_path_buf(),
+                path: program,
                 source,
             })?;
         let missing = || Error::Io(std::io::Error::other("child stdio pipe missing"));
@@ -263,6 +367,7 @@ impl Transport {
             exit: None,
             pid,
             max_line_bytes: opts.max_line_bytes,
+            guard,
         })
     }
 
@@ -315,9 +420,10 @@ impl Transport {
             .wait_exit(Duration::from_secs(1))
             .await
             .unwrap_or(ExitInfo::Unknown);
-        Error::ProcessExited {
-            exit,
-            stderr: self.stderr_tail().await,
+        let stderr = self.stderr_tail().await;
+        match self.guard.limit_hit(&exit, &stderr) {
+            Some(kind) => Error::ResourceLimit { kind },
+            None => Error::ProcessExited { exit, stderr },
         }
     }
 

@@ -125,6 +125,8 @@ struct Child {
     generation: u64,
     status: ChildStatus,
     restarts: u32,
+    /// How its last abnormal end went (a resource limit is named as such).
+    last_exit: Option<ExitInfo>,
     started_at: SystemTime,
     last_activity: Option<SystemTime>,
     /// Turns completed by earlier processes.
@@ -165,6 +167,7 @@ impl Child {
             generation: 0,
             status: ChildStatus::Restarting,
             restarts: 0,
+            last_exit: None,
             started_at: SystemTime::now(),
             last_activity: None,
             turns_before: 0,
@@ -238,6 +241,7 @@ impl Child {
                 .or_else(|| self.last_session_id.clone()),
             pid: session.and_then(Session::pid),
             restarts: self.restarts,
+            last_exit: self.last_exit.clone(),
             started_at: self.started_at,
             last_activity: self.last_activity,
             turns: self.turns_before + session.map_or(0, Session::turns_completed),

@@ -221,6 +221,9 @@ pub struct ChildInfo {
     pub pid: Option<u32>,
     /// How often it was restarted.
     pub restarts: u32,
+    /// How its last abnormal end went, if it had one: an exit status, or
+    /// [`ExitInfo::ResourceLimit`] when it was ended at a resource limit.
+    pub last_exit: Option<ExitInfo>,
     /// When its current (or last) process started.
     pub started_at: SystemTime,
     /// When a turn was last sent to it through the supervisor.
@@ -660,7 +663,11 @@ impl SupervisedSession {
         let target = self.sup.lookup(&self.name, true).await?;
         let (stream, cost) = match target.session.stream(input.clone()).await {
             Ok(stream) => (stream, target.cost),
-            Err(Error::ProcessExited { .. } | Error::SessionClosed { .. }) => {
+            Err(
+                Error::ProcessExited { .. }
+                | Error::SessionClosed { .. }
+                | Error::ResourceLimit { .. },
+            ) => {
                 // Not accepted: nothing reached the CLI, so sending it again is no replay.
                 let target = self.sup.lookup(&self.name, true).await?;
                 (target.session.stream(input).await?, target.cost)

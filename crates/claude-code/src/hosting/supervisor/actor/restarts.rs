@@ -38,8 +38,12 @@ impl Actor {
         let exit = match &result {
             Ok(()) => None,
             Err(Error::ProcessExited { exit, .. }) => Some(exit.clone()),
+            Err(Error::ResourceLimit { kind }) => Some(ExitInfo::ResourceLimit(*kind)),
             Err(_) => Some(ExitInfo::Unknown),
         };
+        if exit.is_some() {
+            child.last_exit = exit.clone();
+        }
         match &result {
             Ok(()) => tracing::info!(supervisor = %sup, child = %name, "session ended normally"),
             Err(e) => telemetry::child_crashed(&sup, &name, e),
