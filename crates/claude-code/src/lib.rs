@@ -57,6 +57,8 @@ pub mod history;
 pub mod options;
 pub mod procfs;
 pub mod protocol;
+#[cfg(feature = "proxy")]
+pub mod proxy;
 mod schema;
 mod session;
 pub mod store;
@@ -77,7 +79,7 @@ pub use callbacks::{
 };
 pub use cli::{CliPath, PINNED_CLI_VERSION};
 pub use cost::{CostReport, CostTotals, CostTracker, ModelCost, TokenUsage, TurnCost};
-pub use error::{Error, ExitInfo, Result};
+pub use error::{Error, ExitInfo, Result, BUDGET_EXCEEDED_CODE};
 pub use options::{
     AgentDefinition, CliProfile, CliSwitch, Effort, McpServerConfig, Options, PermissionMode,
     SandboxSettings, SettingSource, Settings, SystemPrompt, Thinking, Tools,
