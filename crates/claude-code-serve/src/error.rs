@@ -61,6 +61,9 @@ pub enum ServeError {
         /// The name (`<tenant>/<name>` for sessions).
         name: String,
     },
+    /// The credential proxy could not start or grant a session.
+    #[error("credential proxy: {0}")]
+    Proxy(#[from] claude_code::proxy::ProxyError),
     /// A declared pool has no members.
     #[error("pool {0:?} has size 0; give it at least one member")]
     EmptyPool(String),
@@ -112,6 +115,11 @@ impl ApiError {
 
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// Its stable code.
+    pub(crate) fn code(&self) -> &'static str {
+        self.code
     }
 
     /// Its HTTP status.
@@ -192,6 +200,11 @@ impl From<Error> for ApiError {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", message).retry_after(1)
             }
             Error::InvalidOptions(_) => ApiError::bad_request(message),
+            Error::BudgetExceeded { .. } => ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                claude_code::BUDGET_EXCEEDED_CODE,
+                message,
+            ),
             Error::Api { status, .. } if status == 401 || status == 403 => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "upstream_auth_failed", message)
             }

@@ -56,6 +56,7 @@ mod error;
 mod limits;
 mod metrics;
 mod openapi;
+mod proxy;
 mod routes;
 mod state;
 pub mod store;
@@ -127,22 +128,34 @@ impl Host {
                 .env("ANTHROPIC_API_KEY", "sk-offline-mock"),
             None => o,
         };
-        let options = point(config.options);
+        let options = point(config.options.clone());
+        let proxies = Arc::new(proxy::Proxies::new(&config));
+        // Every child: the allow-listed environment and its own grant at the proxy.
+        let mut children = Vec::new();
+        for s in config.sessions {
+            let key = state::session_key(&s.tenant, s.spec.name());
+            let budget = s.spec.budget();
+            let prepared = proxies
+                .prepare(&key, point(s.spec.session_options().clone()), budget)
+                .await?;
+            children.push(s.spec.renamed(key).options(prepared.options));
+        }
+        let spare_options = proxies
+            .prepare("query", options.clone(), None)
+            .await?
+            .options;
         let settings = config.supervisor;
         let mut builder = Supervisor::builder()
             .name("serve")
             .strategy(settings.strategy)
             .max_restarts(settings.max_restarts)
             .max_seconds(settings.max_seconds)
-            .children(config.sessions.into_iter().map(|s| {
-                let key = state::session_key(&s.tenant, s.spec.name());
-                s.spec.renamed(key).with_options(point)
-            }));
+            .children(children);
         if let Some(admission) = config.admission.clone() {
             builder = builder.admission(admission);
         }
         let sup = builder.start().await?;
-        let spares = match Spares::builder(options.clone())
+        let spares = match Spares::builder(spare_options)
             .count(config.spares)
             .start()
             .await
@@ -155,7 +168,17 @@ impl Host {
         };
         let mut pools = BTreeMap::new();
         for p in config.pools {
-            let mut builder = Pool::builder(SessionSpec::new(&p.name).options(point(p.options)))
+            let pool_options = match proxies
+                .prepare(&format!("pool:{}", p.name), point(p.options), None)
+                .await
+            {
+                Ok(prepared) => prepared.options,
+                Err(e) => {
+                    stop_all(&sup, &spares, &pools).await;
+                    return Err(e.into());
+                }
+            };
+            let mut builder = Pool::builder(SessionSpec::new(&p.name).options(pool_options))
                 .size(p.size)
                 .warm_spares(p.warm_spares)
                 .max_queue(p.max_queue)
@@ -209,6 +232,7 @@ impl Host {
             templates,
             idle_timeout: config.idle_timeout,
             interrupt_on_disconnect: config.interrupt_on_disconnect,
+            proxies,
         });
         let restored = match routes::sessions::restore(&state).await {
             Ok(n) => n,

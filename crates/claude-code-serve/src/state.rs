@@ -46,6 +46,8 @@ pub(crate) struct AppState {
     pub(crate) idle_timeout: Duration,
     /// Interrupt a session's turn when its client goes away.
     pub(crate) interrupt_on_disconnect: bool,
+    /// The credential proxy, its grants, and the children's environment allow-list.
+    pub(crate) proxies: std::sync::Arc<crate::proxy::Proxies>,
 }
 
 impl AppState {
