@@ -156,3 +156,74 @@ impl Proxies {
         self.grants().get(key).is_some_and(|g| !g.is_revoked())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::HostConfig;
+
+    fn env_of(o: &Options, name: &str) -> Option<Option<String>> {
+        o.to_env()
+            .into_iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    #[tokio::test]
+    async fn a_session_gets_a_token_and_the_allow_list() {
+        let config = HostConfig::new("127.0.0.1:0".parse().expect("addr"));
+        let proxies = Proxies::new(&config);
+        let o = Options::new()
+            .env("ANTHROPIC_API_KEY", "sk-ant-real")
+            .env("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+            .env("ANTHROPIC_AUTH_TOKEN", "also-secret");
+        let p = proxies.prepare("t/a", o, Some(1.0)).await.expect("prepare");
+        assert!(p.granted && proxies.has_grant("t/a"));
+        let key = env_of(&p.options, "ANTHROPIC_API_KEY")
+            .flatten()
+            .expect("key");
+        assert!(key.starts_with("sk-ant-proxy-"), "{key}");
+        assert_eq!(env_of(&p.options, "ANTHROPIC_AUTH_TOKEN"), Some(None));
+        assert_ne!(
+            env_of(&p.options, "ANTHROPIC_BASE_URL"),
+            Some(Some("http://127.0.0.1:9".into()))
+        );
+        assert!(p.options.inherited_env().is_some(), "allow-listed");
+        // One proxy for one upstream and credential; revoking drops the grant.
+        let o = Options::new()
+            .env("ANTHROPIC_API_KEY", "sk-ant-real")
+            .env("ANTHROPIC_BASE_URL", "http://127.0.0.1:9");
+        proxies.prepare("t/b", o, None).await.expect("prepare");
+        assert_eq!(proxies.proxies.lock().await.len(), 1);
+        proxies.revoke("t/a");
+        assert!(!proxies.has_grant("t/a") && proxies.has_grant("t/b"));
+    }
+
+    #[tokio::test]
+    async fn without_the_proxy_the_key_is_passed_explicitly() {
+        let config = HostConfig::new("127.0.0.1:0".parse().expect("addr")).credential_proxy(false);
+        let proxies = Proxies::new(&config);
+        let o = Options::new().env("ANTHROPIC_API_KEY", "sk-ant-real");
+        let p = proxies.prepare("t/a", o, None).await.expect("prepare");
+        assert!(!p.granted && !proxies.has_grant("t/a"));
+        assert_eq!(
+            env_of(&p.options, "ANTHROPIC_API_KEY"),
+            Some(Some("sk-ant-real".into()))
+        );
+        assert!(p.options.inherited_env().is_some(), "still allow-listed");
+        // No credential at all: no grant, no proxy (the CLI's own login).
+        let config = HostConfig::new("127.0.0.1:0".parse().expect("addr"));
+        let proxies = Proxies::new(&config);
+        let o = Options::new()
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("ANTHROPIC_AUTH_TOKEN");
+        assert!(
+            !proxies
+                .prepare("t/c", o, None)
+                .await
+                .expect("prepare")
+                .granted
+        );
+    }
+}
