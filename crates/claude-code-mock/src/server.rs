@@ -61,6 +61,9 @@ struct State {
     fallback: Reply,
     requests: Vec<RecordedRequest>,
     ids: Ids,
+    /// When set, requests without this key (`x-api-key` or `Authorization: Bearer`) get
+    /// a 401 and consume nothing.
+    required_key: Option<String>,
 }
 
 impl Shared {
@@ -97,6 +100,7 @@ impl MockServer {
                 fallback,
                 requests: Vec::new(),
                 ids: Ids::default(),
+                required_key: None,
             }),
         });
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
@@ -130,6 +134,13 @@ impl MockServer {
                 "1".into(),
             ),
         ]
+    }
+
+    /// From now on, answer only requests that carry `key` (as `x-api-key` or
+    /// `Authorization: Bearer`); others get a 401 `authentication_error`, are recorded,
+    /// and consume no script reply. Proves that a proxy in front injected the real key.
+    pub fn require_api_key(&self, key: impl Into<String>) {
+        self.shared.lock().required_key = Some(key.into());
     }
 
     /// Appends a reply to the script queue.
@@ -220,6 +231,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             return Ok(json_response(StatusCode::BAD_REQUEST, &body, None));
         }
     };
+    let key = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let presented = key("x-api-key")
+        .or_else(|| key("authorization").and_then(|v: &str| v.strip_prefix("Bearer ")));
+    let presented = presented.map(str::to_string);
     let recorded = RecordedRequest::from_http(&parts, &bytes);
     let kind = recorded.kind();
     tracing::debug!(
@@ -229,7 +244,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         stream = recorded.is_streaming(),
         "mock request"
     );
-    let plan = plan(&shared, recorded, kind, bytes.len());
+    let plan = plan(&shared, recorded, kind, bytes.len(), presented.as_deref());
     Ok(plan.respond().await)
 }
 
@@ -260,16 +275,32 @@ enum Plan {
 }
 
 /// Records `req` and decides its answer, popping a script reply for a turn.
-fn plan(shared: &Shared, req: RecordedRequest, kind: RequestKind, body_len: usize) -> Plan {
+fn plan(
+    shared: &Shared,
+    req: RecordedRequest,
+    kind: RequestKind,
+    body_len: usize,
+    key: Option<&str>,
+) -> Plan {
     let mut guard = shared.lock();
     let State {
         queue,
         fallback,
         requests,
         ids,
+        required_key,
     } = &mut *guard;
     let model = req.model().unwrap_or(DEFAULT_MODEL).to_string();
+    let authorized = required_key
+        .as_deref()
+        .is_none_or(|required| key == Some(required));
     let plan = match kind {
+        _ if !authorized => Plan::Error {
+            status: 401,
+            body: error_json("authentication_error", "invalid x-api-key"),
+            retry_after: None,
+            delay: Duration::ZERO,
+        },
         RequestKind::Turn => {
             let reply = queue.pop_front().unwrap_or_else(|| fallback.clone());
             turn_plan(ids, &model, &req, reply)

@@ -59,6 +59,22 @@ pub struct HostConfig {
     /// Resource limits of every CLI (`[resources]`; default none here, generous limits
     /// in `claude-code serve`).
     pub resources: Option<ResourceLimits>,
+    /// Start every CLI through the host's credential proxy (default `true`): the child
+    /// gets `ANTHROPIC_BASE_URL` pointing at a loopback proxy and a per-session token as
+    /// its `ANTHROPIC_API_KEY`; the real key (or `ANTHROPIC_AUTH_TOKEN`) stays in the
+    /// host. Needs a credential in the sessions' environment (else a session runs
+    /// without it, on the CLI's own login).
+    pub credential_proxy: bool,
+    /// The host variables every CLI inherits (default [`claude_code::options::MINIMAL_ENV`]:
+    /// `PATH`, `HOME`, `LANG`, `LC_*`, `TERM`, `TMPDIR`); a session's own `env` entries
+    /// come on top. `None` inherits the host's whole environment (not recommended: its
+    /// secrets reach every tool the model runs).
+    pub inherit_env: Option<Vec<String>>,
+    /// Each session's budget at the credential proxy unless it sets its own
+    /// (`budget_usd` of `POST /v1/sessions`, or its [`SessionSpec::budget_usd`]).
+    pub session_budget_usd: Option<f64>,
+    /// Most API requests per minute per session, enforced at the credential proxy.
+    pub session_requests_per_minute: Option<u32>,
 }
 
 /// When to confine the CLIs with bubblewrap and a private network.
@@ -260,7 +276,8 @@ impl TenantLimits {
 impl HostConfig {
     /// Defaults: the given address, default options, 1 MiB bodies, one warm spare, offline
     /// when no `ANTHROPIC_API_KEY` is set, state in memory, no declared sessions or pools,
-    /// no limits.
+    /// no limits, the credential proxy on, children inheriting only
+    /// [`MINIMAL_ENV`](claude_code::options::MINIMAL_ENV).
     pub fn new(listen: SocketAddr) -> Self {
         HostConfig {
             listen,
@@ -282,6 +299,15 @@ impl HostConfig {
             audit_jsonl: None,
             sandbox: SandboxConfig::default(),
             resources: None,
+            credential_proxy: true,
+            inherit_env: Some(
+                claude_code::options::MINIMAL_ENV
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+            ),
+            session_budget_usd: None,
+            session_requests_per_minute: None,
         }
     }
 
@@ -296,6 +322,20 @@ impl HostConfig {
     #[must_use]
     pub fn resources(mut self, limits: ResourceLimits) -> Self {
         self.resources = Some(limits);
+        self
+    }
+
+    /// Turn the credential proxy on (the default) or off.
+    #[must_use]
+    pub fn credential_proxy(mut self, on: bool) -> Self {
+        self.credential_proxy = on;
+        self
+    }
+
+    /// The host variables every CLI inherits (`None`: all of them).
+    #[must_use]
+    pub fn inherit_env(mut self, names: Option<Vec<String>>) -> Self {
+        self.inherit_env = names;
         self
     }
 

@@ -41,10 +41,12 @@ impl Confiner {
     /// Resolves `[sandbox]` and `[resources]` against this machine: `auto` checks once
     /// and either confines (failing closed afterwards) or logs one warning and does not;
     /// `required` refuses to start when the check fails. `upstream` is the address the
-    /// CLIs are pointed at.
+    /// CLIs are pointed at; `proxied`: they are pointed at the host's credential proxy
+    /// instead (always a loopback address).
     pub(crate) async fn resolve(
         config: &HostConfig,
         upstream: Option<&str>,
+        proxied: bool,
     ) -> Result<Confiner, ServeError> {
         let sc = &config.sandbox;
         let (root, temp) = match (&sc.work_root, &config.data_dir) {
@@ -77,7 +79,10 @@ impl Confiner {
                 sb = sb.bwrap(bwrap);
             }
             let mut network = sc.network;
-            if network == SandboxNetwork::ProxyOnly && upstream.and_then(loopback_addr).is_none() {
+            if network == SandboxNetwork::ProxyOnly
+                && !proxied
+                && upstream.and_then(loopback_addr).is_none()
+            {
                 let what = format!(
                     "network confinement forwards only a loopback Messages API address, and the \
                      CLIs are pointed at {}",

@@ -71,6 +71,9 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// The credential proxy could not start or grant a session.
+    #[error("credential proxy: {0}")]
+    Proxy(#[from] claude_code::proxy::ProxyError),
     /// A declared pool has no members.
     #[error("pool {0:?} has size 0; give it at least one member")]
     EmptyPool(String),
@@ -126,6 +129,11 @@ impl ApiError {
 
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// Its stable code.
+    pub(crate) fn code(&self) -> &'static str {
+        self.code
     }
 
     /// Its HTTP status.
@@ -212,6 +220,11 @@ impl From<Error> for ApiError {
             Error::SandboxUnavailable { .. } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "sandbox_unavailable",
+                message,
+            ),
+            Error::BudgetExceeded { .. } => ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                claude_code::BUDGET_EXCEEDED_CODE,
                 message,
             ),
             Error::Api { status, .. } if status == 401 || status == 403 => {

@@ -58,6 +58,7 @@ mod limits;
 mod metrics;
 mod openapi;
 mod policy;
+mod proxy;
 mod routes;
 mod state;
 pub mod store;
@@ -136,44 +137,55 @@ impl Host {
         // Every hosted session reports its audit events to the trail (see `audit`).
         let audit = audit::AuditLog::start(store.clone(), config.audit_jsonl.as_deref())?;
         let options = point0(config.options.clone());
+        let proxies = Arc::new(proxy::Proxies::new(&config));
         let upstream = options
             .cli_env_var("ANTHROPIC_BASE_URL")
             .map(|u| u.to_string_lossy().into_owned());
-        let confiner = confine::Confiner::resolve(&config, upstream.as_deref()).await?;
+        let confiner =
+            confine::Confiner::resolve(&config, upstream.as_deref(), proxies.proxies(&options))
+                .await?;
         if confiner.is_on() {
             tracing::info!("every CLI runs confined (bubblewrap, private network)");
         }
         let confiner = Arc::new(confiner);
-        let c = confiner.clone();
-        let point = move |o: Options, place: confine::Place<'_>| c.apply(point0(o), place);
+        // Every child: the allow-listed environment and its own grant at the proxy, then
+        // its confinement (forwarding to the proxy) and its audit sink.
+        let mut children = Vec::new();
+        for s in config.sessions {
+            let key = state::session_key(&s.tenant, s.spec.name());
+            let name = s.spec.name().to_string();
+            let budget = s.spec.budget();
+            let prepared = proxies
+                .prepare(&key, point0(s.spec.session_options().clone()), budget)
+                .await?;
+            let place = confine::Place::Session {
+                tenant: &s.tenant,
+                name: &name,
+            };
+            let owner = audit::Owner::Tenant {
+                tenant: s.tenant.clone(),
+                session: name.clone(),
+            };
+            let child = audit.attach(confiner.apply(prepared.options, place), owner);
+            children.push(s.spec.renamed(key).options(child));
+        }
+        let spare_options = proxies
+            .prepare("query", options.clone(), None)
+            .await?
+            .options;
         let settings = config.supervisor;
         let mut builder = Supervisor::builder()
             .name("serve")
             .strategy(settings.strategy)
             .max_restarts(settings.max_restarts)
             .max_seconds(settings.max_seconds)
-            .children(config.sessions.into_iter().map(|s| {
-                let key = state::session_key(&s.tenant, s.spec.name());
-                let name = s.spec.name().to_string();
-                let owner = audit::Owner::Tenant {
-                    tenant: s.tenant.clone(),
-                    session: name.clone(),
-                };
-                let place = confine::Place::Session {
-                    tenant: &s.tenant,
-                    name: &name,
-                };
-                s.spec
-                    .renamed(key)
-                    .with_options(|o| point(o, place))
-                    .with_options(|o| audit.attach(o, owner))
-            }));
+            .children(children);
         if let Some(admission) = config.admission.clone() {
             builder = builder.admission(admission);
         }
         let sup = builder.start().await?;
         let query_options = audit.attach(
-            confiner.apply(options.clone(), confine::Place::Query),
+            confiner.apply(spare_options, confine::Place::Query),
             audit::Owner::Shared {
                 label: "query".into(),
             },
@@ -191,8 +203,18 @@ impl Host {
         };
         let mut pools = BTreeMap::new();
         for p in config.pools {
+            let pool_options = match proxies
+                .prepare(&format!("pool:{}", p.name), point0(p.options), None)
+                .await
+            {
+                Ok(prepared) => prepared.options,
+                Err(e) => {
+                    stop_all(&sup, &spares, &pools).await;
+                    return Err(e.into());
+                }
+            };
             let member = audit.attach(
-                point(p.options, confine::Place::Pool(&p.name)),
+                confiner.apply(pool_options, confine::Place::Pool(&p.name)),
                 audit::Owner::Shared {
                     label: format!("pool:{}", p.name),
                 },
@@ -252,6 +274,7 @@ impl Host {
             idle_timeout: config.idle_timeout,
             interrupt_on_disconnect: config.interrupt_on_disconnect,
             confiner,
+            proxies,
         });
         let restored = match routes::sessions::restore(&state).await {
             Ok(n) => n,

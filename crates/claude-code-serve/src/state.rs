@@ -48,6 +48,8 @@ pub(crate) struct AppState {
     pub(crate) interrupt_on_disconnect: bool,
     /// `[sandbox]` and `[resources]`, applied to each session's options.
     pub(crate) confiner: std::sync::Arc<crate::confine::Confiner>,
+    /// The credential proxy, its grants, and the children's environment allow-list.
+    pub(crate) proxies: std::sync::Arc<crate::proxy::Proxies>,
 }
 
 impl AppState {

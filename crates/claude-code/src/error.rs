@@ -183,6 +183,19 @@ pub enum Error {
         error: String,
     },
 
+    /// A credential proxy refused the turn's API request because the session has spent
+    /// its budget there (HTTP 402 with [`BUDGET_EXCEEDED_CODE`]; see the `proxy` module,
+    /// feature `proxy`). Retrying cannot help: the CLI does not retry it, and neither
+    /// should the caller until the budget is raised.
+    #[error(
+        "the session's spending budget at the credential proxy is used up ({message}); \
+         raise the session's budget or start a new session"
+    )]
+    BudgetExceeded {
+        /// The proxy's explanation, as the CLI reported it.
+        message: String,
+    },
+
     /// An in-process MCP server or some of its tools are not available to the model
     /// (checked at the first turn: the CLI connects in-process servers then).
     #[error("in-process MCP server `{server}`: {problem}")]
@@ -213,6 +226,10 @@ pub enum Error {
     #[error("session store: {0}")]
     SessionStore(#[from] crate::store::StoreError),
 }
+
+/// The marker a credential proxy puts in its HTTP 402 refusal of a session over budget
+/// (the error's `type`, and the start of its message, which is all the CLI passes on).
+pub const BUDGET_EXCEEDED_CODE: &str = "session_budget_exceeded";
 
 fn stderr_suffix(stderr: &str) -> String {
     if stderr.trim().is_empty() {
@@ -266,6 +283,7 @@ impl Error {
         match self {
             Error::Api { status, .. } => Some(*status),
             Error::TurnFailed { api_status, .. } => *api_status,
+            Error::BudgetExceeded { .. } => Some(402),
             _ => None,
         }
     }
@@ -281,6 +299,34 @@ impl Error {
             Error::ResourceLimit { kind } => Some(*kind),
             _ => None,
         }
+    }
+
+    /// True when a credential proxy refused the turn because the session's budget is
+    /// spent ([`Error::BudgetExceeded`]).
+    pub fn is_budget_exceeded(&self) -> bool {
+        matches!(self, Error::BudgetExceeded { .. })
+    }
+
+    /// The typed error of a turn that ended with an error result: [`Error::BudgetExceeded`]
+    /// for a credential proxy's budget refusal, else [`Error::TurnFailed`]. `None` when the
+    /// result is not an error.
+    pub fn from_result(result: &crate::ResultMessage) -> Option<Error> {
+        if !result.is_error {
+            return None;
+        }
+        let message = if result.errors.is_empty() {
+            result.result.clone().unwrap_or_default()
+        } else {
+            result.errors.join("; ")
+        };
+        if result.api_error_status == Some(402) && message.contains(BUDGET_EXCEEDED_CODE) {
+            return Some(Error::BudgetExceeded { message });
+        }
+        Some(Error::TurnFailed {
+            subtype: result.subtype.clone(),
+            api_status: result.api_error_status,
+            message,
+        })
     }
 
     /// True when a wait timed out.

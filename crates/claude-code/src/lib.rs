@@ -59,6 +59,8 @@ pub mod history;
 pub mod options;
 pub mod procfs;
 pub mod protocol;
+#[cfg(feature = "proxy")]
+pub mod proxy;
 pub mod sandbox;
 mod schema;
 mod session;
@@ -86,7 +88,7 @@ pub use callbacks::{
 };
 pub use cli::{CliPath, PINNED_CLI_VERSION};
 pub use cost::{CostReport, CostTotals, CostTracker, ModelCost, TokenUsage, TurnCost};
-pub use error::{Error, ExitInfo, Result};
+pub use error::{Error, ExitInfo, Result, BUDGET_EXCEEDED_CODE};
 pub use options::{
     AgentDefinition, CliProfile, CliSwitch, Effort, McpServerConfig, Options, PermissionMode,
     SandboxSettings, SettingSource, Settings, SystemPrompt, Thinking, Tools,

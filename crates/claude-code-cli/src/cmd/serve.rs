@@ -92,6 +92,9 @@ pub fn host_config(config: &Config) -> HostConfig {
     host.max_body_bytes = h.max_body_bytes;
     host.spares = h.spares;
     host.interrupt_on_disconnect = h.interrupt_on_disconnect;
+    host.credential_proxy = h.credential_proxy;
+    host.session_budget_usd = h.session_budget_usd;
+    host.session_requests_per_minute = h.session_requests_per_minute;
     host.supervisor.strategy = h.strategy;
     host.supervisor.max_restarts = h.max_restarts;
     host.supervisor.max_seconds = h.max_seconds;

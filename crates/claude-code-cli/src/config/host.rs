@@ -37,7 +37,7 @@ pub const DATA_DIR_ENV: &str = "CLAUDE_CODE_DATA_DIR";
 
 /// The host's single-valued keys as `section.key`, in display order (see
 /// [`Config::value`]).
-pub const HOST_KEYS: [&str; 11] = [
+pub const HOST_KEYS: [&str; 14] = [
     "serve.listen",
     "serve.data_dir",
     "serve.max_body_bytes",
@@ -45,6 +45,9 @@ pub const HOST_KEYS: [&str; 11] = [
     "serve.idle_timeout_secs",
     "serve.drain_timeout_secs",
     "serve.on_disconnect",
+    "serve.credential_proxy",
+    "serve.session_budget_usd",
+    "serve.session_requests_per_minute",
     "supervisor.strategy",
     "supervisor.max_restarts",
     "supervisor.max_seconds",
@@ -70,6 +73,12 @@ pub struct HostSettings {
     pub drain_timeout: Duration,
     /// Interrupt a session's turn when its client goes away (default: let it finish).
     pub interrupt_on_disconnect: bool,
+    /// Start every CLI through the host's credential proxy (default `true`).
+    pub credential_proxy: bool,
+    /// Each session's budget in USD at the credential proxy, unless it sets its own.
+    pub session_budget_usd: Option<f64>,
+    /// Most API requests per minute per session, at the credential proxy.
+    pub session_requests_per_minute: Option<u32>,
     /// The supervisor's restart strategy (default one_for_one).
     pub strategy: Strategy,
     /// Most restarts within `max_seconds` (default 3).
@@ -108,6 +117,9 @@ impl Default for HostSettings {
             idle_timeout: Duration::from_secs(600),
             drain_timeout: Duration::from_secs(30),
             interrupt_on_disconnect: false,
+            credential_proxy: true,
+            session_budget_usd: None,
+            session_requests_per_minute: None,
             strategy: Strategy::OneForOne,
             max_restarts: 3,
             max_seconds: 5,
@@ -286,6 +298,24 @@ pub(super) struct FileServe {
     idle_timeout_secs: Option<NonZeroU64>,
     drain_timeout_secs: Option<u64>,
     on_disconnect: Option<FileOnDisconnect>,
+    credential_proxy: Option<bool>,
+    session_budget_usd: Option<PositiveUsd>,
+    session_requests_per_minute: Option<std::num::NonZeroU32>,
+}
+
+/// A positive, finite amount of USD.
+#[derive(Debug, Clone, Copy)]
+struct PositiveUsd(f64);
+
+impl<'de> Deserialize<'de> for PositiveUsd {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let usd = f64::deserialize(d)?;
+        if usd.is_finite() && usd > 0.0 {
+            Ok(PositiveUsd(usd))
+        } else {
+            Err(serde::de::Error::custom("must be a positive number of USD"))
+        }
+    }
 }
 
 /// What happens to a session's turn when its HTTP client goes away.
@@ -533,6 +563,18 @@ impl Config {
                 self.host.interrupt_on_disconnect = matches!(policy, FileOnDisconnect::Interrupt);
                 self.set_origin("serve.on_disconnect", origin.clone());
             }
+            if let Some(on) = serve.credential_proxy {
+                self.host.credential_proxy = on;
+                self.set_origin("serve.credential_proxy", origin.clone());
+            }
+            if let Some(usd) = serve.session_budget_usd {
+                self.host.session_budget_usd = Some(usd.0);
+                self.set_origin("serve.session_budget_usd", origin.clone());
+            }
+            if let Some(n) = serve.session_requests_per_minute {
+                self.host.session_requests_per_minute = Some(n.get());
+                self.set_origin("serve.session_requests_per_minute", origin.clone());
+            }
         }
         if let Some(sup) = file.supervisor {
             if let Some(s) = sup.strategy {
@@ -738,6 +780,11 @@ impl Config {
                 }
                 .to_string(),
             ),
+            "serve.credential_proxy" => Some(h.credential_proxy.to_string()),
+            "serve.session_budget_usd" => h.session_budget_usd.map(|u| u.to_string()),
+            "serve.session_requests_per_minute" => {
+                h.session_requests_per_minute.map(|n| n.to_string())
+            }
             "supervisor.strategy" => Some(
                 match h.strategy {
                     Strategy::OneForAll => "one_for_all",
@@ -838,6 +885,9 @@ data_dir = "data"
 max_body_bytes = 4096
 spares = 2
 idle_timeout_secs = 120
+credential_proxy = false
+session_budget_usd = 2.5
+session_requests_per_minute = 90
 
 [supervisor]
 strategy = "one_for_all"
@@ -916,6 +966,10 @@ jsonl = "audit/events.jsonl"
         );
         assert_eq!((h.max_body_bytes, h.spares), (4096, 2));
         assert_eq!(h.idle_timeout, Duration::from_secs(120));
+        assert!(!h.credential_proxy);
+        assert_eq!(h.session_budget_usd, Some(2.5));
+        assert_eq!(h.session_requests_per_minute, Some(90));
+        assert!(HostSettings::default().credential_proxy, "on by default");
         assert_eq!(h.strategy, Strategy::OneForAll);
         assert_eq!((h.max_restarts, h.max_seconds), (10, 60));
         assert_eq!(
@@ -1090,6 +1144,18 @@ jsonl = "audit/events.jsonl"
                 "127.0.0.1:8787",
             ),
             ("[serve]\nspares = -1\n", 2, "serve.spares", ""),
+            (
+                "[serve]\nsession_budget_usd = -2.0\n",
+                2,
+                "serve.session_budget_usd",
+                "positive number of USD",
+            ),
+            (
+                "[serve]\ncredential_proxy = \"yes\"\n",
+                2,
+                "serve.credential_proxy",
+                "",
+            ),
             ("[admission]\nmax_live = 0\n", 2, "admission.max_live", ""),
             (
                 "[[sessions]]\nname = \"a\"\nrestart = \"always\"\n",

@@ -92,6 +92,7 @@ pub(crate) async fn list(
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 403, description = "Needs write scope", body = ErrorBody),
         (status = 404, description = "No such pool", body = ErrorBody),
+        (status = 402, description = "The pool's budget at the credential proxy is spent: `session_budget_exceeded`", body = ErrorBody),
         (status = 413, description = "Body or prompt too large", body = ErrorBody),
         (status = 429, description = "The pool's queue is full or the wait timed out, or a tenant limit", body = ErrorBody),
         (status = 502, description = "The Messages API refused", body = ErrorBody),

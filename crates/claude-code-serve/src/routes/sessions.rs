@@ -47,6 +47,10 @@ pub(crate) struct SessionRecipe {
     /// Options on top.
     #[serde(default)]
     pub(crate) options: SessionOptions,
+    /// The session's budget in USD, enforced at the credential proxy (else by the
+    /// supervisor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) budget_usd: Option<f64>,
 }
 
 impl SessionRecipe {
@@ -78,22 +82,44 @@ impl SessionRecipe {
         Ok(options)
     }
 
-    /// The supervisor's spec for the tenant's session `name`.
-    pub(crate) fn spec(
+    /// The supervisor's spec for the tenant's session `name`, with its grant at the
+    /// credential proxy (held by the host until the session is deleted). The budget is
+    /// enforced at the proxy when the session has a grant, else by the supervisor.
+    pub(crate) async fn spec(
         &self,
         state: &AppState,
         tenant: &str,
         name: &str,
     ) -> Result<SessionSpec, ApiError> {
+        let key = session_key(tenant, name);
+        let prepared = state
+            .proxies
+            .prepare(&key, self.options(state)?, self.budget_usd)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         let owner = crate::audit::Owner::Tenant {
             tenant: tenant.to_string(),
             session: name.to_string(),
         };
         let place = crate::confine::Place::Session { tenant, name };
-        let options = state.confiner.apply(self.options(state)?, place);
-        Ok(SessionSpec::new(session_key(tenant, name))
+        let options = state.confiner.apply(prepared.options, place);
+        let spec = SessionSpec::new(key)
             .options(state.audit.attach(options, owner))
-            .idle_timeout(state.idle_timeout))
+            .idle_timeout(state.idle_timeout);
+        Ok(match self.budget_usd {
+            Some(usd) if !prepared.granted => spec.budget_usd(usd),
+            _ => spec,
+        })
+    }
+
+    /// A 400 unless the budget, if any, is a positive number.
+    fn check_budget(&self) -> Result<(), ApiError> {
+        match self.budget_usd {
+            Some(b) if !(b.is_finite() && b > 0.0) => Err(ApiError::bad_request(
+                "budget_usd must be a positive number of USD",
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -110,6 +136,10 @@ pub(crate) struct CreateSession {
     /// Options on top of the template (or of the host's options).
     #[serde(default)]
     options: SessionOptions,
+    /// Most USD the session may spend. Enforced per API request at the host's credential
+    /// proxy: once spent, its turns end with 402 `session_budget_exceeded`.
+    #[serde(default)]
+    budget_usd: Option<f64>,
 }
 
 /// Starts a dynamic session (kept in the state store: it outlives host restarts).
@@ -137,8 +167,11 @@ pub(crate) async fn create(
     let recipe = SessionRecipe {
         template: req.template,
         options: req.options,
+        budget_usd: req.budget_usd,
     };
-    let spec = recipe.spec(&state, &caller.tenant, &req.name)?;
+    recipe.check_budget()?;
+    // Checked now (unknown template); the grant is made once the name is known free.
+    let _ = recipe.options(&state)?;
     let live = state.list(&caller).await?.len();
     state.limits.check_sessions(&caller.tenant, live)?;
     // Stored first: a host killed right after the start still knows the session.
@@ -161,7 +194,18 @@ pub(crate) async fn create(
             &req.name,
         ));
     }
-    if let Err(e) = state.sup.start_session(spec).await {
+    let started = match recipe.spec(&state, &caller.tenant, &req.name).await {
+        Ok(spec) => state
+            .sup
+            .start_session(spec)
+            .await
+            .map_err(|e| session_error(e, &req.name)),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = started {
+        state
+            .proxies
+            .revoke(&session_key(&caller.tenant, &req.name));
         let (tenant, name) = (caller.tenant.clone(), req.name.clone());
         if let Err(e) = state
             .store
@@ -170,7 +214,7 @@ pub(crate) async fn create(
         {
             tracing::error!(error = %e, "cannot forget a session that failed to start");
         }
-        return Err(session_error(e, &req.name));
+        return Err(e);
     }
     let info = state.find(&caller, &req.name).await?;
     Ok((
@@ -228,11 +272,13 @@ pub(crate) async fn delete(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Scope::Write)?;
+    let key = session_key(&caller.tenant, &name);
     state
         .sup
-        .terminate_session(&session_key(&caller.tenant, &name))
+        .terminate_session(&key)
         .await
         .map_err(|e| session_error(e, &name))?;
+    state.proxies.revoke(&key);
     let tenant = caller.tenant.clone();
     let removed = name.clone();
     state
@@ -340,7 +386,7 @@ pub(crate) async fn restore(state: &AppState) -> Result<usize, crate::ServeError
                 continue;
             }
         };
-        let spec = match recipe.spec(state, &s.tenant, &s.name) {
+        let spec = match recipe.spec(state, &s.tenant, &s.name).await {
             Ok(spec) => spec,
             Err(e) => {
                 tracing::error!(tenant = %s.tenant, session = %s.name, error = ?e.body(),
@@ -353,6 +399,17 @@ pub(crate) async fn restore(state: &AppState) -> Result<usize, crate::ServeError
             None => spec,
         };
         state.sup.start_session(spec.start_hibernated()).await?;
+        // The proxy's spend starts from the ledger: a budget outlives host restarts.
+        let (tenant, name) = (s.tenant.clone(), s.name.clone());
+        let spent = state
+            .store
+            .run(move |st| st.session_totals(&tenant))
+            .await?
+            .get(&name)
+            .map_or(0.0, |t| t.cost_usd);
+        state
+            .proxies
+            .record_spend(&session_key(&s.tenant, &s.name), spent);
         restored += 1;
     }
     Ok(restored)

@@ -50,6 +50,7 @@ pub(crate) struct Prompt {
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 403, description = "Needs write scope", body = ErrorBody),
         (status = 404, description = "No such session for this tenant", body = ErrorBody),
+        (status = 402, description = "The session's budget at the credential proxy is spent: `session_budget_exceeded` (an SSE turn sends it as an `error` event before its `result`)", body = ErrorBody),
         (status = 413, description = "Body or prompt too large", body = ErrorBody),
         (status = 429, description = "The tenant's turn, rate or spend limit, or the session's budget", body = ErrorBody),
         (status = 502, description = "The Messages API refused (bad key: upstream_auth_failed)", body = ErrorBody),
@@ -203,6 +204,17 @@ async fn drive(
                     // is lost.
                     outcome.cost_usd = record(&state, &turn, r).await;
                     outcome.result = Some((**r).clone());
+                    // The credential proxy's budget refusal is a typed error, sent
+                    // before the `result` that carries it.
+                    if let Some(e @ claude_code::Error::BudgetExceeded { .. }) =
+                        claude_code::Error::from_result(r)
+                    {
+                        let e = ApiError::from(e);
+                        outcome.error = Some(e.clone());
+                        if let Some(tx) = &client {
+                            let _ = tx.send(Err(e)).await;
+                        }
+                    }
                 }
                 Ok(message)
             }
@@ -278,6 +290,7 @@ pub(crate) async fn interrupt(
         (status = 400, description = "Bad body or empty prompt", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 403, description = "Needs write scope", body = ErrorBody),
+        (status = 402, description = "The query sessions' budget at the credential proxy is spent: `session_budget_exceeded`", body = ErrorBody),
         (status = 413, description = "Body or prompt too large", body = ErrorBody),
         (status = 429, description = "The tenant's turn, rate or spend limit", body = ErrorBody),
         (status = 502, description = "The Messages API refused", body = ErrorBody),
@@ -337,6 +350,13 @@ async fn record(state: &AppState, turn: &Turn, r: &ResultMessage) -> f64 {
             .record_result(r)
             .map_or(0.0, |t| t.cost_usd),
     };
+    // The proxy enforces the session's budget from this ledger's figures.
+    let grant = match (&turn.cost, turn.kind) {
+        (CostSource::Supervised { key, .. }, _) => key.clone(),
+        (CostSource::Result, "pool") => format!("pool:{}", turn.target),
+        (CostSource::Result, _) => "query".to_string(),
+    };
+    state.proxies.record_spend(&grant, cost_usd);
     let usage = r.usage.as_ref();
     let row = TurnRow {
         tenant: turn.tenant.clone(),
@@ -375,6 +395,13 @@ fn sse_response(
 /// The JSON reply of a turn: `{text, session_id, cost_usd, is_error}`; a turn that ended
 /// with an error result is still a 200, with `is_error` and the error.
 fn json_reply(outcome: Outcome) -> Result<Json<TurnReply>, ApiError> {
+    if let Some(e) = outcome
+        .error
+        .as_ref()
+        .filter(|e| e.code() == claude_code::BUDGET_EXCEEDED_CODE)
+    {
+        return Err(e.clone());
+    }
     let Some(r) = outcome.result else {
         return Err(outcome
             .error

@@ -141,8 +141,23 @@ impl Options {
     }
 
     /// The variables to inherit when the environment is allow-listed; `None` inherits all.
+    /// A name ending in `*` is a prefix.
     pub fn inherited_env(&self) -> Option<&[String]> {
         self.cli.inherit_env.as_deref()
+    }
+
+    /// The variables of `from` (this process's environment) the allow-list keeps; `None`
+    /// when the environment is not allow-listed (everything is inherited).
+    pub fn allow_listed_env<I>(&self, from: I) -> Option<Vec<(OsString, OsString)>>
+    where
+        I: IntoIterator<Item = (OsString, OsString)>,
+    {
+        let keep = self.inherited_env()?;
+        Some(
+            from.into_iter()
+                .filter(|(k, _)| k.to_str().is_some_and(|k| allowed(keep, k)))
+                .collect(),
+        )
     }
 
     /// The `initialize` request: hook registrations and agent definitions.
@@ -213,6 +228,14 @@ impl Args {
             self.0.push(format!("--{name}").into());
         }
     }
+}
+
+/// Whether the allow-list `keep` lets variable `name` through (`NAME`, or a `PREFIX*`).
+pub(crate) fn allowed(keep: &[String], name: &str) -> bool {
+    keep.iter().any(|k| match k.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => k == name,
+    })
 }
 
 #[cfg(test)]
@@ -745,6 +768,42 @@ mod tests {
             init["agents"],
             json!({"reviewer": {"description": "reviews", "prompt": "You review", "model": "haiku"}})
         );
+    }
+
+    #[test]
+    fn minimal_env_keeps_only_the_allow_list() {
+        let host: Vec<(std::ffi::OsString, std::ffi::OsString)> = [
+            ("PATH", "/usr/bin"),
+            ("HOME", "/home/a"),
+            ("LANG", "C.UTF-8"),
+            ("LC_ALL", "C.UTF-8"),
+            ("LC_CTYPE", "C.UTF-8"),
+            ("TERM", "xterm"),
+            ("TMPDIR", "/tmp/a"),
+            ("ANTHROPIC_API_KEY", "sk-ant-real"),
+            ("ANTHROPIC_AUTH_TOKEN", "tok"),
+            ("AWS_SECRET_ACCESS_KEY", "aws"),
+            ("GITHUB_TOKEN", "gh"),
+            ("PATHOLOGICAL", "x"),
+            ("XLC_ALL", "x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+        let o = Options::new().minimal_env();
+        let kept = o.allow_listed_env(host.clone()).expect("allow-listed");
+        let names: Vec<&str> = kept.iter().filter_map(|(k, _)| k.to_str()).collect();
+        assert_eq!(
+            names,
+            ["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TMPDIR"]
+        );
+        // The SDK default inherits everything.
+        assert!(Options::new().allow_listed_env(host).is_none());
+        // Set variables go on top; the SDK's own entries stay.
+        let env = o.env("ANTHROPIC_API_KEY", "sk-proxy-token").to_env();
+        assert!(env.contains(&("ANTHROPIC_API_KEY".into(), Some("sk-proxy-token".into()))));
+        assert!(Options::new().minimal_env().validate().is_ok());
+        assert!(Options::new().inherit_env(["*"]).validate().is_err());
     }
 
     #[test]

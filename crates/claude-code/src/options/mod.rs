@@ -78,6 +78,11 @@ kinds::spelled!(PermissionMode, "permission mode", {
     Auto => "auto",
 });
 
+/// What [`Options::minimal_env`] inherits from this process: the search path, the home
+/// and temp directories, the locale (`LANG`, `LC_*`: tools print and parse UTF-8 by it)
+/// and the terminal type. No credentials, no proxies, no cloud or CI variables.
+pub const MINIMAL_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_*", "TERM", "TMPDIR"];
+
 /// Everything a session is started with: CLI flags, environment, process settings and
 /// the SDK's own limits and timeouts. Cheap to clone.
 ///
@@ -298,7 +303,7 @@ impl Options {
             None => {}
         }
         if let Some(keep) = self.inherited_env() {
-            if !keep.iter().any(|k| k == name) {
+            if !args::allowed(keep, name) {
                 return None;
             }
         }
@@ -848,7 +853,8 @@ impl Options {
     }
 
     /// Start the CLI from an empty environment plus only these inherited variables (then
-    /// [`Options::env`] on top). Default: inherit everything.
+    /// [`Options::env`] on top). A name ending in `*` is a prefix (`LC_*`). Default:
+    /// inherit everything. See [`Options::minimal_env`] for the usual allow-list.
     pub fn inherit_env<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -856,6 +862,22 @@ impl Options {
     {
         self.cli.inherit_env = Some(names.into_iter().map(Into::into).collect());
         self
+    }
+
+    /// Start the CLI with only [`MINIMAL_ENV`] inherited from this process (`PATH`,
+    /// `HOME`, `LANG`, `LC_*`, `TERM`, `TMPDIR`), then
+    /// [`Options::env`] on top: this process's API keys, cloud credentials and
+    /// tokens do not reach the CLI or the tools it runs. Give the CLI its credential
+    /// explicitly ([`Options::env`]), or better a credential proxy's token (the `proxy`
+    /// module, feature `proxy`). The default stays "inherit everything".
+    ///
+    /// ```
+    /// use claude_code::Options;
+    /// let o = Options::new().minimal_env().env("ANTHROPIC_API_KEY", "sk-…");
+    /// assert!(o.cli_env_var("AWS_SECRET_ACCESS_KEY").is_none());
+    /// ```
+    pub fn minimal_env(self) -> Self {
+        self.inherit_env(MINIMAL_ENV.iter().copied())
     }
 
     /// Debug logging (`--debug`, with an optional category filter like `"api,hooks"`).
@@ -1041,7 +1063,8 @@ impl Options {
             }
         }
         for name in self.cli.inherit_env.iter().flatten() {
-            if name.is_empty() || name.contains(['=', '\0', '\n', '\r']) {
+            let stem = name.strip_suffix('*').unwrap_or(name);
+            if stem.is_empty() || stem.contains(['=', '\0', '\n', '\r', '*']) {
                 return bad(format!(
                     "inherit_env: {name:?} is not a valid environment variable name"
                 ));

@@ -242,22 +242,14 @@ impl MessageStream {
     }
 }
 
-/// Turns an error result into [`Error::TurnFailed`].
+/// Turns an error result into [`Error::TurnFailed`] (or [`Error::BudgetExceeded`] for a
+/// credential proxy's budget refusal).
 fn check(result: impl Into<Box<ResultMessage>>) -> Result<ResultMessage> {
     let result = *result.into();
-    if !result.is_error {
-        return Ok(result);
+    match Error::from_result(&result) {
+        Some(e) => Err(e),
+        None => Ok(result),
     }
-    let message = if result.errors.is_empty() {
-        result.result.clone().unwrap_or_default()
-    } else {
-        result.errors.join("; ")
-    };
-    Err(Error::TurnFailed {
-        subtype: result.subtype.clone(),
-        api_status: result.api_error_status,
-        message,
-    })
 }
 
 impl Stream for MessageStream {

@@ -310,13 +310,9 @@ impl Transport {
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
-            if let Some(keep) = opts.inherited_env() {
+            if let Some(keep) = opts.allow_listed_env(std::env::vars_os()) {
                 cmd.env_clear();
-                for name in keep {
-                    if let Some(value) = std::env::var_os(name) {
-                        cmd.env(name, value);
-                    }
-                }
+                cmd.envs(keep);
             }
             for (key, value) in opts.to_env() {
                 match value {

@@ -177,6 +177,11 @@ impl SessionSpec {
         self
     }
 
+    /// The budget set with [`budget_usd`](Self::budget_usd), if any.
+    pub fn budget(&self) -> Option<f64> {
+        self.budget_usd
+    }
+
     /// The child's name, unique within its supervisor.
     pub fn name(&self) -> &str {
         &self.name
