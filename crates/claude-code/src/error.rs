@@ -4,8 +4,6 @@
 
 use std::{fmt, path::PathBuf, time::Duration};
 
-use crate::sandbox::LimitKind;
-
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -384,5 +382,58 @@ mod tests {
         }
         .to_string()
         .starts_with("authentication failed (401): check ANTHROPIC_API_KEY"));
+    }
+}
+
+/// Which resource limit a session hit ([`Error::ResourceLimit`](crate::Error::ResourceLimit)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LimitKind {
+    /// The memory limit (the kernel's OOM killer fired in the CLI's cgroup).
+    Memory,
+    /// The process limit (a fork failed in the CLI's cgroup).
+    Processes,
+    /// The CLI's CPU time limit.
+    CpuTime,
+    /// The open files limit.
+    OpenFiles,
+}
+
+impl LimitKind {
+    /// The `snake_case` name (`memory`, `processes`, `cpu_time`, `open_files`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitKind::Memory => "memory",
+            LimitKind::Processes => "processes",
+            LimitKind::CpuTime => "cpu_time",
+            LimitKind::OpenFiles => "open_files",
+        }
+    }
+
+    /// How to raise it.
+    pub(crate) fn advice(self) -> &'static str {
+        match self {
+            LimitKind::Memory => {
+                "raise ResourceLimits::memory_bytes (serve: [resources] memory_bytes)"
+            }
+            LimitKind::Processes => "raise ResourceLimits::pids (serve: [resources] pids)",
+            LimitKind::CpuTime => {
+                "raise ResourceLimits::cpu_seconds (serve: [resources] cpu_seconds)"
+            }
+            LimitKind::OpenFiles => {
+                "raise ResourceLimits::open_files (serve: [resources] open_files)"
+            }
+        }
+    }
+}
+
+impl fmt::Display for LimitKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LimitKind::Memory => "memory",
+            LimitKind::Processes => "process",
+            LimitKind::CpuTime => "CPU time",
+            LimitKind::OpenFiles => "open files",
+        })
     }
 }

@@ -32,10 +32,27 @@
 //! # Ok(()) }
 //! ```
 
-use std::{fmt, net::SocketAddr, path::PathBuf};
+pub use crate::error::LimitKind;
+use std::{net::SocketAddr, path::PathBuf};
 
 #[cfg(target_os = "linux")]
 pub(crate) mod linux;
+
+/// What one spawn asks of the sandbox, taken from the session's options by the transport
+/// (so that this module does not depend on `options`).
+#[derive(Debug, Default)]
+pub(crate) struct SpawnRequest<'a> {
+    /// Filesystem and network confinement, if any.
+    pub(crate) sandbox: Option<&'a Sandbox>,
+    /// Resource limits, if any.
+    pub(crate) limits: Option<&'a ResourceLimits>,
+    /// The CLI's working directory.
+    pub(crate) cwd: Option<PathBuf>,
+    /// The sandbox's own config dir, unless the options name one.
+    pub(crate) sandbox_config_dir: Option<PathBuf>,
+    /// The config dir the CLI will use otherwise.
+    pub(crate) cli_config_dir: Option<PathBuf>,
+}
 
 /// The bubblewrap program looked up in `PATH` unless [`Sandbox::bwrap`] names one.
 pub const DEFAULT_BWRAP: &str = "bwrap";
@@ -344,58 +361,5 @@ fn unsupported() -> crate::Error {
     crate::Error::SandboxUnavailable {
         missing: "confinement and resource limits are only built for Linux".into(),
         fix: "run on Linux, or leave them off".into(),
-    }
-}
-
-/// Which resource limit a session hit ([`Error::ResourceLimit`](crate::Error::ResourceLimit)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum LimitKind {
-    /// The memory limit (the kernel's OOM killer fired in the CLI's cgroup).
-    Memory,
-    /// The process limit (a fork failed in the CLI's cgroup).
-    Processes,
-    /// The CLI's CPU time limit.
-    CpuTime,
-    /// The open files limit.
-    OpenFiles,
-}
-
-impl LimitKind {
-    /// The `snake_case` name (`memory`, `processes`, `cpu_time`, `open_files`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LimitKind::Memory => "memory",
-            LimitKind::Processes => "processes",
-            LimitKind::CpuTime => "cpu_time",
-            LimitKind::OpenFiles => "open_files",
-        }
-    }
-
-    /// How to raise it.
-    pub(crate) fn advice(self) -> &'static str {
-        match self {
-            LimitKind::Memory => {
-                "raise ResourceLimits::memory_bytes (serve: [resources] memory_bytes)"
-            }
-            LimitKind::Processes => "raise ResourceLimits::pids (serve: [resources] pids)",
-            LimitKind::CpuTime => {
-                "raise ResourceLimits::cpu_seconds (serve: [resources] cpu_seconds)"
-            }
-            LimitKind::OpenFiles => {
-                "raise ResourceLimits::open_files (serve: [resources] open_files)"
-            }
-        }
-    }
-}
-
-impl fmt::Display for LimitKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            LimitKind::Memory => "memory",
-            LimitKind::Processes => "process",
-            LimitKind::CpuTime => "CPU time",
-            LimitKind::OpenFiles => "open files",
-        })
     }
 }

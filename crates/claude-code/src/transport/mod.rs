@@ -44,7 +44,14 @@ mod confine {
 
     #[cfg(target_os = "linux")]
     pub(crate) async fn prepare(cli: &Path, opts: &Options) -> Result<Option<Prepared>> {
-        crate::sandbox::linux::prepare(cli, opts).await
+        let req = crate::sandbox::SpawnRequest {
+            sandbox: opts.confinement.as_ref(),
+            limits: opts.resource_limits.as_ref(),
+            cwd: opts.cwd.clone(),
+            sandbox_config_dir: opts.sandbox_config_dir(),
+            cli_config_dir: opts.cli_config_dir(),
+        };
+        crate::sandbox::linux::prepare(cli, req).await
     }
 
     /// Adds the child setup to the command; the guard to keep while the CLI runs.

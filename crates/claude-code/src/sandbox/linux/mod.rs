@@ -17,7 +17,6 @@ use tokio::task::JoinHandle;
 
 use super::{Fallback, LimitKind, Network, ResourceLimits, Sandbox, WorkDirPolicy, INSTALL_BWRAP};
 use crate::error::{Error, ExitInfo, Result};
-use crate::options::Options;
 
 mod cgroup;
 mod sys;
@@ -129,10 +128,10 @@ fn unavailable<T>(fallback: Fallback, missing: String, fix: &str) -> Result<Opti
     }
 }
 
-/// Builds the confinement for one spawn of `cli`, or `None` when the options ask for none.
-pub(crate) async fn prepare(cli: &Path, opts: &Options) -> Result<Option<Prepared>> {
-    let sandbox = opts.confinement.as_ref();
-    let limits = opts.resource_limits.as_ref();
+/// Builds the confinement for one spawn of `cli`, or `None` when the request asks for none.
+pub(crate) async fn prepare(cli: &Path, req: super::SpawnRequest<'_>) -> Result<Option<Prepared>> {
+    let sandbox = req.sandbox;
+    let limits = req.limits;
     if sandbox.is_none() && limits.is_none() {
         return Ok(None);
     }
@@ -140,7 +139,7 @@ pub(crate) async fn prepare(cli: &Path, opts: &Options) -> Result<Option<Prepare
     let mut child = ChildSetup::default();
     let mut program = cli.to_path_buf();
     let mut prefix = Vec::new();
-    let mut cwd = opts.cwd.clone();
+    let mut cwd = req.cwd;
     let mut env = Vec::new();
 
     if let Some(limits) = limits {
@@ -180,7 +179,7 @@ pub(crate) async fn prepare(cli: &Path, opts: &Options) -> Result<Option<Prepare
             missing: format!("cannot create the work dir {}: {e}", sb.work_dir.display()),
             fix: "choose a work dir the host can create".into(),
         })?;
-        let config_dir = match opts.sandbox_config_dir() {
+        let config_dir = match req.sandbox_config_dir {
             Some(_) => {
                 let dir = sb.work_dir.join(".claude");
                 env.push((
@@ -189,7 +188,7 @@ pub(crate) async fn prepare(cli: &Path, opts: &Options) -> Result<Option<Prepare
                 ));
                 Some(dir)
             }
-            None => opts.cli_config_dir(),
+            None => req.cli_config_dir,
         };
         if let Some(dir) = &config_dir {
             let _ = std::fs::create_dir_all(dir);
