@@ -75,6 +75,11 @@ impl Offline {
         self.config.as_ref().map(|c| c.path())
     }
 
+    /// The mock's base URL when offline.
+    pub fn mock_url(&self) -> Option<String> {
+        self.mock.as_ref().map(MockServer::url)
+    }
+
     /// True when the mock answers instead of the real API.
     pub fn is_offline(&self) -> bool {
         self.mock.is_some()
