@@ -169,6 +169,13 @@ impl AuditLog {
         }));
     }
 
+    /// Also redacts `secret` wherever it appears in session events: the host's real
+    /// credentials, which its children never hold (they get a credential-proxy token)
+    /// but a tool input may still quote.
+    pub(crate) fn redact_secret(&mut self, secret: impl Into<String>) {
+        self.redactor = self.redactor.clone().secret(secret);
+    }
+
     /// Waits until every row queued before this call is committed (and written to the
     /// JSON lines file, flushed).
     pub(crate) async fn flush(&self) {

@@ -135,8 +135,15 @@ impl Host {
             None => o,
         };
         // Every hosted session reports its audit events to the trail (see `audit`).
-        let audit = audit::AuditLog::start(store.clone(), config.audit_jsonl.as_deref())?;
+        let mut audit = audit::AuditLog::start(store.clone(), config.audit_jsonl.as_deref())?;
         let options = point0(config.options.clone());
+        for var in ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"] {
+            if let Some(secret) = options.cli_env_var(var).and_then(|v| v.into_string().ok()) {
+                if !secret.is_empty() {
+                    audit.redact_secret(secret);
+                }
+            }
+        }
         let proxies = Arc::new(proxy::Proxies::new(&config));
         let upstream = options
             .cli_env_var("ANTHROPIC_BASE_URL")

@@ -139,7 +139,8 @@ async fn a_session_over_its_process_limit_gets_a_typed_error_and_the_others_keep
 }
 
 #[tokio::test]
-async fn required_confinement_refuses_to_start_without_bubblewrap_or_with_a_remote_upstream() {
+async fn required_confinement_refuses_to_start_without_bubblewrap_or_with_an_unproxied_remote_upstream(
+) {
     let env = TestEnv::new(Script::new()).await;
     let mut sandbox = SandboxConfig::new(SandboxMode::Required);
     sandbox.bwrap = Some("/nonexistent/bwrap".into());
@@ -162,9 +163,23 @@ async fn required_confinement_refuses_to_start_without_bubblewrap_or_with_a_remo
                 .env("ANTHROPIC_BASE_URL", "https://api.example.com"),
         )
         .offline(false)
+        .credential_proxy(false)
         .sandbox(SandboxConfig::new(SandboxMode::Required));
     match Host::start(config).await {
         Err(ServeError::Sandbox(msg)) => assert!(msg.contains("loopback"), "{msg}"),
         other => panic!("expected a sandbox error, got {:?}", other.map(|h| h.url())),
     }
+    // With the credential proxy (the default) the CLIs' one way out is the proxy on
+    // loopback, whatever the upstream: the host starts.
+    let config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+        .options(
+            env.options()
+                .env("ANTHROPIC_BASE_URL", "https://api.example.com"),
+        )
+        .offline(false)
+        .sandbox(SandboxConfig::new(SandboxMode::Required));
+    let host = Host::start(config)
+        .await
+        .expect("a remote upstream behind the credential proxy is confinable");
+    host.shutdown().await.expect("clean shutdown");
 }

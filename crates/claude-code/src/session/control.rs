@@ -85,6 +85,15 @@ impl Actor {
         if let (Message::Result(r), Some(a)) = (&message, &mut self.active) {
             self.telemetry.turn_result(&mut a.telemetry, r);
         }
+        if is_result {
+            if let Some(kind) = self.t.limit_hit_now() {
+                // Fail closed: a turn during which the CLI's cgroup went over a limit
+                // (a tool's fork bomb or memory hog) never ends as a success, however
+                // the watcher's round and the result line race.
+                self.fail_active_turn(Error::ResourceLimit { kind }).await;
+                return;
+            }
+        }
         let fatal = fatal_api_error(&message);
         let is_init = matches!(&message, Message::System(m) if m.subtype == "init");
         self.push(Delivery::Message(Box::new(message)), is_result);

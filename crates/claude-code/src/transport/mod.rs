@@ -84,6 +84,10 @@ mod confine {
 
     #[cfg(not(target_os = "linux"))]
     impl Guard {
+        pub(crate) fn check_now(&self) -> Option<LimitKind> {
+            None
+        }
+
         pub(crate) fn limit_hit(&self, _exit: &ExitInfo, _stderr: &str) -> Option<LimitKind> {
             None
         }
@@ -122,7 +126,7 @@ mod confine {
     }
 }
 
-use crate::error::{Error, ExitInfo, Result};
+use crate::error::{Error, ExitInfo, LimitKind, Result};
 use crate::options::{Options, StderrCallback};
 
 const SIGTERM: i32 = 15;
@@ -428,6 +432,12 @@ impl Transport {
             Some(kind) => Error::ResourceLimit { kind },
             None => Error::ProcessExited { exit, stderr },
         }
+    }
+
+    /// The resource limit the CLI's cgroup hit so far, read now (see
+    /// `sandbox::linux::Guard::check_now`): a hit ends the CLI.
+    pub(crate) fn limit_hit_now(&self) -> Option<LimitKind> {
+        self.guard.check_now()
     }
 
     fn kill_group(&mut self) {

@@ -59,6 +59,25 @@ pub(crate) struct Guard {
 }
 
 impl Guard {
+    /// Reads the cgroup's counters now, not waiting for the watcher's next round: the
+    /// limit hit, if any. On a hit the CLI's cgroup is ended, as the watcher would.
+    pub(crate) fn check_now(&self) -> Option<LimitKind> {
+        if let Some(kind) = self.hit.get() {
+            return Some(*kind);
+        }
+        let cgroup = self.cgroup.as_ref()?;
+        let kind = cgroup.hit()?;
+        if self.hit.set(kind).is_ok() {
+            tracing::warn!(
+                limit = kind.as_str(),
+                "the claude CLI hit a resource limit; ending it"
+            );
+            let cg = cgroup.clone();
+            tokio::task::spawn_blocking(move || cg.kill_all(Duration::from_secs(5)));
+        }
+        Some(kind)
+    }
+
     /// The limit the CLI hit, if its end was one: the watcher's finding, or an exit by
     /// SIGXCPU under a CPU limit, or "too many open files" on stderr under a file limit.
     pub(crate) fn limit_hit(&self, exit: &ExitInfo, stderr: &str) -> Option<LimitKind> {
