@@ -79,6 +79,17 @@ async fn writes_outside_the_work_dir_other_work_dirs_and_other_ports_are_refused
     let session = Session::start(confined(&env, Sandbox::new(&mine).hide(root.path())))
         .await
         .expect("confined start");
+    // The session's pid is the CLI inside the sandbox, not bubblewrap around it.
+    let pid = session.pid().expect("pid");
+    let stat = claude_code::procfs::stat(pid).expect("the CLI's /proc entry");
+    assert_ne!(stat.comm, "bwrap", "{stat:?}");
+    assert_eq!(
+        claude_code::procfs::stat(stat.ppid)
+            .map(|p| p.comm)
+            .as_deref(),
+        Some("bwrap"),
+        "the CLI's parent is the sandbox's init"
+    );
     let summary = session
         .stream("probe the sandbox")
         .await

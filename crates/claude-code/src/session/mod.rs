@@ -254,6 +254,20 @@ impl Session {
             Ok(result) => result?,
             Err(_) => return Err(status_rx.borrow().closed_error()),
         };
+        // Confined, the spawned process is bubblewrap; the CLI (initialized by now) is
+        // the member of its process group that is not.
+        let pid = match (pid, opts.confinement.is_some()) {
+            (Some(wrapper), true) => crate::procfs::group(wrapper)
+                .into_iter()
+                .filter(|p| {
+                    p.comm != "bwrap"
+                        && crate::procfs::stat(p.ppid).is_some_and(|parent| parent.comm == "bwrap")
+                })
+                .map(|p| p.pid)
+                .min()
+                .or(Some(wrapper)),
+            _ => pid,
+        };
         telemetry::session_ready(&span, pid, init_started.elapsed());
         let version = check_version(&init, &cli.path).await;
         Ok(Session {
@@ -523,7 +537,7 @@ impl Session {
         &self.info.init
     }
 
-    /// The CLI's process id.
+    /// The CLI's process id (confined: the CLI inside the sandbox, not bubblewrap).
     pub fn pid(&self) -> Option<u32> {
         self.info.pid
     }
