@@ -125,6 +125,32 @@ async fn writes_outside_the_work_dir_other_work_dirs_and_other_ports_are_refused
 }
 
 #[tokio::test]
+async fn a_cli_installed_under_tmp_still_runs_in_the_sandbox_private_tmp() {
+    // The sandbox mounts its own /tmp: a CLI whose path lies under the host's /tmp (a
+    // checkout there, or this link) must be bound back into it.
+    let env = TestEnv::new(Script::new().fallback(Reply::text("found"))).await;
+    let link_dir = tempfile::Builder::new()
+        .prefix("cli-under-tmp-")
+        .tempdir_in("/tmp")
+        .expect("dir under /tmp");
+    let link = link_dir.path().join("claude");
+    std::os::unix::fs::symlink(claude_code_tests::real_cli(), &link).expect("link");
+    let root = tempfile::tempdir().expect("root");
+    let options = confined(&env, Sandbox::new(root.path().join("w"))).cli_path(link);
+    let session = Session::start(options).await.expect("confined start");
+    let text = session
+        .stream("hi")
+        .await
+        .expect("stream")
+        .final_text()
+        .await
+        .expect("turn");
+    assert_eq!(text, "found");
+    session.stop().await.expect("stop");
+    env.assert_no_leftovers().await;
+}
+
+#[tokio::test]
 async fn missing_bubblewrap_is_a_typed_error_or_a_logged_unconfined_run_by_policy() {
     let env = TestEnv::new(Script::new().fallback(Reply::text("unconfined ok"))).await;
     let root = tempfile::tempdir().expect("root");

@@ -480,9 +480,24 @@ fn bwrap_args(
             push(&["--tmpfs".as_ref(), dir.as_os_str()]);
         }
     }
-    // A working directory of the options' own choosing stays visible, read-only.
+    // The CLI's own directory stays visible, read-only, even under the private /tmp or a
+    // hidden path (a CLI installed in a checkout under /tmp, say); so does a working
+    // directory of the options' own choosing.
+    let mut cli_dirs: Vec<PathBuf> = cli.parent().map(Path::to_path_buf).into_iter().collect();
+    if let Some(real) = std::fs::canonicalize(cli)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    {
+        if !cli_dirs.contains(&real) {
+            cli_dirs.push(real);
+        }
+    }
+    let cli_dirs = cli_dirs.iter().map(PathBuf::as_path).filter(|d| d.is_dir());
     let own_cwd = cwd.filter(|c| !c.starts_with(&sb.work_dir));
-    for dir in sb.read_only.iter().map(PathBuf::as_path).chain(own_cwd) {
+    for dir in cli_dirs
+        .chain(sb.read_only.iter().map(PathBuf::as_path))
+        .chain(own_cwd)
+    {
         push(&["--ro-bind".as_ref(), dir.as_os_str(), dir.as_os_str()]);
     }
     let work = sb.work_dir.as_os_str();
@@ -519,6 +534,8 @@ mod tests {
                 .expect("present")
         };
         assert!(at("--tmpfs", root.path()) < at("--bind", &work));
+        // The CLI's directory is bound back after /tmp and the hidden paths.
+        assert!(at("--tmpfs", Path::new("/tmp")) < at("--ro-bind", Path::new("/bin")));
         assert_eq!(args[args.len() - 2..], ["--", "/bin/claude"]);
         assert!(args.contains(&"--die-with-parent".to_string()));
     }
