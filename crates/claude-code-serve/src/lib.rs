@@ -50,6 +50,7 @@
 mod audit;
 mod auth;
 mod body;
+pub mod cluster;
 mod config;
 mod confine;
 mod dashboard;
