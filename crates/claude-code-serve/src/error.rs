@@ -81,6 +81,9 @@ pub enum ServeError {
     /// `required`, or an upstream that network confinement cannot forward).
     #[error("confinement: {0}")]
     Sandbox(String),
+    /// The host could not join its cluster (`[cluster]`, `--cluster`).
+    #[error("cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// A declared pool could not start.
     #[error("cannot start pool {name:?}: {source}")]
     Pool {
@@ -113,6 +116,15 @@ impl ApiError {
 
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// A cluster operation failed: 503 `cluster_unavailable`.
+    pub(crate) fn cluster(e: &crate::cluster::ClusterError) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cluster_unavailable",
+            e.to_string(),
+        )
     }
 
     pub(crate) fn not_found(message: impl Into<String>) -> Self {

@@ -283,6 +283,7 @@ impl Host {
             interrupt_on_disconnect: config.interrupt_on_disconnect,
             confiner,
             proxies,
+            cluster: Default::default(),
         });
         let restored = match routes::sessions::restore(&state).await {
             Ok(n) => n,
@@ -293,6 +294,12 @@ impl Host {
         };
         if restored > 0 {
             tracing::info!(sessions = restored, "restored dynamic sessions, hibernated");
+        }
+        if let Some(cluster) = &config.cluster {
+            if let Err(e) = join_cluster(&state, cluster, addr).await {
+                stop_all(&state.sup, &state.spares, &state.pools).await;
+                return Err(e);
+            }
         }
         let app = routes::router(state.clone(), config.max_body_bytes);
         let (tx, rx) = oneshot::channel();
@@ -334,6 +341,12 @@ impl Host {
     /// is stopped and the audit trail is flushed.
     pub async fn shutdown(mut self) -> Result<(), ServeError> {
         self.state.draining.store(true, Ordering::Relaxed);
+        // Leave first: the others see this host gone at once, and its leases free.
+        if let Some(cluster) = self.state.cluster() {
+            if let Err(e) = cluster.leave().await {
+                tracing::warn!(error = %e, "leaving the cluster failed; the others drop this host when its heartbeat expires");
+            }
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -416,6 +429,69 @@ fn check_declared(config: &HostConfig) -> Result<(), ServeError> {
         valid("tenant", name)?;
     }
     Ok(())
+}
+
+/// Joins the cluster: heartbeats with this host's load, then claims the leases of the
+/// dynamic sessions restored from the state store (one another member holds stays
+/// hibernated here and is logged).
+async fn join_cluster(
+    state: &Arc<state::AppState>,
+    config: &cluster::ClusterConfig,
+    addr: SocketAddr,
+) -> Result<(), ServeError> {
+    let weak = Arc::downgrade(state);
+    let probe: cluster::LoadProbe = Arc::new(move || {
+        let weak = weak.clone();
+        Box::pin(async move {
+            match weak.upgrade() {
+                Some(state) => state.load().await,
+                None => cluster::Load::default(),
+            }
+        })
+    });
+    let joined = cluster::Cluster::join(
+        config,
+        format!("http://{addr}"),
+        default_node_name(addr.port()),
+        probe,
+    )
+    .await?;
+    let _ = state.cluster.set(joined.clone());
+    for s in state.store.run(|s| s.sessions()).await? {
+        match joined.leases().claim(&s.tenant, &s.name).await {
+            Ok(cluster::Claim::Won) => {}
+            Ok(cluster::Claim::Held(lease)) => {
+                tracing::warn!(tenant = %s.tenant, session = %s.name,
+                owner = %lease.owner, "a restored session is owned by another cluster member")
+            }
+            Err(e) => tracing::warn!(tenant = %s.tenant, session = %s.name, error = %e,
+                "cannot claim a restored session"),
+        }
+    }
+    Ok(())
+}
+
+/// `<hostname>-<port>`, the hostname cut to the characters a node name may have.
+fn default_node_name(port: u16) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(50)
+        .collect();
+    let host = if host.is_empty() {
+        "host".to_string()
+    } else {
+        host
+    };
+    format!("{host}-{port}")
 }
 
 /// Stops what a failed start had already started.

@@ -117,3 +117,183 @@ async fn an_unrenewed_lease_is_taken_over_and_the_old_owner_learns_it_lost() {
     assert_eq!(a.claim("acme", "s1").await.expect("claim"), Claim::Won);
     assert!(!a.lost(&key));
 }
+
+mod hosts {
+    use std::time::Duration;
+
+    use claude_code_serve::{cluster::ClusterConfig, Host, HostConfig};
+    use claude_code_tests::{eventually, NatsServer, Reply, Script, TestEnv};
+    use serde_json::{json, Value};
+
+    async fn host(env: &TestEnv, nats: &NatsServer, node: &str) -> Host {
+        let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+            .options(env.options())
+            .offline(false)
+            .cluster(
+                ClusterConfig::new(nats.url())
+                    .node_name(node)
+                    .heartbeat(Duration::from_millis(500)),
+            );
+        config.spares = 0;
+        Host::start(config).await.expect("host starts")
+    }
+
+    async fn get(host: &Host, path: &str) -> (u16, Value) {
+        let r = reqwest::get(format!("{}{path}", host.url()))
+            .await
+            .expect("request");
+        (r.status().as_u16(), r.json().await.expect("json body"))
+    }
+
+    fn nodes(view: &Value) -> Vec<String> {
+        view["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .map(|m| m["node"].as_str().expect("node").to_string())
+            .collect()
+    }
+
+    async fn create(host: &Host, name: &str) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/sessions", host.url()))
+            .json(&json!({"name": name}))
+            .send()
+            .await
+            .expect("request");
+        (r.status().as_u16(), r.json().await.expect("json body"))
+    }
+
+    #[tokio::test]
+    async fn three_hosts_join_see_each_other_and_a_graceful_leave_is_seen_at_once() {
+        let env = TestEnv::new(Script::new().fallback(Reply::text("ok"))).await;
+        let nats = NatsServer::start();
+        let a = host(&env, &nats, "host-a").await;
+        let b = host(&env, &nats, "host-b").await;
+        let c = host(&env, &nats, "host-c").await;
+        for (h, me) in [(&a, "host-a"), (&b, "host-b"), (&c, "host-c")] {
+            let (status, view) = get(h, "/v1/cluster").await;
+            assert_eq!(status, 200, "{view}");
+            assert_eq!(view["node"], me);
+            assert_eq!(nodes(&view), ["host-a", "host-b", "host-c"], "{view}");
+            let mine =
+                &view["members"].as_array().expect("members")[["host-a", "host-b", "host-c"]
+                    .iter()
+                    .position(|n| *n == me)
+                    .expect("pos")];
+            assert_eq!(mine["url"], h.url());
+            assert!(
+                mine["mem_available"].as_u64().is_some_and(|m| m > 0),
+                "{mine}"
+            );
+            assert!(mine["updated"].as_u64().is_some_and(|t| t > 0), "{mine}");
+        }
+        // A session on A shows in A's next heartbeat as a live CLI and a session.
+        assert_eq!(create(&a, "s1").await.0, 201);
+        eventually(
+            Duration::from_secs(5),
+            "A's heartbeat counts its session",
+            || async {
+                let (_, view) = get(&c, "/v1/cluster").await;
+                let a_member = view["members"][0].clone();
+                if a_member["sessions"] == 1 && a_member["live_clis"] == 1 {
+                    Ok(())
+                } else {
+                    Err(a_member)
+                }
+            },
+        )
+        .await;
+
+        // B leaves gracefully: gone from the others' view at once, far within its TTL.
+        b.shutdown().await.expect("b stops");
+        let (_, view) = get(&a, "/v1/cluster").await;
+        assert_eq!(nodes(&view), ["host-a", "host-c"], "{view}");
+        a.shutdown().await.expect("a stops");
+        c.shutdown().await.expect("c stops");
+    }
+
+    #[tokio::test]
+    async fn a_session_is_owned_by_one_host_until_it_is_deleted_or_its_owner_leaves() {
+        let env = TestEnv::new(Script::new().fallback(Reply::text("ok"))).await;
+        let nats = NatsServer::start();
+        let a = host(&env, &nats, "host-a").await;
+        let b = host(&env, &nats, "host-b").await;
+        assert_eq!(create(&a, "shared").await.0, 201);
+        let (status, body) = create(&b, "shared").await;
+        assert_eq!(status, 409, "{body}");
+        assert_eq!(body["code"], "owned_elsewhere");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("host-a")),
+            "{body}"
+        );
+        // Deleting on A releases the lease: B may create it now.
+        let deleted = reqwest::Client::new()
+            .delete(format!("{}/v1/sessions/shared", a.url()))
+            .send()
+            .await
+            .expect("delete");
+        assert_eq!(deleted.status().as_u16(), 204);
+        assert_eq!(create(&b, "shared").await.0, 201);
+        assert_eq!(create(&a, "shared").await.0, 409);
+        // B leaves gracefully: its lease is released, and A may take the name.
+        b.shutdown().await.expect("b stops");
+        assert_eq!(create(&a, "shared").await.0, 201);
+        a.shutdown().await.expect("a stops");
+    }
+
+    #[tokio::test]
+    async fn a_standalone_host_answers_not_clustered_and_a_taken_node_name_is_refused() {
+        let env = TestEnv::new(Script::new()).await;
+        let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+            .options(env.options())
+            .offline(false);
+        config.spares = 0;
+        let alone = Host::start(config).await.expect("host starts");
+        let (status, body) = get(&alone, "/v1/cluster").await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (404, Some("not_clustered"))
+        );
+        alone.shutdown().await.expect("stops");
+
+        let nats = NatsServer::start();
+        let first = host(&env, &nats, "twin").await;
+        let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+            .options(env.options())
+            .offline(false)
+            .cluster(
+                ClusterConfig::new(nats.url())
+                    .node_name("twin")
+                    .heartbeat(Duration::from_millis(500)),
+            );
+        config.spares = 0;
+        let err = Host::start(config)
+            .await
+            .expect_err("a live member has the name");
+        assert!(err.to_string().contains("already named \"twin\""), "{err}");
+        // Another heartbeat (TTL three heartbeats) is refused: the hosts must agree.
+        let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+            .options(env.options())
+            .offline(false)
+            .cluster(
+                ClusterConfig::new(nats.url())
+                    .node_name("other")
+                    .heartbeat(Duration::from_secs(1)),
+            );
+        config.spares = 0;
+        let err = Host::start(config).await.expect_err("another TTL");
+        assert!(err.to_string().contains("heartbeat_secs"), "{err}");
+        // A NATS server that is not there.
+        let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+            .options(env.options())
+            .offline(false)
+            .cluster(ClusterConfig::new("nats://127.0.0.1:1").node_name("lonely"));
+        config.spares = 0;
+        let err = Host::start(config).await.expect_err("no server");
+        assert!(err.to_string().contains("cannot connect"), "{err}");
+        first.shutdown().await.expect("stops");
+    }
+}

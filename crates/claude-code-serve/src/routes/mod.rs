@@ -1,6 +1,7 @@
 //! The HTTP API's routes: one module per resource.
 
 pub(crate) mod audit;
+pub(crate) mod cluster;
 pub(crate) mod health;
 pub(crate) mod pools;
 pub(crate) mod sessions;
@@ -36,6 +37,7 @@ pub(crate) fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/pools", get(pools::list))
         .route("/v1/pools/{pool}/messages", post(pools::send_message))
         .route("/v1/audit", get(audit::list))
+        .route("/v1/cluster", get(cluster::view))
         .route("/openapi.json", get(crate::openapi::openapi_json))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -50,6 +50,7 @@ pub(crate) struct Prompt {
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 403, description = "Needs write scope", body = ErrorBody),
         (status = 404, description = "No such session for this tenant", body = ErrorBody),
+        (status = 409, description = "`lease_lost`: in a cluster, another member took the session over", body = ErrorBody),
         (status = 402, description = "The session's budget at the credential proxy is spent: `session_budget_exceeded` (an SSE turn sends it as an `error` event before its `result`)", body = ErrorBody),
         (status = 413, description = "Body or prompt too large", body = ErrorBody),
         (status = 429, description = "The tenant's turn, rate or spend limit, or the session's budget", body = ErrorBody),
@@ -66,6 +67,18 @@ pub(crate) async fn send_message(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
     state.accepting()?;
+    if let Some(cluster) = state.cluster() {
+        if cluster
+            .leases()
+            .lost(&crate::cluster::owner_key(&caller.tenant, &name))
+        {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "lease_lost",
+                format!("another cluster member took over session `{name}` (this host missed renewing its lease); this host no longer serves it"),
+            ));
+        }
+    }
     let (prompt, permit) = admit_prompt(&state, &caller, &body).await?;
     let key = session_key(&caller.tenant, &name);
     let before = state.session_cost(&key).await;
