@@ -331,6 +331,11 @@ impl Host {
         format!("http://{}", self.addr)
     }
 
+    /// This host's node name in its cluster, when it joined one.
+    pub fn cluster_node(&self) -> Option<&str> {
+        self.state.cluster().map(|c| c.node())
+    }
+
     /// True when sessions talk to the in-process mock API.
     pub fn is_offline(&self) -> bool {
         self.mock.is_some()

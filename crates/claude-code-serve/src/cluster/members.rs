@@ -21,7 +21,7 @@ pub struct Member {
     pub node: String,
     /// Its HTTP API (`http://<listen address>`).
     pub url: String,
-    /// CLIs running now (live sessions, not hibernated ones).
+    /// CLIs running now: live sessions (not hibernated ones) and pool members.
     pub live_clis: usize,
     /// The machine's available memory in bytes (`MemAvailable`), when known.
     pub mem_available: Option<u64>,
