@@ -99,7 +99,8 @@ pub enum ServeError {
 #[derive(Debug, Clone)]
 pub(crate) struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    /// Static for this host's own errors; an owner's code for a routed turn's errors.
+    code: std::borrow::Cow<'static, str>,
     message: String,
     retry_after: Option<u64>,
 }
@@ -108,8 +109,19 @@ impl ApiError {
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
-            code,
+            code: code.into(),
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// An error another cluster member answered for a routed request, as it said it (an
+    /// unknown status becomes 502).
+    pub(crate) fn remote(status: u16, code: String, message: String) -> Self {
+        ApiError {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+            code: code.into(),
+            message,
             retry_after: None,
         }
     }
@@ -144,12 +156,11 @@ impl ApiError {
     }
 
     /// Its stable code.
-    pub(crate) fn code(&self) -> &'static str {
-        self.code
+    pub(crate) fn code(&self) -> &str {
+        &self.code
     }
 
     /// Its HTTP status.
-    #[cfg(test)]
     pub(crate) fn status(&self) -> StatusCode {
         self.status
     }

@@ -284,6 +284,7 @@ impl Host {
             confiner,
             proxies,
             cluster: Default::default(),
+            serving: Default::default(),
         });
         let restored = match routes::sessions::restore(&state).await {
             Ok(n) => n,
@@ -348,6 +349,7 @@ impl Host {
         self.state.draining.store(true, Ordering::Relaxed);
         // Leave first: the others see this host gone at once, and its leases free.
         if let Some(cluster) = self.state.cluster() {
+            self.state.serving.stop_all();
             if let Err(e) = cluster.leave().await {
                 tracing::warn!(error = %e, "leaving the cluster failed; the others drop this host when its heartbeat expires");
             }
@@ -464,7 +466,7 @@ async fn join_cluster(
     let _ = state.cluster.set(joined.clone());
     for s in state.store.run(|s| s.sessions()).await? {
         match joined.leases().claim(&s.tenant, &s.name).await {
-            Ok(cluster::Claim::Won) => {}
+            Ok(cluster::Claim::Won) => routes::remote::serve(state, &s.tenant, &s.name).await,
             Ok(cluster::Claim::Held(lease)) => {
                 tracing::warn!(tenant = %s.tenant, session = %s.name,
                 owner = %lease.owner, "a restored session is owned by another cluster member")

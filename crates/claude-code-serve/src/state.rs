@@ -52,6 +52,8 @@ pub(crate) struct AppState {
     pub(crate) proxies: std::sync::Arc<crate::proxy::Proxies>,
     /// The cluster this host joined (set once, right after the state is made).
     pub(crate) cluster: std::sync::OnceLock<std::sync::Arc<crate::cluster::Cluster>>,
+    /// The sessions this host serves to the cluster's other members.
+    pub(crate) serving: crate::routes::remote::Serving,
 }
 
 impl AppState {

@@ -296,4 +296,141 @@ mod hosts {
         assert!(err.to_string().contains("cannot connect"), "{err}");
         first.shutdown().await.expect("stops");
     }
+
+    async fn ask(host: &Host, name: &str, prompt: &str) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/sessions/{name}/messages", host.url()))
+            .json(&json!({"prompt": prompt}))
+            .send()
+            .await
+            .expect("request");
+        (r.status().as_u16(), r.json().await.expect("json body"))
+    }
+
+    /// `(event, data)` pairs of an SSE turn through `host`.
+    async fn ask_sse(host: &Host, name: &str, prompt: &str) -> (u16, Vec<(String, Value)>) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/sessions/{name}/messages", host.url()))
+            .header("accept", "text/event-stream")
+            .json(&json!({"prompt": prompt}))
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        let mut events = Vec::new();
+        for block in text.split("\n\n") {
+            let mut event = None;
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(e) = line.strip_prefix("event: ") {
+                    event = Some(e.to_string());
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data.push_str(d);
+                }
+            }
+            if let Some(event) = event {
+                events.push((event, serde_json::from_str(&data).unwrap_or(Value::Null)));
+            }
+        }
+        (status, events)
+    }
+
+    #[tokio::test]
+    async fn a_session_created_on_one_host_is_served_through_another() {
+        let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
+        let nats = NatsServer::start();
+        let a = host(&env, &nats, "host-a").await;
+        let c = host(&env, &nats, "host-c").await;
+        assert_eq!(create(&a, "routed").await.0, 201);
+
+        // JSON through C: the owner's CLI answers, the mock sees the turn.
+        let (status, reply) = ask(&c, "routed", "first through C").await;
+        assert_eq!(status, 200, "{reply}");
+        assert!(
+            reply["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("first through C")),
+            "{reply}"
+        );
+        assert_eq!(reply["is_error"], false);
+        let turns = env.mock.turn_requests();
+        assert!(
+            turns.last().is_some_and(|r| r
+                .last_user_text()
+                .is_some_and(|t| t.contains("first through C"))),
+            "the mock saw the routed turn"
+        );
+
+        // SSE through C: one event per SDK message, ending with `result`; the same
+        // conversation (the mock gets the earlier prompt as history).
+        let (status, events) = ask_sse(&c, "routed", "second through C").await;
+        assert_eq!(status, 200);
+        let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+        assert_eq!(names.last(), Some(&"result"), "{names:?}");
+        assert!(names.contains(&"assistant"), "{names:?}");
+        let result = &events.last().expect("result").1;
+        assert!(
+            result["result"]
+                .as_str()
+                .is_some_and(|t| t.contains("second through C")),
+            "{result}"
+        );
+        let last = env.mock.turn_requests().pop().expect("a turn");
+        let texts = last.user_texts();
+        assert!(
+            texts.iter().any(|t| t.contains("first through C")),
+            "history: {texts:?}"
+        );
+
+        // The turns ran on A: its ledger has them; C has no such session of its own.
+        let (_, session) = get(&a, "/v1/sessions/routed").await;
+        assert_eq!(session["turns"], 2, "{session}");
+        assert_eq!(get(&c, "/v1/sessions/routed").await.0, 404);
+
+        // A turn A refuses comes back as A said it (an empty prompt is checked at C
+        // first; a draining owner answers 503).
+        let (status, body) = ask(&c, "routed", "   ").await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")));
+        a.shutdown().await.expect("a stops");
+        // Its lease went with it: the session is nowhere now.
+        let (status, body) = ask(&c, "routed", "anyone?").await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (404, Some("not_found")),
+            "{body}"
+        );
+        c.shutdown().await.expect("c stops");
+    }
+
+    #[tokio::test]
+    async fn a_routed_turn_to_an_owner_that_does_not_answer_is_a_503() {
+        let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
+        let nats = NatsServer::start();
+        let c = host(&env, &nats, "host-c").await;
+        // A member that holds a lease but serves nothing (hung, or gone before its lease
+        // ran out).
+        let ghost = claude_code_serve::cluster::Leases::connect(
+            &nats.url(),
+            "ghost",
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("connect");
+        ghost.claim("default", "haunted").await.expect("claim");
+        let (status, body) = ask(&c, "haunted", "hello?").await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (503, Some("owner_unavailable")),
+            "{body}"
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("ghost")),
+            "{body}"
+        );
+        assert!(env.mock.turn_requests().is_empty(), "no CLI ran a turn");
+        c.shutdown().await.expect("c stops");
+    }
 }

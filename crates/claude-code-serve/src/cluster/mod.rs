@@ -314,6 +314,11 @@ impl Cluster {
         self.members.list().await
     }
 
+    /// The NATS connection (routing uses it).
+    pub(crate) fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
     /// This host's leases.
     pub fn leases(&self) -> &Leases {
         &self.leases

@@ -4,6 +4,7 @@ pub(crate) mod audit;
 pub(crate) mod cluster;
 pub(crate) mod health;
 pub(crate) mod pools;
+pub(crate) mod remote;
 pub(crate) mod sessions;
 pub(crate) mod turns;
 

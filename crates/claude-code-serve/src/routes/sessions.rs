@@ -235,6 +235,7 @@ pub(crate) async fn create(
         }
         return Err(e);
     }
+    crate::routes::remote::serve(&state, &caller.tenant, &req.name).await;
     let info = state.find(&caller, &req.name).await?;
     Ok((
         StatusCode::CREATED,
@@ -316,6 +317,7 @@ pub(crate) async fn delete(
 /// lease then runs out on its own).
 async fn release(state: &AppState, tenant: &str, name: &str) {
     if let Some(cluster) = state.cluster() {
+        state.serving.stop(&session_key(tenant, name));
         if let Err(e) = cluster.leases().release(tenant, name).await {
             tracing::warn!(tenant = %tenant, session = %name, error = %e, "releasing a session lease failed");
         }
