@@ -433,4 +433,103 @@ mod hosts {
         assert!(env.mock.turn_requests().is_empty(), "no CLI ran a turn");
         c.shutdown().await.expect("c stops");
     }
+
+    #[tokio::test]
+    async fn a_requester_that_does_not_take_the_messages_holds_the_owner_at_the_window() {
+        use futures::StreamExt;
+        // A long reply, streamed: hundreds of partial messages, far more than the
+        // credit window (32) plus the owner's turn buffer (64).
+        let long = "abcdefghijklmnopqrstuvwxyz012345".repeat(300);
+        let env = TestEnv::new(Script::new().fallback(Reply::text(long.clone()))).await;
+        let nats = NatsServer::start();
+        let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+            .options(env.options().include_partial_messages(true))
+            .offline(false)
+            .cluster(
+                ClusterConfig::new(nats.url())
+                    .node_name("owner")
+                    .heartbeat(Duration::from_millis(500)),
+            );
+        config.spares = 0;
+        let a = Host::start(config).await.expect("host starts");
+        assert_eq!(create(&a, "chatty").await.0, 201);
+
+        // A raw requester on the wire protocol that credits nothing at first.
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let inbox = client.new_inbox();
+        let mut frames = client.subscribe(inbox.clone()).await.expect("subscribe");
+        let answer = client
+            .request(
+                "claude.default.sessions.chatty.turn",
+                serde_json::to_vec(&json!({"prompt": "talk a lot", "inbox": inbox}))
+                    .expect("json")
+                    .into(),
+            )
+            .await
+            .expect("the owner answers");
+        let answer: Value = serde_json::from_slice(&answer.payload).expect("json");
+        let credit = answer["accepted"]["credit"]
+            .as_str()
+            .unwrap_or_else(|| panic!("accepted: {answer}"))
+            .to_string();
+        let mut seen = 0usize;
+        while seen < 32 {
+            tokio::time::timeout(Duration::from_secs(30), frames.next())
+                .await
+                .expect("the window's frames arrive")
+                .expect("a frame");
+            seen += 1;
+        }
+        // The window is full: the owner sends nothing more until credited.
+        let more = tokio::time::timeout(Duration::from_secs(1), frames.next()).await;
+        assert!(more.is_err(), "a frame past the window arrived uncredited");
+
+        // Credit as we go: the turn streams on to its end.
+        let mut result = None;
+        let mut taken = 0usize;
+        let mut total = seen;
+        client
+            .publish(
+                credit.clone(),
+                serde_json::to_vec(&json!({"n": seen}))
+                    .expect("json")
+                    .into(),
+            )
+            .await
+            .expect("credit");
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(30), frames.next())
+                .await
+                .expect("frames keep coming when credited")
+                .expect("a frame");
+            let frame: Value = serde_json::from_slice(&m.payload).expect("json frame");
+            if frame.get("end").is_some() {
+                break;
+            }
+            total += 1;
+            taken += 1;
+            if frame["message"]["type"] == "result" {
+                result = Some(frame["message"].clone());
+            }
+            if taken == 16 {
+                client
+                    .publish(
+                        credit.clone(),
+                        serde_json::to_vec(&json!({"n": taken}))
+                            .expect("json")
+                            .into(),
+                    )
+                    .await
+                    .expect("credit");
+                taken = 0;
+            }
+        }
+        assert!(
+            total > 32 + 64,
+            "only {total} frames: the test needs a longer turn"
+        );
+        let result = result.expect("a result frame");
+        assert_eq!(result["result"].as_str(), Some(long.as_str()));
+        a.shutdown().await.expect("a stops");
+    }
 }
