@@ -83,7 +83,7 @@ pub(crate) enum Answer {
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Frame {
     /// An SDK message.
-    Message(Message),
+    Message(Box<Message>),
     /// An error the turn sent its client (an SSE `error` event).
     Error {
         /// HTTP status.
@@ -276,7 +276,7 @@ async fn own_turn(
             break;
         }
         let frame = match item {
-            Ok(message) => Frame::Message(message),
+            Ok(message) => Frame::Message(Box::new(message)),
             Err(e) => {
                 let (status, error) = wire_error(&e);
                 Frame::Error { status, error }
@@ -393,6 +393,9 @@ pub(crate) async fn forward(
     .into_response())
 }
 
+/// A routed turn's end as the owner reported it: its cost, and its error for a JSON reply.
+type End = (f64, Option<ApiError>);
+
 /// The requester's view of a routed turn's inbox.
 struct Frames {
     frames: async_nats::Subscriber,
@@ -401,7 +404,7 @@ struct Frames {
     /// Frames taken since the last credit.
     taken: usize,
     done: bool,
-    end: Arc<Mutex<Option<(f64, Option<ApiError>)>>>,
+    end: Arc<Mutex<Option<End>>>,
     /// The tenant's concurrent-turn permit on this host, held until the turn ends.
     _permit: Option<OwnedSemaphorePermit>,
 }
@@ -423,7 +426,7 @@ impl Frames {
         };
         self.taken += 1;
         match frame {
-            Some(Frame::Message(m)) => Some(Ok(m)),
+            Some(Frame::Message(m)) => Some(Ok(*m)),
             Some(Frame::Error { status, error }) => Some(Err(from_wire(status, error))),
             Some(Frame::End { cost_usd, error }) => {
                 self.done = true;
