@@ -1,6 +1,6 @@
 //! `claude-code serve --cluster` as separate processes (each with its own data dir,
 //! config dir and `claude-code.toml`) over a real nats-server with JetStream on loopback:
-//! they see each other in `GET /v1/cluster`; a host killed with `kill -9` drops out after
+//! they see each other in `GET /v1/cluster`; a session made on one answers through another; a host killed with `kill -9` drops out after
 //! the heartbeat TTL; a host stopped with SIGTERM leaves at once; a host frozen past its
 //! lease (SIGSTOP) loses its session to another host and, thawed, refuses to serve it.
 
@@ -94,6 +94,31 @@ async fn separate_hosts_join_a_killed_one_expires_after_the_ttl_a_stopped_one_le
     for n in [&a, &b, &c] {
         assert_eq!(members(&n.url).await, ["node-a", "node-b", "node-c"]);
     }
+
+    // A session made on A answers through B (the built-in mock echoes the prompt).
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{}/v1/sessions", a.url))
+        .json(&json!({"name": "routed"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status().as_u16(), 201);
+    let reply: Value = client
+        .post(format!("{}/v1/sessions/routed/messages", b.url))
+        .json(&json!({"prompt": "hello via b"}))
+        .send()
+        .await
+        .expect("turn")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        reply["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("hello via b")),
+        "{reply}"
+    );
 
     // kill -9: no goodbye; the others drop it once its last heartbeat is older than the
     // TTL (three heartbeats of 1 s).

@@ -468,8 +468,12 @@ async fn join_cluster(
         match joined.leases().claim(&s.tenant, &s.name).await {
             Ok(cluster::Claim::Won) => routes::remote::serve(state, &s.tenant, &s.name).await,
             Ok(cluster::Claim::Held(lease)) => {
-                tracing::warn!(tenant = %s.tenant, session = %s.name,
-                owner = %lease.owner, "a restored session is owned by another cluster member")
+                // Not served here: turns on it answer 409 `lease_lost`.
+                joined
+                    .leases()
+                    .mark_lost(&cluster::owner_key(&s.tenant, &s.name));
+                tracing::warn!(tenant = %s.tenant, session = %s.name, owner = %lease.owner,
+                    "a restored session is owned by another cluster member; this host does not serve it")
             }
             Err(e) => tracing::warn!(tenant = %s.tenant, session = %s.name, error = %e,
                 "cannot claim a restored session"),

@@ -532,4 +532,44 @@ mod hosts {
         assert_eq!(result["result"].as_str(), Some(long.as_str()));
         a.shutdown().await.expect("a stops");
     }
+
+    #[tokio::test]
+    async fn a_restarted_host_does_not_serve_a_stored_session_another_host_now_owns() {
+        let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
+        let nats = NatsServer::start();
+        let data = tempfile::tempdir().expect("data dir");
+        let start_a = || async {
+            let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+                .options(env.options())
+                .offline(false)
+                .data_dir(data.path())
+                .cluster(
+                    ClusterConfig::new(nats.url())
+                        .node_name("host-a")
+                        .heartbeat(Duration::from_millis(500)),
+                );
+            config.spares = 0;
+            Host::start(config).await.expect("host starts")
+        };
+        let a = start_a().await;
+        assert_eq!(create(&a, "kept").await.0, 201);
+        a.shutdown().await.expect("a stops");
+        // While A is away, B takes the name.
+        let b = host(&env, &nats, "host-b").await;
+        assert_eq!(create(&b, "kept").await.0, 201);
+        // A comes back with "kept" in its store: it lists it, but will not run it.
+        let a = start_a().await;
+        assert_eq!(get(&a, "/v1/sessions/kept").await.0, 200);
+        let (status, body) = ask(&a, "kept", "mine again?").await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (409, Some("lease_lost")),
+            "{body}"
+        );
+        // Through B it is served.
+        let (status, reply) = ask(&b, "kept", "through b").await;
+        assert_eq!(status, 200, "{reply}");
+        a.shutdown().await.expect("a stops");
+        b.shutdown().await.expect("b stops");
+    }
 }

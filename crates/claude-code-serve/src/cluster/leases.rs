@@ -97,6 +97,14 @@ impl Leases {
         }
     }
 
+    /// Records that another member holds the lease of `key`, which this node has a copy
+    /// of (a restored session): it must not serve it.
+    pub(crate) fn mark_lost(&self, key: &str) {
+        if let Ok(mut lost) = self.lost.lock() {
+            lost.insert(key.to_string());
+        }
+    }
+
     /// Whether this node held the lease of `key` until another member took it over (and
     /// has not claimed it again since).
     pub fn lost(&self, key: &str) -> bool {

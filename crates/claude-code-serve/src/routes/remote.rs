@@ -179,11 +179,20 @@ pub(crate) async fn serve(state: &Arc<AppState>, tenant: &str, name: &str) {
             };
             // Serve only under a live lease of this host's, checked at the source: a
             // host that lost it stays silent (the new owner answers) and stops.
-            let ours = matches!(cluster.leases().owner(&tenant, &name).await,
-                Ok(Some(l)) if l.owner == cluster.node() && !l.expired_at(crate::cluster::now_ms()));
-            if !ours {
-                tracing::info!(tenant = %tenant, session = %name, "no longer the owner; stopped serving it over the cluster");
-                return;
+            match cluster.leases().owner(&tenant, &name).await {
+                Ok(Some(l))
+                    if l.owner == cluster.node() && !l.expired_at(crate::cluster::now_ms()) => {}
+                Ok(_) => {
+                    tracing::info!(tenant = %tenant, session = %name, "no longer the owner; stopped serving it over the cluster");
+                    return;
+                }
+                Err(e) => {
+                    let (status, error) = wire_error(&ApiError::cluster(&e));
+                    let _ = client
+                        .publish(reply, encode(&Answer::Refused { status, error }))
+                        .await;
+                    continue;
+                }
             }
             let (tenant, name) = (tenant.clone(), name.clone());
             tokio::spawn(async move {
