@@ -122,7 +122,7 @@ use claude_code::cli::{
 };
 use claude_code::options::{CliProfile, Options, PermissionMode};
 
-pub use host::{HostSettings, LimitSettings, HOST_KEYS};
+pub use host::{check_nats_url, HostSettings, LimitSettings, HOST_KEYS};
 
 /// The file name looked for in the current directory.
 pub const CONFIG_FILE_NAME: &str = "claude-code.toml";
@@ -393,6 +393,7 @@ struct FileConfig {
     limits: Option<host::FileLimits>,
     tenants: Option<BTreeMap<toml::Spanned<String>, host::FileLimits>>,
     audit: Option<host::FileAudit>,
+    cluster: Option<host::FileCluster>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -612,6 +613,7 @@ impl Config {
             limits: file.limits,
             tenants: file.tenants,
             audit: file.audit,
+            cluster: file.cluster,
         };
         self.apply_host_file(sections, path, &text, base)
     }

@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// Every error: a stable code and a message that says what to do.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub(crate) struct ErrorBody {
     /// Stable, machine-readable (`not_found`, `name_taken`, `rate_limited`, …).
     pub(crate) code: String,

@@ -75,6 +75,9 @@ pub struct HostConfig {
     pub session_budget_usd: Option<f64>,
     /// Most API requests per minute per session, enforced at the credential proxy.
     pub session_requests_per_minute: Option<u32>,
+    /// Join a cluster of hosts over NATS JetStream (`[cluster]`, `serve --cluster`; see
+    /// [`cluster`](crate::cluster)). `None`: a standalone host.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// When to confine the CLIs with bubblewrap and a private network.
@@ -308,7 +311,15 @@ impl HostConfig {
             ),
             session_budget_usd: None,
             session_requests_per_minute: None,
+            cluster: None,
         }
+    }
+
+    /// Join a cluster.
+    #[must_use]
+    pub fn cluster(mut self, cluster: crate::cluster::ClusterConfig) -> Self {
+        self.cluster = Some(cluster);
+        self
     }
 
     /// Confine every CLI.

@@ -81,6 +81,9 @@ pub enum ServeError {
     /// `required`, or an upstream that network confinement cannot forward).
     #[error("confinement: {0}")]
     Sandbox(String),
+    /// The host could not join its cluster (`[cluster]`, `--cluster`).
+    #[error("cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// A declared pool could not start.
     #[error("cannot start pool {name:?}: {source}")]
     Pool {
@@ -96,7 +99,8 @@ pub enum ServeError {
 #[derive(Debug, Clone)]
 pub(crate) struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    /// Static for this host's own errors; an owner's code for a routed turn's errors.
+    code: std::borrow::Cow<'static, str>,
     message: String,
     retry_after: Option<u64>,
 }
@@ -105,14 +109,34 @@ impl ApiError {
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
-            code,
+            code: code.into(),
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// An error another cluster member answered for a routed request, as it said it (an
+    /// unknown status becomes 502).
+    pub(crate) fn remote(status: u16, code: String, message: String) -> Self {
+        ApiError {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+            code: code.into(),
+            message,
             retry_after: None,
         }
     }
 
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// A cluster operation failed: 503 `cluster_unavailable`.
+    pub(crate) fn cluster(e: &crate::cluster::ClusterError) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cluster_unavailable",
+            e.to_string(),
+        )
     }
 
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
@@ -132,12 +156,11 @@ impl ApiError {
     }
 
     /// Its stable code.
-    pub(crate) fn code(&self) -> &'static str {
-        self.code
+    pub(crate) fn code(&self) -> &str {
+        &self.code
     }
 
     /// Its HTTP status.
-    #[cfg(test)]
     pub(crate) fn status(&self) -> StatusCode {
         self.status
     }

@@ -50,6 +50,7 @@
 mod audit;
 mod auth;
 mod body;
+pub mod cluster;
 mod config;
 mod confine;
 mod dashboard;
@@ -282,6 +283,8 @@ impl Host {
             interrupt_on_disconnect: config.interrupt_on_disconnect,
             confiner,
             proxies,
+            cluster: Default::default(),
+            serving: Default::default(),
         });
         let restored = match routes::sessions::restore(&state).await {
             Ok(n) => n,
@@ -292,6 +295,12 @@ impl Host {
         };
         if restored > 0 {
             tracing::info!(sessions = restored, "restored dynamic sessions, hibernated");
+        }
+        if let Some(cluster) = &config.cluster {
+            if let Err(e) = join_cluster(&state, cluster, addr).await {
+                stop_all(&state.sup, &state.spares, &state.pools).await;
+                return Err(e);
+            }
         }
         let app = routes::router(state.clone(), config.max_body_bytes);
         let (tx, rx) = oneshot::channel();
@@ -323,6 +332,11 @@ impl Host {
         format!("http://{}", self.addr)
     }
 
+    /// This host's node name in its cluster, when it joined one.
+    pub fn cluster_node(&self) -> Option<&str> {
+        self.state.cluster().map(|c| c.node())
+    }
+
     /// True when sessions talk to the in-process mock API.
     pub fn is_offline(&self) -> bool {
         self.mock.is_some()
@@ -333,6 +347,13 @@ impl Host {
     /// is stopped and the audit trail is flushed.
     pub async fn shutdown(mut self) -> Result<(), ServeError> {
         self.state.draining.store(true, Ordering::Relaxed);
+        // Leave first: the others see this host gone at once, and its leases free.
+        if let Some(cluster) = self.state.cluster() {
+            self.state.serving.stop_all();
+            if let Err(e) = cluster.leave().await {
+                tracing::warn!(error = %e, "leaving the cluster failed; the others drop this host when its heartbeat expires");
+            }
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -415,6 +436,73 @@ fn check_declared(config: &HostConfig) -> Result<(), ServeError> {
         valid("tenant", name)?;
     }
     Ok(())
+}
+
+/// Joins the cluster: heartbeats with this host's load, then claims the leases of the
+/// dynamic sessions restored from the state store (one another member holds stays
+/// hibernated here and is logged).
+async fn join_cluster(
+    state: &Arc<state::AppState>,
+    config: &cluster::ClusterConfig,
+    addr: SocketAddr,
+) -> Result<(), ServeError> {
+    let weak = Arc::downgrade(state);
+    let probe: cluster::LoadProbe = Arc::new(move || {
+        let weak = weak.clone();
+        Box::pin(async move {
+            match weak.upgrade() {
+                Some(state) => state.load().await,
+                None => cluster::Load::default(),
+            }
+        })
+    });
+    let joined = cluster::Cluster::join(
+        config,
+        format!("http://{addr}"),
+        default_node_name(addr.port()),
+        probe,
+    )
+    .await?;
+    let _ = state.cluster.set(joined.clone());
+    for s in state.store.run(|s| s.sessions()).await? {
+        match joined.leases().claim(&s.tenant, &s.name).await {
+            Ok(cluster::Claim::Won) => routes::remote::serve(state, &s.tenant, &s.name).await,
+            Ok(cluster::Claim::Held(lease)) => {
+                // Not served here: turns on it answer 409 `lease_lost`.
+                joined
+                    .leases()
+                    .mark_lost(&cluster::owner_key(&s.tenant, &s.name));
+                tracing::warn!(tenant = %s.tenant, session = %s.name, owner = %lease.owner,
+                    "a restored session is owned by another cluster member; this host does not serve it")
+            }
+            Err(e) => tracing::warn!(tenant = %s.tenant, session = %s.name, error = %e,
+                "cannot claim a restored session"),
+        }
+    }
+    Ok(())
+}
+
+/// `<hostname>-<port>`, the hostname cut to the characters a node name may have.
+fn default_node_name(port: u16) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(50)
+        .collect();
+    let host = if host.is_empty() {
+        "host".to_string()
+    } else {
+        host
+    };
+    format!("{host}-{port}")
 }
 
 /// Stops what a failed start had already started.

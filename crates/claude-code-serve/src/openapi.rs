@@ -7,7 +7,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use crate::routes::{audit, health, pools, sessions, turns};
+use crate::routes::{audit, cluster, health, pools, sessions, turns};
 
 /// The document.
 #[derive(OpenApi)]
@@ -34,6 +34,7 @@ use crate::routes::{audit, health, pools, sessions, turns};
         pools::list,
         pools::send_message,
         audit::list,
+        cluster::view,
         openapi_json,
         crate::dashboard::page,
         crate::dashboard::events,
@@ -46,6 +47,7 @@ use crate::routes::{audit, health, pools, sessions, turns};
         (name = "pools", description = "Configured pools of interchangeable sessions"),
         (name = "health", description = "Liveness, readiness and metrics"),
         (name = "audit", description = "The audit trail (admin scope)"),
+        (name = "cluster", description = "The cluster of hosts this host joined (`--cluster`)"),
         (name = "meta", description = "This document"),
         (name = "dashboard", description = "The dashboard page and its live feed"),
     )

@@ -50,9 +50,38 @@ pub(crate) struct AppState {
     pub(crate) confiner: std::sync::Arc<crate::confine::Confiner>,
     /// The credential proxy, its grants, and the children's environment allow-list.
     pub(crate) proxies: std::sync::Arc<crate::proxy::Proxies>,
+    /// The cluster this host joined (set once, right after the state is made).
+    pub(crate) cluster: std::sync::OnceLock<std::sync::Arc<crate::cluster::Cluster>>,
+    /// The sessions this host serves to the cluster's other members.
+    pub(crate) serving: crate::routes::remote::Serving,
 }
 
 impl AppState {
+    /// The cluster, when the host joined one.
+    pub(crate) fn cluster(&self) -> Option<&std::sync::Arc<crate::cluster::Cluster>> {
+        self.cluster.get()
+    }
+
+    /// This host's load, for its cluster heartbeat.
+    pub(crate) async fn load(&self) -> crate::cluster::Load {
+        let mut load = crate::cluster::Load::default();
+        if let Ok(sessions) = self.sup.list_sessions().await {
+            load.sessions = sessions.len();
+            load.live_clis = sessions
+                .iter()
+                .filter(|c| matches!(c.status, ChildStatus::Running))
+                .count();
+        }
+        for pool in self.pools.values() {
+            if let Ok(stats) = pool.stats().await {
+                load.queue_depth += stats.queued;
+                load.live_clis += stats.size;
+            }
+        }
+        load.mem_available = claude_code::procfs::mem_available_kib().map(|k| k * 1024);
+        load
+    }
+
     /// A 503 once the host drains.
     pub(crate) fn accepting(&self) -> Result<(), ApiError> {
         if self.draining.load(Ordering::Relaxed) {

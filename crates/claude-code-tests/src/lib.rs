@@ -20,6 +20,9 @@ use claude_code::{
 };
 pub use claude_code_mock::{Block, MockServer, RecordedRequest, Reply, Script};
 
+mod nats;
+pub use nats::{nats_server_program, NatsServer};
+
 /// The workspace root (two levels above this crate).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -37,6 +37,14 @@ pub struct Args {
     /// ~/.local/share/claude-code).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Join a cluster of hosts over the NATS server with JetStream at this URL
+    /// (nats://HOST:PORT; default: [cluster] url, else run alone).
+    #[arg(long, value_name = "URL", value_parser = parse_nats_url)]
+    cluster: Option<String>,
+    /// This host's name in the cluster (default: [cluster] node_name, else
+    /// <hostname>-<port>).
+    #[arg(long, value_name = "NAME", value_parser = parse_node_name)]
+    node_name: Option<String>,
     /// Log format on stderr: text, or json (one JSON object per line).
     #[arg(
         long,
@@ -64,13 +72,22 @@ pub async fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     let mut overrides = args.session.overrides();
     overrides.listen = args.listen;
     overrides.data_dir.clone_from(&args.data_dir);
-    let config = cli.load_config(overrides)?;
+    let mut config = cli.load_config(overrides)?;
+    if let Some(url) = &args.cluster {
+        config.host.cluster.url = Some(url.clone());
+    }
+    if let Some(name) = &args.node_name {
+        config.host.cluster.node_name = Some(name.clone());
+    }
     init_logs(args.log_format)?;
     let host = Host::start(host_config(&config)).await?;
     if host.is_offline() {
         say("offline: ANTHROPIC_API_KEY is not set; sessions talk to the built-in mock Messages API");
     }
     say(&format!("claude-code host listening on {}", host.url()));
+    if let Some(node) = host.cluster_node() {
+        say(&format!("cluster: joined as {node}"));
+    }
     say(&format!("dashboard: {}/", host.url()));
     wait_for_stop().await?;
     say("stopping: draining turns and stopping sessions");
@@ -102,6 +119,7 @@ pub fn host_config(config: &Config) -> HostConfig {
     host.audit_jsonl.clone_from(&h.audit_jsonl);
     host.sandbox = h.sandbox.clone();
     host.resources = h.resources;
+    host.cluster = h.cluster.to_config();
     for s in &h.sessions {
         let mut spec = SessionSpec::new(&s.name)
             .options(config.session_options(&s.keys))
@@ -128,6 +146,18 @@ pub fn host_config(config: &Config) -> HostConfig {
         host = host.tenant_limits(tenant, tenant_limits(limits));
     }
     host
+}
+
+fn parse_nats_url(s: &str) -> Result<String, String> {
+    crate::config::check_nats_url(s)
+}
+
+fn parse_node_name(s: &str) -> Result<String, String> {
+    if claude_code_serve::is_valid_name(s) {
+        Ok(s.to_string())
+    } else {
+        Err("node names are 1-64 characters of A-Z, a-z, 0-9, _ or -".into())
+    }
 }
 
 fn tenant_limits(l: &LimitSettings) -> TenantLimits {

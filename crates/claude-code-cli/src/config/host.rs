@@ -1,6 +1,6 @@
 //! The host's sections of `claude-code.toml`, read by `claude-code serve`: `[serve]`,
 //! `[supervisor]`, `[admission]`, `[sandbox]`, `[resources]`, `[[sessions]]`, `[[pools]]`,
-//! `[templates.NAME]`, `[limits]`, `[tenants.NAME]` and `[audit]`. Parsed as strictly as the top level (unknown keys and
+//! `[templates.NAME]`, `[limits]`, `[tenants.NAME]`, `[audit]` and `[cluster]`. Parsed as strictly as the top level (unknown keys and
 //! bad values are errors naming the file, line and `section.key`), then checked: names
 //! are valid and unique, amounts are positive.
 //!
@@ -20,7 +20,9 @@ use claude_code::{
     sandbox::{Fallback, ResourceLimits},
     Admission, Restart, Strategy,
 };
-use claude_code_serve::{default_resources, SandboxConfig, SandboxMode, SandboxNetwork};
+use claude_code_serve::{
+    cluster::ClusterConfig, default_resources, SandboxConfig, SandboxMode, SandboxNetwork,
+};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -37,7 +39,7 @@ pub const DATA_DIR_ENV: &str = "CLAUDE_CODE_DATA_DIR";
 
 /// The host's single-valued keys as `section.key`, in display order (see
 /// [`Config::value`]).
-pub const HOST_KEYS: [&str; 14] = [
+pub const HOST_KEYS: [&str; 18] = [
     "serve.listen",
     "serve.data_dir",
     "serve.max_body_bytes",
@@ -52,6 +54,10 @@ pub const HOST_KEYS: [&str; 14] = [
     "supervisor.max_restarts",
     "supervisor.max_seconds",
     "audit.jsonl",
+    "cluster.url",
+    "cluster.node_name",
+    "cluster.heartbeat_secs",
+    "cluster.lease_secs",
 ];
 
 /// The host's settings: everything `claude-code serve` needs besides the session options.
@@ -105,6 +111,47 @@ pub struct HostSettings {
     /// `[audit] jsonl`: also append the audit trail to this file as JSON lines
     /// (relative to the configuration file).
     pub audit_jsonl: Option<PathBuf>,
+    /// `[cluster]`: the NATS server to join (`url`, or `serve --cluster`), this host's
+    /// node name (`node_name`, or `--node-name`), the heartbeat and lease durations.
+    pub cluster: ClusterSettings,
+}
+
+/// `[cluster]` (see `claude_code_serve::cluster`). Without a `url` the host runs alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusterSettings {
+    /// `url`: the NATS server, `nats://HOST:PORT`.
+    pub url: Option<String>,
+    /// `node_name`: this host's name in the cluster (default `<hostname>-<port>`).
+    pub node_name: Option<String>,
+    /// `heartbeat_secs` (default 2; the same on every host).
+    pub heartbeat: Duration,
+    /// `lease_secs`: how long a session lease lasts unless renewed (default 15).
+    pub lease: Duration,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        let d = ClusterConfig::new("");
+        ClusterSettings {
+            url: None,
+            node_name: None,
+            heartbeat: d.heartbeat,
+            lease: d.lease,
+        }
+    }
+}
+
+impl ClusterSettings {
+    /// The host's cluster configuration, when a `url` is set.
+    pub fn to_config(&self) -> Option<ClusterConfig> {
+        let url = self.url.as_ref()?;
+        let mut c = ClusterConfig::new(url.clone())
+            .heartbeat(self.heartbeat)
+            .lease(self.lease);
+        c.node_name.clone_from(&self.node_name);
+        Some(c)
+    }
 }
 
 impl Default for HostSettings {
@@ -134,6 +181,7 @@ impl Default for HostSettings {
             limits: LimitSettings::default(),
             tenants: BTreeMap::new(),
             audit_jsonl: None,
+            cluster: ClusterSettings::default(),
         }
     }
 }
@@ -279,6 +327,17 @@ pub(super) struct FileHost {
     pub(super) limits: Option<FileLimits>,
     pub(super) tenants: Option<BTreeMap<Spanned<String>, FileLimits>>,
     pub(super) audit: Option<FileAudit>,
+    pub(super) cluster: Option<FileCluster>,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileCluster {
+    url: Option<Spanned<String>>,
+    node_name: Option<Spanned<String>>,
+    heartbeat_secs: Option<NonZeroU64>,
+    lease_secs: Option<NonZeroU64>,
 }
 
 /// `[audit]`.
@@ -407,6 +466,19 @@ pub(super) struct FileLimits {
     max_concurrent_turns: Option<usize>,
     requests_per_minute: Option<u32>,
     max_spend_usd: Option<Spanned<f64>>,
+}
+
+/// A NATS server URL for `[cluster] url` and `serve --cluster`: `nats://HOST:PORT`.
+pub fn check_nats_url(url: &str) -> Result<String, String> {
+    let rest = url.strip_prefix("nats://").ok_or_else(|| {
+        format!("expected a NATS server URL like nats://127.0.0.1:4222, got {url:?}")
+    })?;
+    if rest.is_empty() || rest.contains('/') {
+        return Err(format!(
+            "expected a NATS server URL like nats://127.0.0.1:4222, got {url:?}"
+        ));
+    }
+    Ok(url.to_string())
 }
 
 /// A file struct with its own fields plus the session option keys (serde's `flatten`
@@ -718,6 +790,27 @@ impl Config {
             self.host.audit_jsonl = Some(base.join(jsonl));
             self.set_origin("audit.jsonl", origin.clone());
         }
+        if let Some(c) = file.cluster {
+            if let Some(url) = c.url {
+                self.host.cluster.url = Some(
+                    check_nats_url(url.get_ref())
+                        .map_err(|m| invalid(path, text, url.span().start, m))?,
+                );
+                self.set_origin("cluster.url", origin.clone());
+            }
+            if let Some(name) = c.node_name {
+                self.host.cluster.node_name = Some(check_name("node", &name, path, text)?);
+                self.set_origin("cluster.node_name", origin.clone());
+            }
+            if let Some(secs) = c.heartbeat_secs {
+                self.host.cluster.heartbeat = Duration::from_secs(secs.get());
+                self.set_origin("cluster.heartbeat_secs", origin.clone());
+            }
+            if let Some(secs) = c.lease_secs {
+                self.host.cluster.lease = Duration::from_secs(secs.get());
+                self.set_origin("cluster.lease_secs", origin.clone());
+            }
+        }
         for (name, l) in file.tenants.unwrap_or_default() {
             let name = check_name("tenant", &name, path, text)?;
             let over = limits(&l, path, text)?;
@@ -796,6 +889,10 @@ impl Config {
             "supervisor.max_restarts" => Some(h.max_restarts.to_string()),
             "supervisor.max_seconds" => Some(h.max_seconds.to_string()),
             "audit.jsonl" => h.audit_jsonl.as_ref().map(|p| p.display().to_string()),
+            "cluster.url" => h.cluster.url.clone(),
+            "cluster.node_name" => h.cluster.node_name.clone(),
+            "cluster.heartbeat_secs" => Some(h.cluster.heartbeat.as_secs().to_string()),
+            "cluster.lease_secs" => Some(h.cluster.lease.as_secs().to_string()),
             _ => None,
         }
     }
@@ -1302,6 +1399,45 @@ jsonl = "audit/events.jsonl"
             .expect("loads");
         assert_eq!(c.origin("serve.data_dir"), Origin::Default);
         assert_eq!(c.host.listen.to_string(), DEFAULT_LISTEN);
+    }
+
+    #[test]
+    fn the_cluster_section_is_read_strictly() {
+        let (_d, path) = write("");
+        let c = load(&path, &[]).expect("empty config");
+        assert_eq!(c.host.cluster.to_config(), None, "no url: standalone");
+        assert_eq!(c.value("cluster.heartbeat_secs").as_deref(), Some("2"));
+
+        let (_d, path) = write(
+            "[cluster]\nurl = \"nats://10.0.0.5:4222\"\nnode_name = \"web-1\"\nheartbeat_secs = 3\nlease_secs = 20\n",
+        );
+        let c = load(&path, &[]).expect("config");
+        let cluster = c.host.cluster.to_config().expect("clustered");
+        assert_eq!(cluster.url, "nats://10.0.0.5:4222");
+        assert_eq!(cluster.node_name.as_deref(), Some("web-1"));
+        assert_eq!(cluster.heartbeat, Duration::from_secs(3));
+        assert_eq!(cluster.lease, Duration::from_secs(20));
+        assert_eq!(c.origin("cluster.url"), Origin::File(path));
+
+        fails_at("[cluster]\nurls = \"x\"\n", 2, "cluster.urls", "unknown");
+        fails_at(
+            "[cluster]\nurl = \"http://x:1\"\n",
+            2,
+            "cluster.url",
+            "nats://127.0.0.1:4222",
+        );
+        fails_at(
+            "[cluster]\nnode_name = \"a.b\"\n",
+            2,
+            "cluster.node_name",
+            "node names",
+        );
+        fails_at(
+            "[cluster]\nheartbeat_secs = 0\n",
+            2,
+            "cluster.heartbeat_secs",
+            "",
+        );
     }
 
     #[test]

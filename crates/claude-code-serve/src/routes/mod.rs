@@ -1,8 +1,10 @@
 //! The HTTP API's routes: one module per resource.
 
 pub(crate) mod audit;
+pub(crate) mod cluster;
 pub(crate) mod health;
 pub(crate) mod pools;
+pub(crate) mod remote;
 pub(crate) mod sessions;
 pub(crate) mod turns;
 
@@ -36,6 +38,7 @@ pub(crate) fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/pools", get(pools::list))
         .route("/v1/pools/{pool}/messages", post(pools::send_message))
         .route("/v1/audit", get(audit::list))
+        .route("/v1/cluster", get(cluster::view))
         .route("/openapi.json", get(crate::openapi::openapi_json))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

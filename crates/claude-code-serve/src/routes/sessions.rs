@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 use crate::{
     auth::{Caller, Scope},
     body::{ErrorBody, SessionList, SessionObject, Transcript, TranscriptMessage},
+    cluster::Claim,
     error::ApiError,
     state::{check_name, parse, session_error, session_key, store_error, AppState, Body},
     store::StoredSession,
@@ -149,10 +150,10 @@ pub(crate) struct CreateSession {
         (status = 400, description = "Bad body, name or template", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 403, description = "Needs write scope", body = ErrorBody),
-        (status = 409, description = "The tenant has a session of that name", body = ErrorBody),
+        (status = 409, description = "The tenant has a session of that name (`name_taken`), or in a cluster another member owns it (`owned_elsewhere`)", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 429, description = "The tenant's session or rate limit", body = ErrorBody),
-        (status = 503, description = "Draining, or admission refused, or `sandbox_unavailable`: its confinement cannot be set up", body = ErrorBody),
+        (status = 503, description = "Draining, or admission refused, or `sandbox_unavailable`: its confinement cannot be set up, or `cluster_unavailable`: its lease cannot be claimed", body = ErrorBody),
     ))]
 pub(crate) async fn create(
     State(state): State<Arc<AppState>>,
@@ -174,6 +175,23 @@ pub(crate) async fn create(
     let _ = recipe.options(&state)?;
     let live = state.list(&caller).await?.len();
     state.limits.check_sessions(&caller.tenant, live)?;
+    // In a cluster, the session is this host's only once it holds its lease.
+    if let Some(cluster) = state.cluster() {
+        match cluster.leases().claim(&caller.tenant, &req.name).await {
+            Ok(Claim::Won) => {}
+            Ok(Claim::Held(lease)) => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "owned_elsewhere",
+                    format!(
+                        "a session named `{}` is owned by cluster member `{}`",
+                        req.name, lease.owner
+                    ),
+                ))
+            }
+            Err(e) => return Err(ApiError::cluster(&e)),
+        }
+    }
     // Stored first: a host killed right after the start still knows the session.
     let stored = StoredSession {
         tenant: caller.tenant.clone(),
@@ -206,6 +224,7 @@ pub(crate) async fn create(
         state
             .proxies
             .revoke(&session_key(&caller.tenant, &req.name));
+        release(&state, &caller.tenant, &req.name).await;
         let (tenant, name) = (caller.tenant.clone(), req.name.clone());
         if let Err(e) = state
             .store
@@ -216,6 +235,7 @@ pub(crate) async fn create(
         }
         return Err(e);
     }
+    crate::routes::remote::serve(&state, &caller.tenant, &req.name).await;
     let info = state.find(&caller, &req.name).await?;
     Ok((
         StatusCode::CREATED,
@@ -287,9 +307,21 @@ pub(crate) async fn delete(
         .await
         .map_err(store_error)?;
     // Its CLI has ended (terminated above): its work dir, transcript included, goes.
+    release(&state, &caller.tenant, &removed).await;
     let (confiner, tenant) = (state.confiner.clone(), caller.tenant.clone());
     let _ = tokio::task::spawn_blocking(move || confiner.remove(&tenant, &removed)).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Releases the session's lease in the cluster, if any (logged when it fails: the
+/// lease then runs out on its own).
+async fn release(state: &AppState, tenant: &str, name: &str) {
+    if let Some(cluster) = state.cluster() {
+        state.serving.stop(&session_key(tenant, name));
+        if let Err(e) = cluster.leases().release(tenant, name).await {
+            tracing::warn!(tenant = %tenant, session = %name, error = %e, "releasing a session lease failed");
+        }
+    }
 }
 
 /// The session's conversation, read from the CLI's stored transcript.

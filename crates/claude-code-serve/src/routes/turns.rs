@@ -50,11 +50,12 @@ pub(crate) struct Prompt {
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 403, description = "Needs write scope", body = ErrorBody),
         (status = 404, description = "No such session for this tenant", body = ErrorBody),
+        (status = 409, description = "`lease_lost`: in a cluster, another member took the session over", body = ErrorBody),
         (status = 402, description = "The session's budget at the credential proxy is spent: `session_budget_exceeded` (an SSE turn sends it as an `error` event before its `result`)", body = ErrorBody),
         (status = 413, description = "Body or prompt too large", body = ErrorBody),
         (status = 429, description = "The tenant's turn, rate or spend limit, or the session's budget", body = ErrorBody),
-        (status = 502, description = "The Messages API refused (bad key: upstream_auth_failed)", body = ErrorBody),
-        (status = 503, description = "Draining, or the session's CLI is gone (it restarts); `resource_limit` when it hit a resource limit of `[resources]` (the message names which; the session restarts), `sandbox_unavailable` when its confinement cannot be set up", body = ErrorBody),
+        (status = 502, description = "The Messages API refused (bad key: upstream_auth_failed); in a cluster, `owner_lost`: the owner of a routed session stopped sending the turn (an SSE turn sends it as an `error` event)", body = ErrorBody),
+        (status = 503, description = "Draining, or the session's CLI is gone (it restarts); `resource_limit` when it hit a resource limit of `[resources]` (the message names which; the session restarts), `sandbox_unavailable` when its confinement cannot be set up; in a cluster, `owner_unavailable`: the member owning the session does not answer, `cluster_unavailable`: NATS does not answer", body = ErrorBody),
         (status = 504, description = "The turn timed out", body = ErrorBody),
     ))]
 pub(crate) async fn send_message(
@@ -66,16 +67,40 @@ pub(crate) async fn send_message(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
     state.accepting()?;
+    if let Some(cluster) = state.cluster() {
+        if cluster
+            .leases()
+            .lost(&crate::cluster::owner_key(&caller.tenant, &name))
+        {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "lease_lost",
+                format!("another cluster member took over session `{name}` (this host missed renewing its lease); this host no longer serves it"),
+            ));
+        }
+    }
     let (prompt, permit) = admit_prompt(&state, &caller, &body).await?;
     let key = session_key(&caller.tenant, &name);
     let before = state.session_cost(&key).await;
+    // In a cluster, a session this host does not have may be another member's.
+    let routed = state.cluster().map(|_| prompt.clone());
     // One lookup: an unknown name is the supervisor's NotFound, a 404.
-    let stream = state
-        .sup
-        .session(&key)
-        .stream(prompt)
-        .await
-        .map_err(|e| session_error(e, &name))?;
+    let stream = match state.sup.session(&key).stream(prompt).await {
+        Ok(stream) => stream,
+        Err(claude_code::SupervisorError::NotFound { .. }) if routed.is_some() => {
+            let prompt = routed.unwrap_or_default();
+            return crate::routes::remote::forward(
+                &state,
+                &caller.tenant,
+                &name,
+                prompt,
+                permit,
+                wants_sse(&headers),
+            )
+            .await;
+        }
+        Err(e) => return Err(session_error(e, &name)),
+    };
     let turn = Turn {
         tenant: caller.tenant,
         kind: "session",
@@ -143,10 +168,10 @@ pub(crate) struct Turn {
 }
 
 /// How a turn ended, for the JSON reply.
-struct Outcome {
-    result: Option<ResultMessage>,
-    cost_usd: f64,
-    error: Option<ApiError>,
+pub(crate) struct Outcome {
+    pub(crate) result: Option<ResultMessage>,
+    pub(crate) cost_usd: f64,
+    pub(crate) error: Option<ApiError>,
 }
 
 /// Runs a turn to its end on a task of its own (so that a client going away does not
@@ -170,9 +195,9 @@ pub(crate) async fn run(
 }
 
 /// Messages buffered for a slow SSE client before the turn waits for it.
-const SSE_BUFFER: usize = 64;
+pub(crate) const SSE_BUFFER: usize = 64;
 
-async fn drive(
+pub(crate) async fn drive(
     state: Arc<AppState>,
     mut stream: MessageStream,
     mut turn: Turn,
@@ -375,7 +400,7 @@ async fn record(state: &AppState, turn: &Turn, r: &ResultMessage) -> f64 {
 }
 
 /// One SSE event per SDK message, named by its type; errors as `error` events.
-fn sse_response(
+pub(crate) fn sse_response(
     stream: impl futures::Stream<Item = Result<Message, ApiError>> + Send + 'static,
 ) -> Response {
     let events = stream.map(|item| {
@@ -394,7 +419,7 @@ fn sse_response(
 
 /// The JSON reply of a turn: `{text, session_id, cost_usd, is_error}`; a turn that ended
 /// with an error result is still a 200, with `is_error` and the error.
-fn json_reply(outcome: Outcome) -> Result<Json<TurnReply>, ApiError> {
+pub(crate) fn json_reply(outcome: Outcome) -> Result<Json<TurnReply>, ApiError> {
     if let Some(e) = outcome
         .error
         .as_ref()

@@ -1,0 +1,221 @@
+//! `claude-code serve --cluster` as separate processes (each with its own data dir,
+//! config dir and `claude-code.toml`) over a real nats-server with JetStream on loopback:
+//! they see each other in `GET /v1/cluster`; a session made on one answers through another; a host killed with `kill -9` drops out after
+//! the heartbeat TTL; a host stopped with SIGTERM leaves at once; a host frozen past its
+//! lease (SIGSTOP) loses its session to another host and, thawed, refuses to serve it.
+
+mod support;
+
+use std::{
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use claude_code_tests::{eventually, NatsServer};
+use serde_json::{json, Value};
+use support::*;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// One `claude-code serve` process in the cluster.
+struct Node {
+    child: tokio::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn node(env: &TestEnv, nats: &NatsServer, name: &str, lease_secs: u64) -> Node {
+    let dir = tempfile::tempdir().expect("node dir");
+    let config = dir.path().join("claude-code.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[serve]\nspares = 0\n\n[cluster]\nurl = \"{}\"\nheartbeat_secs = 1\nlease_secs = {lease_secs}\n",
+            nats.url()
+        ),
+    )
+    .expect("write config");
+    let mut cmd = bare(dir.path());
+    cmd.env("CLAUDE_CONFIG_DIR", dir.path().join("claude-config"))
+        .env("CLAUDE_CODE_CLI", real_cli())
+        .env("CLAUDE_CODE_TMPDIR", env.tmp.path())
+        .env("CLAUDE_RS_TEST_MARKER", &env.marker)
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--listen", "127.0.0.1:0", "--node-name", name])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (_, url) = serve_url(&mut lines).await;
+    let joined = lines.next_line().await.expect("read").expect("a line");
+    assert_eq!(joined, format!("cluster: joined as {name}"));
+    // Keep reading stdout so that the pipe never fills.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Node {
+        child,
+        url,
+        _dir: dir,
+    }
+}
+
+async fn members(url: &str) -> Vec<String> {
+    let view: Value = reqwest::get(format!("{url}/v1/cluster"))
+        .await
+        .expect("GET /v1/cluster")
+        .json()
+        .await
+        .expect("json");
+    view["members"]
+        .as_array()
+        .unwrap_or_else(|| panic!("members in {view}"))
+        .iter()
+        .map(|m| m["node"].as_str().expect("node").to_string())
+        .collect()
+}
+
+fn signal(child: &tokio::process::Child, sig: &str) {
+    let pid = child.id().expect("pid").to_string();
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+#[tokio::test]
+async fn separate_hosts_join_a_killed_one_expires_after_the_ttl_a_stopped_one_leaves_at_once() {
+    let env = TestEnv::new(Script::new()).await;
+    let nats = NatsServer::start();
+    let mut a = node(&env, &nats, "node-a", 15).await;
+    let b = node(&env, &nats, "node-b", 15).await;
+    let mut c = node(&env, &nats, "node-c", 15).await;
+    for n in [&a, &b, &c] {
+        assert_eq!(members(&n.url).await, ["node-a", "node-b", "node-c"]);
+    }
+
+    // A session made on A answers through B (the built-in mock echoes the prompt).
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{}/v1/sessions", a.url))
+        .json(&json!({"name": "routed"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status().as_u16(), 201);
+    let reply: Value = client
+        .post(format!("{}/v1/sessions/routed/messages", b.url))
+        .json(&json!({"prompt": "hello via b"}))
+        .send()
+        .await
+        .expect("turn")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        reply["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("hello via b")),
+        "{reply}"
+    );
+
+    // kill -9: no goodbye; the others drop it once its last heartbeat is older than the
+    // TTL (three heartbeats of 1 s).
+    signal(&c.child, "-KILL");
+    let killed = Instant::now();
+    let _ = c.child.wait().await;
+    eventually(Duration::from_secs(15), "node-c expires", || async {
+        let seen = members(&a.url).await;
+        if seen == ["node-a", "node-b"] {
+            Ok(())
+        } else {
+            Err(seen)
+        }
+    })
+    .await;
+    let expired = killed.elapsed();
+    assert!(
+        expired <= Duration::from_secs(3 + 3),
+        "gone {expired:?} after the kill, TTL 3 s"
+    );
+
+    // SIGTERM: it deletes its member key before it exits: gone at once.
+    let status = sigterm_and_wait(&mut a.child).await;
+    assert!(status.success(), "{status:?}");
+    assert_eq!(members(&b.url).await, ["node-b"]);
+    drop(b);
+    env.assert_no_leftovers().await;
+}
+
+#[tokio::test]
+async fn a_frozen_owner_loses_its_session_to_another_host_and_then_refuses_to_serve_it() {
+    let env = TestEnv::new(Script::new()).await;
+    let nats = NatsServer::start();
+    let mut a = node(&env, &nats, "node-a", 2).await;
+    let b = node(&env, &nats, "node-b", 2).await;
+    let client = reqwest::Client::new();
+    let create = |url: String| {
+        let client = client.clone();
+        async move {
+            let r = client
+                .post(format!("{url}/v1/sessions"))
+                .json(&json!({"name": "s1"}))
+                .send()
+                .await
+                .expect("create");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.expect("json"))
+        }
+    };
+    assert_eq!(create(a.url.clone()).await.0, 201);
+    let (status, body) = create(b.url.clone()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("owned_elsewhere"))
+    );
+
+    // A freezes (as in a partition): it renews nothing; after the 2 s lease B takes s1.
+    signal(&a.child, "-STOP");
+    eventually(Duration::from_secs(15), "B claims s1", || async {
+        match create(b.url.clone()).await {
+            (201, _) => Ok(()),
+            other => Err(other),
+        }
+    })
+    .await;
+    signal(&a.child, "-CONT");
+    // A's next renewal finds the lease taken: it refuses turns on s1.
+    let turn = || async {
+        let r = client
+            .post(format!("{}/v1/sessions/s1/messages", a.url))
+            .json(&json!({"prompt": "still mine?"}))
+            .send()
+            .await
+            .expect("turn");
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.expect("json"))
+    };
+    let refused = eventually(Duration::from_secs(10), "A refuses s1", || async {
+        match turn().await {
+            (409, body) => Ok(body),
+            other => Err(other),
+        }
+    })
+    .await;
+    assert_eq!(refused["code"], "lease_lost", "{refused}");
+    // A is a member again (its heartbeat came back), and s1 is B's.
+    eventually(Duration::from_secs(10), "A heartbeats again", || async {
+        let seen = members(&b.url).await;
+        if seen == ["node-a", "node-b"] {
+            Ok(())
+        } else {
+            Err(seen)
+        }
+    })
+    .await;
+    let status = sigterm_and_wait(&mut a.child).await;
+    assert!(status.success(), "{status:?}");
+    drop(b);
+    env.assert_no_leftovers().await;
+}

@@ -1,0 +1,260 @@
+//! Session ownership: one key per `<tenant>.<session>` in the `claude_owners` bucket,
+//! claimed with compare-and-set on the key's revision and held as a lease.
+//!
+//! nats-server 2.9 has no per-message TTL, so a lease's expiry lives in its value
+//! ([`Lease::expires_ms`], wall-clock milliseconds: the hosts' clocks must agree to well
+//! within a lease). A claimer takes a free key with `create` (absent or deleted) and an
+//! expired lease with `update` at the revision it read; of two claimers racing for one
+//! revision, JetStream accepts exactly one. The owner renews with `update` at the revision
+//! it last wrote, so an owner whose lease was taken over learns it on its next renewal.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
+use serde::{Deserialize, Serialize};
+
+use super::{now_ms, ClusterError};
+
+/// The bucket of session leases.
+pub const OWNERS_BUCKET: &str = "claude_owners";
+
+/// The value of an ownership key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Lease {
+    /// The member (node name) that owns the session.
+    pub owner: String,
+    /// When the lease ends unless renewed, in milliseconds since the Unix epoch.
+    pub expires_ms: u64,
+}
+
+impl Lease {
+    /// Whether the lease has ended at `now_ms`.
+    pub fn expired_at(&self, now_ms: u64) -> bool {
+        now_ms >= self.expires_ms
+    }
+}
+
+/// The outcome of [`Leases::claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Claim {
+    /// This node holds the lease now (new, taken over from an expired lease, or already
+    /// its own and renewed).
+    Won,
+    /// Another member holds an unexpired lease.
+    Held(Lease),
+}
+
+/// This node's handle on the ownership bucket: claims, renews and releases leases and
+/// remembers the revision of each lease it holds. It does no background work; the
+/// cluster renews its leases on a timer (see [`Cluster`](super::Cluster)).
+#[derive(Debug, Clone)]
+pub struct Leases {
+    kv: kv::Store,
+    node: String,
+    lease: Duration,
+    /// Held leases: key → the revision this node last wrote.
+    held: Arc<Mutex<BTreeMap<String, u64>>>,
+    /// Leases this node held until another member took them over.
+    lost: Arc<Mutex<BTreeSet<String>>>,
+}
+
+/// The ownership key of a tenant's session.
+pub fn owner_key(tenant: &str, session: &str) -> String {
+    format!("{tenant}.{session}")
+}
+
+impl Leases {
+    pub(super) fn new(kv: kv::Store, node: String, lease: Duration) -> Self {
+        Leases {
+            kv,
+            node,
+            lease,
+            held: Arc::default(),
+            lost: Arc::default(),
+        }
+    }
+
+    fn fresh(&self) -> Result<bytes_value::Value, ClusterError> {
+        let lease = Lease {
+            owner: self.node.clone(),
+            expires_ms: now_ms().saturating_add(self.lease.as_millis() as u64),
+        };
+        bytes_value::encode(&lease)
+    }
+
+    fn hold(&self, key: &str, revision: u64) {
+        if let Ok(mut held) = self.held.lock() {
+            held.insert(key.to_string(), revision);
+        }
+        if let Ok(mut lost) = self.lost.lock() {
+            lost.remove(key);
+        }
+    }
+
+    /// Records that another member holds the lease of `key`, which this node has a copy
+    /// of (a restored session): it must not serve it.
+    pub(crate) fn mark_lost(&self, key: &str) {
+        if let Ok(mut lost) = self.lost.lock() {
+            lost.insert(key.to_string());
+        }
+    }
+
+    /// Whether this node held the lease of `key` until another member took it over (and
+    /// has not claimed it again since).
+    pub fn lost(&self, key: &str) -> bool {
+        self.lost.lock().is_ok_and(|l| l.contains(key))
+    }
+
+    fn forget(&self, key: &str) -> Option<u64> {
+        self.held.lock().ok().and_then(|mut held| held.remove(key))
+    }
+
+    /// The keys of the leases this node holds.
+    pub fn held(&self) -> Vec<String> {
+        self.held
+            .lock()
+            .map(|h| h.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether this node holds the lease of `key` (as far as its last renewal knows).
+    pub fn holds(&self, key: &str) -> bool {
+        self.held.lock().is_ok_and(|h| h.contains_key(key))
+    }
+
+    /// The current lease of a session, if any (expired ones included).
+    pub async fn owner(&self, tenant: &str, session: &str) -> Result<Option<Lease>, ClusterError> {
+        let key = owner_key(tenant, session);
+        match self
+            .kv
+            .entry(key.as_str())
+            .await
+            .map_err(ClusterError::kv)?
+        {
+            Some(e) if e.operation == Operation::Put => Ok(Some(bytes_value::decode(&e.value)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Claims a session: wins a free key or an expired lease by compare-and-set, renews a
+    /// lease this node already holds, or reports the live lease of another member.
+    pub async fn claim(&self, tenant: &str, session: &str) -> Result<Claim, ClusterError> {
+        let key = owner_key(tenant, session);
+        let value = self.fresh()?;
+        match self.kv.create(key.as_str(), value.clone()).await {
+            Ok(revision) => {
+                self.hold(&key, revision);
+                return Ok(Claim::Won);
+            }
+            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {}
+            Err(e) => return Err(ClusterError::kv(e)),
+        }
+        let Some(entry) = self
+            .kv
+            .entry(key.as_str())
+            .await
+            .map_err(ClusterError::kv)?
+        else {
+            // Gone between the two calls (its owner released it): the caller may retry.
+            return Err(ClusterError::Contended { key });
+        };
+        let current: Lease = bytes_value::decode(&entry.value)?;
+        if current.owner != self.node && !current.expired_at(now_ms()) {
+            return Ok(Claim::Held(current));
+        }
+        match self.kv.update(key.as_str(), value, entry.revision).await {
+            Ok(revision) => {
+                self.hold(&key, revision);
+                Ok(Claim::Won)
+            }
+            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {
+                // Another claimer won this revision: report who holds it now.
+                match self.owner(tenant, session).await? {
+                    Some(lease) if lease.owner != self.node => Ok(Claim::Held(lease)),
+                    _ => Err(ClusterError::Contended { key }),
+                }
+            }
+            Err(e) => Err(ClusterError::kv(e)),
+        }
+    }
+
+    /// Renews a lease this node holds, at the revision it last wrote. A
+    /// [`ClusterError::LeaseLost`] means another member took it over (after it expired);
+    /// this node no longer holds it.
+    pub async fn renew(&self, tenant: &str, session: &str) -> Result<(), ClusterError> {
+        self.renew_key(&owner_key(tenant, session)).await
+    }
+
+    pub(super) async fn renew_key(&self, key: &str) -> Result<(), ClusterError> {
+        let Some(revision) = self.held.lock().ok().and_then(|h| h.get(key).copied()) else {
+            return Err(ClusterError::LeaseLost {
+                key: key.to_string(),
+                owner: None,
+            });
+        };
+        match self.kv.update(key, self.fresh()?, revision).await {
+            Ok(revision) => {
+                self.hold(key, revision);
+                Ok(())
+            }
+            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {
+                self.forget(key);
+                if let Ok(mut lost) = self.lost.lock() {
+                    lost.insert(key.to_string());
+                }
+                let owner = match self.kv.entry(key).await {
+                    Ok(Some(e)) if e.operation == Operation::Put => {
+                        bytes_value::decode::<Lease>(&e.value).ok().map(|l| l.owner)
+                    }
+                    _ => None,
+                };
+                Err(ClusterError::LeaseLost {
+                    key: key.to_string(),
+                    owner,
+                })
+            }
+            Err(e) => Err(ClusterError::kv(e)),
+        }
+    }
+
+    /// Releases a lease this node holds (a delete at its revision, so a lease another
+    /// member took over meanwhile is left alone). Releasing a lease not held is a no-op.
+    pub async fn release(&self, tenant: &str, session: &str) -> Result<(), ClusterError> {
+        self.release_key(&owner_key(tenant, session)).await
+    }
+
+    pub(super) async fn release_key(&self, key: &str) -> Result<(), ClusterError> {
+        let Some(revision) = self.forget(key) else {
+            return Ok(());
+        };
+        match self.kv.delete_expect_revision(key, Some(revision)).await {
+            Ok(()) => Ok(()),
+            // Taken over meanwhile: nothing of ours to release.
+            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Ok(()),
+            Err(e) => Err(ClusterError::kv(e)),
+        }
+    }
+}
+
+/// JSON values in KV entries.
+pub(super) mod bytes_value {
+    use super::ClusterError;
+
+    pub(crate) type Value = bytes::Bytes;
+
+    pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<Value, ClusterError> {
+        serde_json::to_vec(value)
+            .map(Value::from)
+            .map_err(|e| ClusterError::Encoding(e.to_string()))
+    }
+
+    pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ClusterError> {
+        serde_json::from_slice(bytes).map_err(|e| ClusterError::Encoding(e.to_string()))
+    }
+}

@@ -1,0 +1,393 @@
+//! The cluster: `claude-code serve` hosts that share one NATS server with JetStream
+//! (`serve --cluster nats://HOST:PORT`).
+//!
+//! What exists:
+//! - **Membership** ([`Member`]): each host puts a heartbeat with its HTTP URL and
+//!   capacity (live CLIs, available memory, pool queue depth, sessions) into the
+//!   [`MEMBERS_BUCKET`] key-value bucket every [`ClusterConfig::heartbeat`]; the bucket's
+//!   `max_age` is three heartbeats, so a host that stops (even `kill -9`) drops out within
+//!   that TTL. A node name a live member uses is refused at join.
+//! - **Session ownership** ([`Leases`]): a dynamic session created on a host is claimed in
+//!   the [`OWNERS_BUCKET`] under `<tenant>.<session>` by compare-and-set and held as a
+//!   lease that the host renews every third of [`ClusterConfig::lease`]; a lease not
+//!   renewed can be taken over by another host, and the old owner learns it on its next
+//!   renewal (then refuses turns on that session with 409 `lease_lost`).
+//! - **Graceful leave** ([`Cluster::leave`], run by `Host::shutdown`, so on SIGTERM): the
+//!   member key is deleted at once and every held lease released.
+//!
+//! Not yet: routing a request to the owner over NATS, placement by capacity, cluster
+//! pools, failover of a dead host's sessions (see the guide's "Cluster" section).
+//!
+//! nats-server 2.9 (Debian's) has no per-message TTL: heartbeats expire through the
+//! bucket's `max_age`, and a lease's expiry is wall-clock time inside its value, so the
+//! hosts' clocks must agree to well within a lease.
+
+mod leases;
+mod members;
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use async_nats::jetstream::{self, kv};
+use tokio::task::JoinHandle;
+
+pub use leases::{owner_key, Claim, Lease, Leases, OWNERS_BUCKET};
+pub use members::{Load, Member, MEMBERS_BUCKET};
+
+/// How a host joins a cluster (`[cluster]` in `claude-code.toml`, `serve --cluster`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusterConfig {
+    /// The NATS server, e.g. `nats://127.0.0.1:4222` (JetStream enabled).
+    pub url: String,
+    /// This host's name in the cluster (1-64 characters of `A-Z a-z 0-9 _ -`); default
+    /// `<hostname>-<port>`.
+    pub node_name: Option<String>,
+    /// How often the host puts its heartbeat (default 2 s); a member is gone three
+    /// heartbeats after its last one. Every host of a cluster must use the same value.
+    pub heartbeat: Duration,
+    /// How long a session lease lasts unless renewed (default 15 s; renewed every third).
+    pub lease: Duration,
+}
+
+impl ClusterConfig {
+    /// Joins the NATS server at `url` with the default timings.
+    pub fn new(url: impl Into<String>) -> Self {
+        ClusterConfig {
+            url: url.into(),
+            node_name: None,
+            heartbeat: Duration::from_secs(2),
+            lease: Duration::from_secs(15),
+        }
+    }
+
+    /// This host's node name.
+    #[must_use]
+    pub fn node_name(mut self, name: impl Into<String>) -> Self {
+        self.node_name = Some(name.into());
+        self
+    }
+
+    /// The heartbeat interval.
+    #[must_use]
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every;
+        self
+    }
+
+    /// The lease duration.
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+}
+
+/// What went wrong in the cluster.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// The NATS server could not be reached.
+    #[error("cannot connect to the cluster's NATS server at {url}: {detail}; check [cluster] url / --cluster and that nats-server runs with JetStream (-js)")]
+    Connect {
+        /// The server's URL.
+        url: String,
+        /// The client's error.
+        detail: String,
+    },
+    /// A bucket could not be created or opened.
+    #[error("cannot open the JetStream key-value bucket {bucket}: {detail}; is JetStream enabled on the NATS server (nats-server -js)?")]
+    Bucket {
+        /// The bucket.
+        bucket: &'static str,
+        /// The server's or client's error.
+        detail: String,
+    },
+    /// The membership bucket exists with another TTL: hosts disagree on the heartbeat.
+    #[error("the bucket {bucket} expires entries after {found:?}, but this host's heartbeat needs {wanted:?}: give every host of the cluster the same [cluster] heartbeat_secs")]
+    BucketMismatch {
+        /// The bucket.
+        bucket: &'static str,
+        /// Its `max_age`.
+        found: Duration,
+        /// This host's.
+        wanted: Duration,
+    },
+    /// A live member already uses this node name.
+    #[error("a live cluster member is already named {node:?}; give this host another --node-name (or wait until the other's heartbeat expires)")]
+    NameTaken {
+        /// The name.
+        node: String,
+    },
+    /// The node name is not 1-64 characters of `A-Z a-z 0-9 _ -`.
+    #[error("invalid node name {0:?}: 1-64 characters of A-Z, a-z, 0-9, _ or -")]
+    InvalidNodeName(String),
+    /// Another member took over a lease this host held (it was not renewed in time).
+    #[error("lost the lease of {key}{}; this host no longer serves that session", owner.as_ref().map(|o| format!(" to {o}")).unwrap_or_default())]
+    LeaseLost {
+        /// The ownership key (`<tenant>.<session>`).
+        key: String,
+        /// Who holds it now, when known.
+        owner: Option<String>,
+    },
+    /// A claim raced with a release or another claim; trying again decides it.
+    #[error("the lease of {key} changed while claiming it; try again")]
+    Contended {
+        /// The ownership key.
+        key: String,
+    },
+    /// A key-value operation failed (NATS unreachable, a timeout, ...).
+    #[error("cluster key-value operation failed: {0}")]
+    Kv(String),
+    /// A value in a bucket is not what this version writes.
+    #[error("a cluster bucket holds a value this host cannot read: {0}")]
+    Encoding(String),
+}
+
+impl ClusterError {
+    fn kv(e: impl std::fmt::Display) -> Self {
+        ClusterError::Kv(e.to_string())
+    }
+}
+
+/// The host's load for its heartbeat, asked for at every heartbeat.
+pub type LoadProbe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Load> + Send>> + Send + Sync>;
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+async fn connect(url: &str, node: &str) -> Result<jetstream::Context, ClusterError> {
+    let client = async_nats::ConnectOptions::new()
+        .name(format!("claude-code {node}"))
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(|e| ClusterError::Connect {
+            url: url.to_string(),
+            detail: e.to_string(),
+        })?;
+    Ok(jetstream::new(client))
+}
+
+/// Opens `bucket`, creating it when absent; an existing bucket must expire entries after
+/// `max_age` (zero: never).
+///
+/// The bucket's stream is created here with the settings of the key-value convention
+/// (`KV_<bucket>` on `$KV.<bucket>.>`, one value per key, rollups, direct get) rather
+/// than with `create_key_value`: that call first reads the account's JetStream info,
+/// which async-nats 0.51 cannot parse from nats-server 2.9.
+async fn bucket(
+    js: &jetstream::Context,
+    bucket: &'static str,
+    max_age: Duration,
+) -> Result<kv::Store, ClusterError> {
+    use jetstream::stream::{Config, DiscardPolicy, StorageType};
+    let stream = format!("KV_{bucket}");
+    let config = Config {
+        name: stream.clone(),
+        description: Some(format!("claude-code cluster: {bucket}")),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        storage: StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        deny_purge: false,
+        allow_direct: true,
+        num_replicas: 1,
+        discard: DiscardPolicy::New,
+        ..Default::default()
+    };
+    let fail = |e: &dyn std::fmt::Display| ClusterError::Bucket {
+        bucket,
+        detail: e.to_string(),
+    };
+    if let Err(create) = js.create_stream(config).await {
+        // It exists, with settings of its own: the TTL must be ours.
+        let mut existing = js.get_stream(&stream).await.map_err(|_| fail(&create))?;
+        let found = existing.info().await.map_err(|e| fail(&e))?.config.max_age;
+        if found != max_age {
+            return Err(ClusterError::BucketMismatch {
+                bucket,
+                found,
+                wanted: max_age,
+            });
+        }
+    }
+    js.get_key_value(bucket).await.map_err(|e| fail(&e))
+}
+
+impl Leases {
+    /// Connects to the NATS server at `url` and opens (or creates) the ownership bucket
+    /// for `node`, with leases of `lease`. No background work: the caller renews.
+    pub async fn connect(url: &str, node: &str, lease: Duration) -> Result<Leases, ClusterError> {
+        check_node(node)?;
+        let js = connect(url, node).await?;
+        let kv = bucket(&js, OWNERS_BUCKET, Duration::ZERO).await?;
+        Ok(Leases::new(kv, node.to_string(), lease))
+    }
+}
+
+fn check_node(node: &str) -> Result<(), ClusterError> {
+    if crate::state::is_valid_name(node) {
+        Ok(())
+    } else {
+        Err(ClusterError::InvalidNodeName(node.to_string()))
+    }
+}
+
+/// This host's membership of a cluster: its heartbeat and its leases, renewed on a
+/// timer until [`leave`](Self::leave) (or drop, which stops both without leaving, as a
+/// crash would).
+#[derive(Debug)]
+pub struct Cluster {
+    node: String,
+    client: async_nats::Client,
+    members: members::Members,
+    leases: Leases,
+    ttl: Duration,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Cluster {
+    /// Joins: connects, opens the buckets, puts the first heartbeat (refusing a node name
+    /// a live member uses), then keeps heartbeating with `probe`'s load and renewing the
+    /// held leases. `url` is this host's HTTP API; `default_node` its name unless the
+    /// config gives one.
+    pub async fn join(
+        config: &ClusterConfig,
+        url: String,
+        default_node: String,
+        probe: LoadProbe,
+    ) -> Result<Arc<Cluster>, ClusterError> {
+        let node = config.node_name.clone().unwrap_or(default_node);
+        check_node(&node)?;
+        let js = connect(&config.url, &node).await?;
+        let ttl = members::ttl(config.heartbeat);
+        let members_kv = bucket(&js, MEMBERS_BUCKET, ttl).await?;
+        let owners_kv = bucket(&js, OWNERS_BUCKET, Duration::ZERO).await?;
+        let members = members::Members::new(members_kv, node.clone(), url);
+        let leases = Leases::new(owners_kv, node.clone(), config.lease);
+        let revision = members.enter(probe().await).await?;
+        let cluster = Arc::new(Cluster {
+            node,
+            client: js.client(),
+            members,
+            leases,
+            ttl,
+            task: Mutex::new(None),
+        });
+        let task = tokio::spawn(keep_alive(
+            Arc::downgrade(&cluster),
+            revision,
+            config.heartbeat,
+            config.lease / 3,
+            probe,
+        ));
+        if let Ok(mut slot) = cluster.task.lock() {
+            *slot = Some(task);
+        }
+        tracing::info!(node = %cluster.node, nats = %config.url, "joined the cluster");
+        Ok(cluster)
+    }
+
+    /// This host's node name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// How long after its last heartbeat a member drops out.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The live members (this host included while it heartbeats), by node name.
+    pub async fn members(&self) -> Result<Vec<Member>, ClusterError> {
+        self.members.list().await
+    }
+
+    /// The NATS connection (routing uses it).
+    pub(crate) fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// This host's leases.
+    pub fn leases(&self) -> &Leases {
+        &self.leases
+    }
+
+    /// Leaves: stops heartbeating and renewing, deletes this host's member key and
+    /// releases every lease it holds, so that the others see it gone at once.
+    pub async fn leave(&self) -> Result<(), ClusterError> {
+        self.stop();
+        let left = self.members.leave().await;
+        for key in self.leases.held() {
+            if let Err(e) = self.leases.release_key(&key).await {
+                tracing::warn!(key = %key, error = %e, "releasing a session lease failed");
+            }
+        }
+        let _ = self.client.flush().await;
+        tracing::info!(node = %self.node, "left the cluster");
+        left
+    }
+
+    fn stop(&self) {
+        if let Some(task) = self.task.lock().ok().and_then(|mut t| t.take()) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Heartbeats every `heartbeat` and renews the held leases every `renew`, while the
+/// cluster lives.
+async fn keep_alive(
+    cluster: std::sync::Weak<Cluster>,
+    mut revision: u64,
+    heartbeat: Duration,
+    renew: Duration,
+    probe: LoadProbe,
+) {
+    let mut beat = tokio::time::interval(heartbeat);
+    let mut renewal = tokio::time::interval(renew.max(Duration::from_millis(100)));
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    renewal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    beat.tick().await;
+    renewal.tick().await;
+    loop {
+        tokio::select! {
+            _ = beat.tick() => {
+                let Some(c) = cluster.upgrade() else { return };
+                match c.members.beat(revision, probe().await).await {
+                    Ok(r) => revision = r,
+                    Err(e) => tracing::warn!(node = %c.node, error = %e, "cluster heartbeat failed"),
+                }
+            }
+            _ = renewal.tick() => {
+                let Some(c) = cluster.upgrade() else { return };
+                for key in c.leases.held() {
+                    match c.leases.renew_key(&key).await {
+                        Ok(()) => {}
+                        Err(e @ ClusterError::LeaseLost { .. }) => {
+                            tracing::warn!(node = %c.node, error = %e, "session lease lost");
+                        }
+                        Err(e) => tracing::warn!(node = %c.node, key = %key, error = %e, "renewing a session lease failed"),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! Routing a session's turns through the cluster: the HTTP API of any host serves a
+//! session another member owns, over NATS.
+//!
+//! The owner subscribes to `claude.<tenant>.sessions.<name>.turn` while it holds the
+//! session's lease. A host that gets `POST /v1/sessions/{name}/messages` for a session it
+//! does not have looks up the owner's lease and sends a [`TurnRequest`] there
+//! (request-reply): the owner answers [`Answer::Accepted`] with a credit subject, or
+//! [`Answer::Refused`] with the error it would have answered itself. The turn's messages
+//! then come to the requester's per-turn inbox, one NATS message per SDK message
+//! ([`Frame::Message`], or [`Frame::Error`]), ending with [`Frame::End`] (the cost, and
+//! the turn's error for a JSON reply).
+//!
+//! Flow control: the owner sends at most [`WINDOW`] frames that the requester has not
+//! credited; the requester credits frames as its HTTP client takes them (every
+//! `WINDOW / 2`). Behind the window the owner's turn waits in the same bounded buffer as
+//! a local SSE turn, so a slow client never makes the owner buffer without bound. A
+//! requester that stops crediting for [`CREDIT_WAIT`] (or says it is gone) is dropped:
+//! the turn runs to its end on the owner, unobserved, and is recorded there.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex, Weak},
+    time::Duration,
+};
+
+use axum::{http::StatusCode, response::IntoResponse, response::Response};
+use claude_code::Message;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::{sync::OwnedSemaphorePermit, task::JoinHandle};
+
+use crate::{
+    body::ErrorBody,
+    error::ApiError,
+    routes::turns::{drive, json_reply, sse_response, CostSource, Outcome, Turn, SSE_BUFFER},
+    state::{check_prompt, no_session, session_error, session_key, AppState},
+};
+
+/// Frames in flight on the wire for one turn before the owner waits for credit.
+pub(crate) const WINDOW: usize = 32;
+
+/// How long an owner waits for credit (or a requester for the next frame) before it
+/// gives the other side up.
+pub(crate) const CREDIT_WAIT: Duration = Duration::from_secs(120);
+
+/// How long a requester waits for the owner to accept a turn.
+const ACCEPT_WAIT: Duration = Duration::from_secs(10);
+
+/// The subject an owner serves a session's turns on.
+pub(crate) fn turn_subject(tenant: &str, name: &str) -> String {
+    format!("claude.{tenant}.sessions.{name}.turn")
+}
+
+/// A routed turn.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct TurnRequest {
+    /// The prompt (already checked by the requester; checked again by the owner).
+    pub(crate) prompt: String,
+    /// Where the owner sends the turn's frames.
+    pub(crate) inbox: String,
+}
+
+/// The owner's answer to a [`TurnRequest`].
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Answer {
+    /// The turn runs; credit frames on `credit`.
+    Accepted {
+        /// The owner's credit subject for this turn.
+        credit: String,
+    },
+    /// The owner refused, with the error it would have answered.
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The error body.
+        error: ErrorBody,
+    },
+}
+
+/// One message on a turn's inbox.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Frame {
+    /// An SDK message.
+    Message(Box<Message>),
+    /// An error the turn sent its client (an SSE `error` event).
+    Error {
+        /// HTTP status.
+        status: u16,
+        /// The error body.
+        error: ErrorBody,
+    },
+    /// The turn ended.
+    End {
+        /// What it cost, USD.
+        cost_usd: f64,
+        /// The turn's error for a JSON reply, if any.
+        error: Option<(u16, ErrorBody)>,
+    },
+}
+
+/// A credit on a turn's credit subject: `n` more frames taken; 0: the requester is gone.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Credit {
+    pub(crate) n: usize,
+}
+
+fn wire_error(e: &ApiError) -> (u16, ErrorBody) {
+    (e.status().as_u16(), e.body())
+}
+
+fn from_wire(status: u16, body: ErrorBody) -> ApiError {
+    ApiError::remote(status, body.code, body.message)
+}
+
+fn encode<T: Serialize>(value: &T) -> bytes::Bytes {
+    // The wire types serialise infallibly (no maps with non-string keys).
+    serde_json::to_vec(value).map_or_else(|_| bytes::Bytes::new(), bytes::Bytes::from)
+}
+
+/// The owner's serving tasks, by supervised session key.
+#[derive(Debug, Default)]
+pub(crate) struct Serving(Mutex<BTreeMap<String, JoinHandle<()>>>);
+
+impl Serving {
+    fn put(&self, key: String, task: JoinHandle<()>) {
+        if let Ok(mut tasks) = self.0.lock() {
+            if let Some(old) = tasks.insert(key, task) {
+                old.abort();
+            }
+        }
+    }
+
+    /// Stops serving the session `key` over the cluster.
+    pub(crate) fn stop(&self, key: &str) {
+        if let Some(task) = self.0.lock().ok().and_then(|mut t| t.remove(key)) {
+            task.abort();
+        }
+    }
+
+    /// Stops serving every session.
+    pub(crate) fn stop_all(&self) {
+        if let Ok(mut tasks) = self.0.lock() {
+            for (_, task) in std::mem::take(&mut *tasks) {
+                task.abort();
+            }
+        }
+    }
+}
+
+/// Serves the session's turns over the cluster, from now (the subscription is in place
+/// at the server when this returns) until the lease is gone or [`Serving::stop`].
+pub(crate) async fn serve(state: &Arc<AppState>, tenant: &str, name: &str) {
+    let Some(cluster) = state.cluster() else {
+        return;
+    };
+    let client = cluster.client().clone();
+    let subject = turn_subject(tenant, name);
+    let mut sub = match client.subscribe(subject.clone()).await {
+        Ok(sub) => sub,
+        Err(e) => {
+            tracing::warn!(%subject, error = %e, "cannot serve a session over the cluster");
+            return;
+        }
+    };
+    let _ = client.flush().await;
+    let weak: Weak<AppState> = Arc::downgrade(state);
+    let (tenant, name) = (tenant.to_string(), name.to_string());
+    let key = session_key(&tenant, &name);
+    let task = tokio::spawn(async move {
+        while let Some(msg) = sub.next().await {
+            let Some(state) = weak.upgrade() else { return };
+            let Some(reply) = msg.reply.clone() else {
+                continue;
+            };
+            let Some(cluster) = state.cluster() else {
+                return;
+            };
+            // Serve only under a live lease of this host's, checked at the source: a
+            // host that lost it stays silent (the new owner answers) and stops.
+            match cluster.leases().owner(&tenant, &name).await {
+                Ok(Some(l))
+                    if l.owner == cluster.node() && !l.expired_at(crate::cluster::now_ms()) => {}
+                Ok(_) => {
+                    tracing::info!(tenant = %tenant, session = %name, "no longer the owner; stopped serving it over the cluster");
+                    return;
+                }
+                Err(e) => {
+                    let (status, error) = wire_error(&ApiError::cluster(&e));
+                    let _ = client
+                        .publish(reply, encode(&Answer::Refused { status, error }))
+                        .await;
+                    continue;
+                }
+            }
+            let (tenant, name) = (tenant.clone(), name.clone());
+            tokio::spawn(async move {
+                own_turn(state, tenant, name, msg.payload, reply).await;
+            });
+        }
+    });
+    state.serving.put(key, task);
+}
+
+/// The owner's side of one routed turn.
+async fn own_turn(
+    state: Arc<AppState>,
+    tenant: String,
+    name: String,
+    payload: bytes::Bytes,
+    reply: async_nats::Subject,
+) {
+    let Some(cluster) = state.cluster() else {
+        return;
+    };
+    let client = cluster.client().clone();
+    let refuse = |e: ApiError| {
+        let (status, error) = wire_error(&e);
+        encode(&Answer::Refused { status, error })
+    };
+    let req: TurnRequest = match serde_json::from_slice(&payload) {
+        Ok(r) => r,
+        Err(e) => {
+            let e = ApiError::bad_request(format!("invalid routed turn: {e}"));
+            let _ = client.publish(reply, refuse(e)).await;
+            return;
+        }
+    };
+    if let Err(e) = state.accepting().and_then(|()| check_prompt(&req.prompt)) {
+        let _ = client.publish(reply, refuse(e)).await;
+        return;
+    }
+    let key = session_key(&tenant, &name);
+    let before = state.session_cost(&key).await;
+    let stream = match state.sup.session(&key).stream(req.prompt).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = client.publish(reply, refuse(session_error(e, &name))).await;
+            return;
+        }
+    };
+    let credit_subject = client.new_inbox();
+    let mut credits = match client.subscribe(credit_subject.clone()).await {
+        Ok(sub) => sub,
+        Err(e) => {
+            let e = ApiError::cluster(&crate::cluster::ClusterError::Kv(e.to_string()));
+            let _ = client.publish(reply, refuse(e)).await;
+            return;
+        }
+    };
+    let accepted = Answer::Accepted {
+        credit: credit_subject,
+    };
+    let _ = client.publish(reply, encode(&accepted)).await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(SSE_BUFFER);
+    let turn = Turn {
+        tenant,
+        kind: "session",
+        target: name,
+        cost: CostSource::Supervised { key, before },
+        permit: None,
+    };
+    let task = tokio::spawn(drive(state.clone(), stream, turn, Some(tx)));
+    let inbox = async_nats::Subject::from(req.inbox);
+    let mut unacked = 0usize;
+    let mut requester = true;
+    while let Some(item) = rx.recv().await {
+        while unacked >= WINDOW {
+            match tokio::time::timeout(CREDIT_WAIT, credits.next()).await {
+                Ok(Some(m)) => match serde_json::from_slice::<Credit>(&m.payload) {
+                    Ok(Credit { n }) if n > 0 => unacked = unacked.saturating_sub(n),
+                    _ => {
+                        requester = false;
+                        break;
+                    }
+                },
+                _ => {
+                    requester = false;
+                    break;
+                }
+            }
+        }
+        if !requester {
+            break;
+        }
+        let frame = match item {
+            Ok(message) => Frame::Message(Box::new(message)),
+            Err(e) => {
+                let (status, error) = wire_error(&e);
+                Frame::Error { status, error }
+            }
+        };
+        if client.publish(inbox.clone(), encode(&frame)).await.is_err() {
+            break;
+        }
+        unacked += 1;
+    }
+    // Dropping the buffer tells the turn its client left; it runs on to its end.
+    drop(rx);
+    let outcome = task.await;
+    if requester {
+        let (cost_usd, error) = match outcome {
+            Ok(o) => (o.cost_usd, o.error.as_ref().map(wire_error)),
+            Err(e) => (
+                0.0,
+                Some(wire_error(&ApiError::internal(format!(
+                    "the turn's task failed: {e}"
+                )))),
+            ),
+        };
+        let _ = client
+            .publish(inbox, encode(&Frame::End { cost_usd, error }))
+            .await;
+    }
+}
+
+/// The requester's side: forwards the turn to the session's owner and answers the HTTP
+/// client (SSE or JSON) from the frames. `Err` when the session is not in the cluster
+/// either (404) or its owner does not answer (503 `owner_unavailable`).
+pub(crate) async fn forward(
+    state: &Arc<AppState>,
+    tenant: &str,
+    name: &str,
+    prompt: String,
+    permit: Option<OwnedSemaphorePermit>,
+    sse: bool,
+) -> Result<Response, ApiError> {
+    let Some(cluster) = state.cluster() else {
+        return Err(no_session(name));
+    };
+    let lease = cluster
+        .leases()
+        .owner(tenant, name)
+        .await
+        .map_err(|e| ApiError::cluster(&e))?;
+    let Some(lease) = lease.filter(|l| l.owner != cluster.node()) else {
+        return Err(no_session(name));
+    };
+    let unavailable = |detail: String| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "owner_unavailable",
+            format!(
+                "session `{name}` is owned by cluster member `{}`, which does not answer ({detail}); try again",
+                lease.owner
+            ),
+        )
+    };
+    let client = cluster.client().clone();
+    let inbox = client.new_inbox();
+    let frames = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    let request = encode(&TurnRequest { prompt, inbox });
+    let answer = tokio::time::timeout(
+        ACCEPT_WAIT,
+        client.request(turn_subject(tenant, name), request),
+    )
+    .await
+    .map_err(|_| unavailable("no answer in time".into()))?
+    .map_err(|e| unavailable(e.to_string()))?;
+    let credit = match serde_json::from_slice::<Answer>(&answer.payload) {
+        Ok(Answer::Accepted { credit }) => credit,
+        Ok(Answer::Refused { status, error }) => return Err(from_wire(status, error)),
+        Err(e) => return Err(unavailable(format!("unreadable answer: {e}"))),
+    };
+    let end = Arc::new(Mutex::new(None));
+    let stream = Frames {
+        frames,
+        client,
+        credit: credit.into(),
+        taken: 0,
+        done: false,
+        end: end.clone(),
+        _permit: permit,
+    };
+    let items = futures::stream::unfold(stream, |mut s| async move {
+        let item = s.next().await?;
+        Some((item, s))
+    });
+    if sse {
+        return Ok(sse_response(items));
+    }
+    let mut result = None;
+    let mut items = std::pin::pin!(items);
+    while let Some(item) = items.next().await {
+        if let Ok(Message::Result(r)) = item {
+            result = Some((*r).clone());
+        }
+    }
+    let (cost_usd, error) = end.lock().ok().and_then(|mut e| e.take()).unwrap_or((
+        0.0,
+        Some(unavailable("the turn's stream ended early".into())),
+    ));
+    Ok(json_reply(Outcome {
+        result,
+        cost_usd,
+        error,
+    })
+    .into_response())
+}
+
+/// A routed turn's end as the owner reported it: its cost, and its error for a JSON reply.
+type End = (f64, Option<ApiError>);
+
+/// The requester's view of a routed turn's inbox.
+struct Frames {
+    frames: async_nats::Subscriber,
+    client: async_nats::Client,
+    credit: async_nats::Subject,
+    /// Frames taken since the last credit.
+    taken: usize,
+    done: bool,
+    end: Arc<Mutex<Option<End>>>,
+    /// The tenant's concurrent-turn permit on this host, held until the turn ends.
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Frames {
+    /// The next item for the HTTP client, crediting what the client took so far.
+    async fn next(&mut self) -> Option<Result<Message, ApiError>> {
+        if self.done {
+            return None;
+        }
+        if self.taken >= WINDOW / 2 {
+            let credit = encode(&Credit { n: self.taken });
+            let _ = self.client.publish(self.credit.clone(), credit).await;
+            self.taken = 0;
+        }
+        let frame = match tokio::time::timeout(CREDIT_WAIT, self.frames.next()).await {
+            Ok(Some(m)) => serde_json::from_slice::<Frame>(&m.payload).ok(),
+            _ => None,
+        };
+        self.taken += 1;
+        match frame {
+            Some(Frame::Message(m)) => Some(Ok(*m)),
+            Some(Frame::Error { status, error }) => Some(Err(from_wire(status, error))),
+            Some(Frame::End { cost_usd, error }) => {
+                self.done = true;
+                if let Ok(mut end) = self.end.lock() {
+                    *end = Some((cost_usd, error.map(|(s, b)| from_wire(s, b))));
+                }
+                None
+            }
+            None => {
+                self.done = true;
+                Some(Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "owner_lost",
+                    "the session's owner stopped sending this turn's messages",
+                )))
+            }
+        }
+    }
+}
+
+impl Drop for Frames {
+    fn drop(&mut self) {
+        if !self.done {
+            // The HTTP client went away: tell the owner to stop sending.
+            let (client, credit) = (self.client.clone(), self.credit.clone());
+            tokio::spawn(async move {
+                let _ = client.publish(credit, encode(&Credit { n: 0 })).await;
+            });
+        }
+    }
+}

@@ -1,0 +1,575 @@
+//! The cluster over a real nats-server with JetStream on loopback: membership through
+//! heartbeats with a TTL, session ownership by compare-and-set leases, `GET /v1/cluster`,
+//! graceful leave; hosts in-process with the real CLI against the project's mock API.
+
+use std::time::Duration;
+
+use claude_code_serve::cluster::{owner_key, Claim, ClusterError, Leases};
+use claude_code_tests::{eventually, NatsServer};
+
+#[tokio::test]
+async fn two_claimers_racing_for_one_session_get_exactly_one_winner() {
+    let nats = NatsServer::start();
+    let lease = Duration::from_secs(30);
+    for round in 0..5 {
+        let mut handles = Vec::new();
+        for node in ["node-a", "node-b", "node-c"] {
+            handles.push(
+                Leases::connect(&nats.url(), node, lease)
+                    .await
+                    .expect("connect"),
+            );
+        }
+        let session = format!("race-{round}");
+        let claims =
+            futures::future::join_all(handles.iter().map(|l| l.claim("acme", &session))).await;
+        let winners: Vec<usize> = claims
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| matches!(c, Ok(Claim::Won)))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {claims:?}");
+        let winner = ["node-a", "node-b", "node-c"][winners[0]];
+        for (i, c) in claims.iter().enumerate() {
+            if i != winners[0] {
+                match c {
+                    Ok(Claim::Held(l)) => assert_eq!(l.owner, winner),
+                    // A loser that read between the winner's write and its own is told
+                    // to retry; retrying then reports the holder.
+                    Err(ClusterError::Contended { .. }) => {
+                        let again = handles[i].claim("acme", &session).await.expect("retry");
+                        assert!(
+                            matches!(&again, Claim::Held(l) if l.owner == winner),
+                            "{again:?}"
+                        );
+                    }
+                    other => panic!("round {round}: loser {i} got {other:?}"),
+                }
+            }
+        }
+        let key = owner_key("acme", &session);
+        assert!(handles[winners[0]].holds(&key));
+        assert_eq!(
+            handles.iter().filter(|h| h.holds(&key)).count(),
+            1,
+            "only the winner believes it holds the lease"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unrenewed_lease_is_taken_over_and_the_old_owner_learns_it_lost() {
+    let nats = NatsServer::start();
+    let lease = Duration::from_millis(1500);
+    let a = Leases::connect(&nats.url(), "node-a", lease)
+        .await
+        .expect("a");
+    let b = Leases::connect(&nats.url(), "node-b", lease)
+        .await
+        .expect("b");
+    assert_eq!(a.claim("acme", "s1").await.expect("claim"), Claim::Won);
+    // While the lease runs, B cannot have it, and A's renewal keeps it.
+    let held = b.claim("acme", "s1").await.expect("claim");
+    assert!(
+        matches!(&held, Claim::Held(l) if l.owner == "node-a"),
+        "{held:?}"
+    );
+    a.renew("acme", "s1").await.expect("the owner renews");
+    // A stops renewing (a stall, a partition): once the lease ends, B takes it over.
+    let taken = eventually(
+        Duration::from_secs(10),
+        "B takes over the expired lease",
+        || async {
+            match b.claim("acme", "s1").await {
+                Ok(Claim::Won) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    let _: () = taken;
+    let owner = a.owner("acme", "s1").await.expect("read").expect("a lease");
+    assert_eq!(owner.owner, "node-b");
+    // A, renewing, sees it lost the lease and to whom; it no longer holds it.
+    let key = owner_key("acme", "s1");
+    match a.renew("acme", "s1").await {
+        Err(ClusterError::LeaseLost { key: k, owner }) => {
+            assert_eq!(k, key);
+            assert_eq!(owner.as_deref(), Some("node-b"));
+        }
+        other => panic!("the old owner's renewal must fail with LeaseLost: {other:?}"),
+    }
+    assert!(!a.holds(&key) && a.lost(&key));
+    // Its release does not touch B's lease.
+    a.release("acme", "s1").await.expect("release is a no-op");
+    assert_eq!(
+        b.owner("acme", "s1")
+            .await
+            .expect("read")
+            .map(|l| l.owner)
+            .as_deref(),
+        Some("node-b")
+    );
+    // B releases; A can claim it again at once.
+    b.release("acme", "s1").await.expect("release");
+    assert_eq!(b.owner("acme", "s1").await.expect("read"), None);
+    assert_eq!(a.claim("acme", "s1").await.expect("claim"), Claim::Won);
+    assert!(!a.lost(&key));
+}
+
+mod hosts {
+    use std::time::Duration;
+
+    use claude_code_serve::{cluster::ClusterConfig, Host, HostConfig};
+    use claude_code_tests::{eventually, NatsServer, Reply, Script, TestEnv};
+    use serde_json::{json, Value};
+
+    async fn host(env: &TestEnv, nats: &NatsServer, node: &str) -> Host {
+        let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+            .options(env.options())
+            .offline(false)
+            .cluster(
+                ClusterConfig::new(nats.url())
+                    .node_name(node)
+                    .heartbeat(Duration::from_millis(500)),
+            );
+        config.spares = 0;
+        Host::start(config).await.expect("host starts")
+    }
+
+    async fn get(host: &Host, path: &str) -> (u16, Value) {
+        let r = reqwest::get(format!("{}{path}", host.url()))
+            .await
+            .expect("request");
+        (r.status().as_u16(), r.json().await.expect("json body"))
+    }
+
+    fn nodes(view: &Value) -> Vec<String> {
+        view["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .map(|m| m["node"].as_str().expect("node").to_string())
+            .collect()
+    }
+
+    async fn create(host: &Host, name: &str) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/sessions", host.url()))
+            .json(&json!({"name": name}))
+            .send()
+            .await
+            .expect("request");
+        (r.status().as_u16(), r.json().await.expect("json body"))
+    }
+
+    #[tokio::test]
+    async fn three_hosts_join_see_each_other_and_a_graceful_leave_is_seen_at_once() {
+        let env = TestEnv::new(Script::new().fallback(Reply::text("ok"))).await;
+        let nats = NatsServer::start();
+        let a = host(&env, &nats, "host-a").await;
+        let b = host(&env, &nats, "host-b").await;
+        let c = host(&env, &nats, "host-c").await;
+        for (h, me) in [(&a, "host-a"), (&b, "host-b"), (&c, "host-c")] {
+            let (status, view) = get(h, "/v1/cluster").await;
+            assert_eq!(status, 200, "{view}");
+            assert_eq!(view["node"], me);
+            assert_eq!(nodes(&view), ["host-a", "host-b", "host-c"], "{view}");
+            let mine =
+                &view["members"].as_array().expect("members")[["host-a", "host-b", "host-c"]
+                    .iter()
+                    .position(|n| *n == me)
+                    .expect("pos")];
+            assert_eq!(mine["url"], h.url());
+            assert!(
+                mine["mem_available"].as_u64().is_some_and(|m| m > 0),
+                "{mine}"
+            );
+            assert!(mine["updated"].as_u64().is_some_and(|t| t > 0), "{mine}");
+        }
+        // A session on A shows in A's next heartbeat as a live CLI and a session.
+        assert_eq!(create(&a, "s1").await.0, 201);
+        eventually(
+            Duration::from_secs(5),
+            "A's heartbeat counts its session",
+            || async {
+                let (_, view) = get(&c, "/v1/cluster").await;
+                let a_member = view["members"][0].clone();
+                if a_member["sessions"] == 1 && a_member["live_clis"] == 1 {
+                    Ok(())
+                } else {
+                    Err(a_member)
+                }
+            },
+        )
+        .await;
+
+        // B leaves gracefully: gone from the others' view at once, far within its TTL.
+        b.shutdown().await.expect("b stops");
+        let (_, view) = get(&a, "/v1/cluster").await;
+        assert_eq!(nodes(&view), ["host-a", "host-c"], "{view}");
+        a.shutdown().await.expect("a stops");
+        c.shutdown().await.expect("c stops");
+    }
+
+    #[tokio::test]
+    async fn a_session_is_owned_by_one_host_until_it_is_deleted_or_its_owner_leaves() {
+        let env = TestEnv::new(Script::new().fallback(Reply::text("ok"))).await;
+        let nats = NatsServer::start();
+        let a = host(&env, &nats, "host-a").await;
+        let b = host(&env, &nats, "host-b").await;
+        assert_eq!(create(&a, "shared").await.0, 201);
+        let (status, body) = create(&b, "shared").await;
+        assert_eq!(status, 409, "{body}");
+        assert_eq!(body["code"], "owned_elsewhere");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("host-a")),
+            "{body}"
+        );
+        // Deleting on A releases the lease: B may create it now.
+        let deleted = reqwest::Client::new()
+            .delete(format!("{}/v1/sessions/shared", a.url()))
+            .send()
+            .await
+            .expect("delete");
+        assert_eq!(deleted.status().as_u16(), 204);
+        assert_eq!(create(&b, "shared").await.0, 201);
+        assert_eq!(create(&a, "shared").await.0, 409);
+        // B leaves gracefully: its lease is released, and A may take the name.
+        b.shutdown().await.expect("b stops");
+        assert_eq!(create(&a, "shared").await.0, 201);
+        a.shutdown().await.expect("a stops");
+    }
+
+    #[tokio::test]
+    async fn a_standalone_host_answers_not_clustered_and_a_taken_node_name_is_refused() {
+        let env = TestEnv::new(Script::new()).await;
+        let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+            .options(env.options())
+            .offline(false);
+        config.spares = 0;
+        let alone = Host::start(config).await.expect("host starts");
+        let (status, body) = get(&alone, "/v1/cluster").await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (404, Some("not_clustered"))
+        );
+        alone.shutdown().await.expect("stops");
+
+        let nats = NatsServer::start();
+        let first = host(&env, &nats, "twin").await;
+        let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+            .options(env.options())
+            .offline(false)
+            .cluster(
+                ClusterConfig::new(nats.url())
+                    .node_name("twin")
+                    .heartbeat(Duration::from_millis(500)),
+            );
+        config.spares = 0;
+        let err = Host::start(config)
+            .await
+            .expect_err("a live member has the name");
+        assert!(err.to_string().contains("already named \"twin\""), "{err}");
+        // Another heartbeat (TTL three heartbeats) is refused: the hosts must agree.
+        let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+            .options(env.options())
+            .offline(false)
+            .cluster(
+                ClusterConfig::new(nats.url())
+                    .node_name("other")
+                    .heartbeat(Duration::from_secs(1)),
+            );
+        config.spares = 0;
+        let err = Host::start(config).await.expect_err("another TTL");
+        assert!(err.to_string().contains("heartbeat_secs"), "{err}");
+        // A NATS server that is not there.
+        let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+            .options(env.options())
+            .offline(false)
+            .cluster(ClusterConfig::new("nats://127.0.0.1:1").node_name("lonely"));
+        config.spares = 0;
+        let err = Host::start(config).await.expect_err("no server");
+        assert!(err.to_string().contains("cannot connect"), "{err}");
+        first.shutdown().await.expect("stops");
+    }
+
+    async fn ask(host: &Host, name: &str, prompt: &str) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/sessions/{name}/messages", host.url()))
+            .json(&json!({"prompt": prompt}))
+            .send()
+            .await
+            .expect("request");
+        (r.status().as_u16(), r.json().await.expect("json body"))
+    }
+
+    /// `(event, data)` pairs of an SSE turn through `host`.
+    async fn ask_sse(host: &Host, name: &str, prompt: &str) -> (u16, Vec<(String, Value)>) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/sessions/{name}/messages", host.url()))
+            .header("accept", "text/event-stream")
+            .json(&json!({"prompt": prompt}))
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        let mut events = Vec::new();
+        for block in text.split("\n\n") {
+            let mut event = None;
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(e) = line.strip_prefix("event: ") {
+                    event = Some(e.to_string());
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data.push_str(d);
+                }
+            }
+            if let Some(event) = event {
+                events.push((event, serde_json::from_str(&data).unwrap_or(Value::Null)));
+            }
+        }
+        (status, events)
+    }
+
+    #[tokio::test]
+    async fn a_session_created_on_one_host_is_served_through_another() {
+        let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
+        let nats = NatsServer::start();
+        let a = host(&env, &nats, "host-a").await;
+        let c = host(&env, &nats, "host-c").await;
+        assert_eq!(create(&a, "routed").await.0, 201);
+
+        // JSON through C: the owner's CLI answers, the mock sees the turn.
+        let (status, reply) = ask(&c, "routed", "first through C").await;
+        assert_eq!(status, 200, "{reply}");
+        assert!(
+            reply["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("first through C")),
+            "{reply}"
+        );
+        assert_eq!(reply["is_error"], false);
+        let turns = env.mock.turn_requests();
+        assert!(
+            turns.last().is_some_and(|r| r
+                .last_user_text()
+                .is_some_and(|t| t.contains("first through C"))),
+            "the mock saw the routed turn"
+        );
+
+        // SSE through C: one event per SDK message, ending with `result`; the same
+        // conversation (the mock gets the earlier prompt as history).
+        let (status, events) = ask_sse(&c, "routed", "second through C").await;
+        assert_eq!(status, 200);
+        let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+        assert_eq!(names.last(), Some(&"result"), "{names:?}");
+        assert!(names.contains(&"assistant"), "{names:?}");
+        let result = &events.last().expect("result").1;
+        assert!(
+            result["result"]
+                .as_str()
+                .is_some_and(|t| t.contains("second through C")),
+            "{result}"
+        );
+        let last = env.mock.turn_requests().pop().expect("a turn");
+        let texts = last.user_texts();
+        assert!(
+            texts.iter().any(|t| t.contains("first through C")),
+            "history: {texts:?}"
+        );
+
+        // The turns ran on A: its ledger has them; C has no such session of its own.
+        let (_, session) = get(&a, "/v1/sessions/routed").await;
+        assert_eq!(session["turns"], 2, "{session}");
+        assert_eq!(get(&c, "/v1/sessions/routed").await.0, 404);
+
+        // A turn A refuses comes back as A said it (an empty prompt is checked at C
+        // first; a draining owner answers 503).
+        let (status, body) = ask(&c, "routed", "   ").await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")));
+        a.shutdown().await.expect("a stops");
+        // Its lease went with it: the session is nowhere now.
+        let (status, body) = ask(&c, "routed", "anyone?").await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (404, Some("not_found")),
+            "{body}"
+        );
+        c.shutdown().await.expect("c stops");
+    }
+
+    #[tokio::test]
+    async fn a_routed_turn_to_an_owner_that_does_not_answer_is_a_503() {
+        let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
+        let nats = NatsServer::start();
+        let c = host(&env, &nats, "host-c").await;
+        // A member that holds a lease but serves nothing (hung, or gone before its lease
+        // ran out).
+        let ghost = claude_code_serve::cluster::Leases::connect(
+            &nats.url(),
+            "ghost",
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("connect");
+        ghost.claim("default", "haunted").await.expect("claim");
+        let (status, body) = ask(&c, "haunted", "hello?").await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (503, Some("owner_unavailable")),
+            "{body}"
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("ghost")),
+            "{body}"
+        );
+        assert!(env.mock.turn_requests().is_empty(), "no CLI ran a turn");
+        c.shutdown().await.expect("c stops");
+    }
+
+    #[tokio::test]
+    async fn a_requester_that_does_not_take_the_messages_holds_the_owner_at_the_window() {
+        use futures::StreamExt;
+        // A long reply, streamed: hundreds of partial messages, far more than the
+        // credit window (32) plus the owner's turn buffer (64).
+        let long = "abcdefghijklmnopqrstuvwxyz012345".repeat(300);
+        let env = TestEnv::new(Script::new().fallback(Reply::text(long.clone()))).await;
+        let nats = NatsServer::start();
+        let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+            .options(env.options().include_partial_messages(true))
+            .offline(false)
+            .cluster(
+                ClusterConfig::new(nats.url())
+                    .node_name("owner")
+                    .heartbeat(Duration::from_millis(500)),
+            );
+        config.spares = 0;
+        let a = Host::start(config).await.expect("host starts");
+        assert_eq!(create(&a, "chatty").await.0, 201);
+
+        // A raw requester on the wire protocol that credits nothing at first.
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let inbox = client.new_inbox();
+        let mut frames = client.subscribe(inbox.clone()).await.expect("subscribe");
+        let answer = client
+            .request(
+                "claude.default.sessions.chatty.turn",
+                serde_json::to_vec(&json!({"prompt": "talk a lot", "inbox": inbox}))
+                    .expect("json")
+                    .into(),
+            )
+            .await
+            .expect("the owner answers");
+        let answer: Value = serde_json::from_slice(&answer.payload).expect("json");
+        let credit = answer["accepted"]["credit"]
+            .as_str()
+            .unwrap_or_else(|| panic!("accepted: {answer}"))
+            .to_string();
+        let mut seen = 0usize;
+        while seen < 32 {
+            tokio::time::timeout(Duration::from_secs(30), frames.next())
+                .await
+                .expect("the window's frames arrive")
+                .expect("a frame");
+            seen += 1;
+        }
+        // The window is full: the owner sends nothing more until credited.
+        let more = tokio::time::timeout(Duration::from_secs(1), frames.next()).await;
+        assert!(more.is_err(), "a frame past the window arrived uncredited");
+
+        // Credit as we go: the turn streams on to its end.
+        let mut result = None;
+        let mut taken = 0usize;
+        let mut total = seen;
+        client
+            .publish(
+                credit.clone(),
+                serde_json::to_vec(&json!({"n": seen}))
+                    .expect("json")
+                    .into(),
+            )
+            .await
+            .expect("credit");
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(30), frames.next())
+                .await
+                .expect("frames keep coming when credited")
+                .expect("a frame");
+            let frame: Value = serde_json::from_slice(&m.payload).expect("json frame");
+            if frame.get("end").is_some() {
+                break;
+            }
+            total += 1;
+            taken += 1;
+            if frame["message"]["type"] == "result" {
+                result = Some(frame["message"].clone());
+            }
+            if taken == 16 {
+                client
+                    .publish(
+                        credit.clone(),
+                        serde_json::to_vec(&json!({"n": taken}))
+                            .expect("json")
+                            .into(),
+                    )
+                    .await
+                    .expect("credit");
+                taken = 0;
+            }
+        }
+        assert!(
+            total > 32 + 64,
+            "only {total} frames: the test needs a longer turn"
+        );
+        let result = result.expect("a result frame");
+        assert_eq!(result["result"].as_str(), Some(long.as_str()));
+        a.shutdown().await.expect("a stops");
+    }
+
+    #[tokio::test]
+    async fn a_restarted_host_does_not_serve_a_stored_session_another_host_now_owns() {
+        let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
+        let nats = NatsServer::start();
+        let data = tempfile::tempdir().expect("data dir");
+        let start_a = || async {
+            let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+                .options(env.options())
+                .offline(false)
+                .data_dir(data.path())
+                .cluster(
+                    ClusterConfig::new(nats.url())
+                        .node_name("host-a")
+                        .heartbeat(Duration::from_millis(500)),
+                );
+            config.spares = 0;
+            Host::start(config).await.expect("host starts")
+        };
+        let a = start_a().await;
+        assert_eq!(create(&a, "kept").await.0, 201);
+        a.shutdown().await.expect("a stops");
+        // While A is away, B takes the name.
+        let b = host(&env, &nats, "host-b").await;
+        assert_eq!(create(&b, "kept").await.0, 201);
+        // A comes back with "kept" in its store: it lists it, but will not run it.
+        let a = start_a().await;
+        assert_eq!(get(&a, "/v1/sessions/kept").await.0, 200);
+        let (status, body) = ask(&a, "kept", "mine again?").await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (409, Some("lease_lost")),
+            "{body}"
+        );
+        // Through B it is served.
+        let (status, reply) = ask(&b, "kept", "through b").await;
+        assert_eq!(status, 200, "{reply}");
+        a.shutdown().await.expect("a stops");
+        b.shutdown().await.expect("b stops");
+    }
+}

@@ -1,0 +1,127 @@
+//! A real `nats-server` with JetStream for the cluster tests: on loopback, on a free port,
+//! with its store in a temporary directory, killed (and waited for) on drop.
+//!
+//! `scripts/install-nats` installs Debian's `nats-server`; without it [`NatsServer::start`]
+//! panics with that fix, so the cluster tests fail, they never skip.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::{Ipv4Addr, TcpListener, TcpStream},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// A running `nats-server -js` on 127.0.0.1.
+pub struct NatsServer {
+    child: Child,
+    port: u16,
+    /// JetStream's store directory (removed on drop).
+    store: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for NatsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsServer")
+            .field("pid", &self.child.id())
+            .field("port", &self.port)
+            .finish()
+    }
+}
+
+/// The `nats-server` program: `$NATS_SERVER`, else `nats-server` in `PATH` or `/usr/sbin`
+/// (where Debian puts it). Panics with the fix when it is missing.
+pub fn nats_server_program() -> PathBuf {
+    if let Some(p) = std::env::var_os("NATS_SERVER").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin")]) {
+        let candidate = dir.join("nats-server");
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("nats-server is not installed: run scripts/install-nats (or set NATS_SERVER)");
+}
+
+impl NatsServer {
+    /// Starts a server with JetStream on a free loopback port and waits (bounded) until it
+    /// accepts clients with JetStream on.
+    pub fn start() -> NatsServer {
+        let program = nats_server_program();
+        let mut store = tempfile::tempdir().expect("JetStream store dir");
+        // A port the kernel just handed out; a rare collision fails the start and is
+        // retried with another.
+        for _ in 0..5 {
+            let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let child = Command::new(&program)
+                .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+                .arg(store.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+            let mut server = NatsServer { child, port, store };
+            if server.wait_ready(Duration::from_secs(10)) {
+                return server;
+            }
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+            store = std::mem::replace(
+                &mut server.store,
+                tempfile::tempdir().expect("JetStream store dir"),
+            );
+        }
+        panic!("nats-server did not come up with JetStream on loopback after 5 tries");
+    }
+
+    /// True once a client connection gets the server's `INFO` line with JetStream on;
+    /// false when the process ended or `within` passed.
+    fn wait_ready(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if let Ok(stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)) {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut line = String::new();
+                if BufReader::new(stream).read_line(&mut line).is_ok()
+                    && line.starts_with("INFO ")
+                    && line.contains("\"jetstream\":true")
+                {
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
