@@ -22,6 +22,7 @@
 //! bucket's `max_age`, and a lease's expiry is wall-clock time inside its value, so the
 //! hosts' clocks must agree to well within a lease.
 
+mod checkpoints;
 mod leases;
 mod members;
 
@@ -35,6 +36,7 @@ use std::{
 use async_nats::jetstream::{self, kv};
 use tokio::task::JoinHandle;
 
+pub use checkpoints::{Checkpoint, TRANSCRIPTS_BUCKET};
 pub use leases::{owner_key, Claim, Lease, Leases, OWNERS_BUCKET};
 pub use members::{Load, Member, MEMBERS_BUCKET};
 
@@ -253,7 +255,9 @@ pub struct Cluster {
     client: async_nats::Client,
     members: members::Members,
     leases: Leases,
+    checkpoints: checkpoints::Checkpoints,
     ttl: Duration,
+    heartbeat: Duration,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -274,6 +278,7 @@ impl Cluster {
         let ttl = members::ttl(config.heartbeat);
         let members_kv = bucket(&js, MEMBERS_BUCKET, ttl).await?;
         let owners_kv = bucket(&js, OWNERS_BUCKET, Duration::ZERO).await?;
+        let checkpoints = checkpoints::Checkpoints::open(&js).await?;
         let members = members::Members::new(members_kv, node.clone(), url);
         let leases = Leases::new(owners_kv, node.clone(), config.lease);
         let revision = members.enter(probe().await).await?;
@@ -282,7 +287,9 @@ impl Cluster {
             client: js.client(),
             members,
             leases,
+            checkpoints,
             ttl,
+            heartbeat: config.heartbeat,
             task: Mutex::new(None),
         });
         let task = tokio::spawn(keep_alive(
@@ -307,6 +314,50 @@ impl Cluster {
     /// How long after its last heartbeat a member drops out.
     pub fn ttl(&self) -> Duration {
         self.ttl
+    }
+
+    /// The heartbeat interval.
+    pub fn heartbeat(&self) -> Duration {
+        self.heartbeat
+    }
+
+    /// Stores a session's checkpoint (its transcript and recipe) in
+    /// [`TRANSCRIPTS_BUCKET`], replacing the previous one.
+    pub async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), ClusterError> {
+        self.checkpoints.save(checkpoint).await
+    }
+
+    /// The last checkpoint of a session, if any.
+    pub async fn checkpoint(
+        &self,
+        tenant: &str,
+        session: &str,
+    ) -> Result<Option<Checkpoint>, ClusterError> {
+        self.checkpoints.load(tenant, session).await
+    }
+
+    /// Deletes a session's checkpoint (the session was deleted).
+    pub async fn forget_checkpoint(&self, tenant: &str, session: &str) -> Result<(), ClusterError> {
+        self.checkpoints.delete(tenant, session).await
+    }
+
+    /// The sessions whose owner is gone: their lease has expired and its owner is not a
+    /// live member. `(tenant, session)` pairs; another host may claim one first.
+    pub async fn orphans(&self) -> Result<Vec<(String, String)>, ClusterError> {
+        let live: std::collections::BTreeSet<String> =
+            self.members().await?.into_iter().map(|m| m.node).collect();
+        let now = now_ms();
+        Ok(self
+            .leases
+            .all()
+            .await?
+            .into_iter()
+            .filter(|(_, lease)| !live.contains(&lease.owner) && lease.expired_at(now))
+            .filter_map(|(key, _)| {
+                let (tenant, session) = key.split_once('.')?;
+                Some((tenant.to_string(), session.to_string()))
+            })
+            .collect())
     }
 
     /// The live members (this host included while it heartbeats), by node name.
@@ -339,7 +390,7 @@ impl Cluster {
         left
     }
 
-    fn stop(&self) {
+    pub(crate) fn stop(&self) {
         if let Some(task) = self.task.lock().ok().and_then(|mut t| t.take()) {
             task.abort();
         }

@@ -124,7 +124,7 @@ fn encode<T: Serialize>(value: &T) -> bytes::Bytes {
 pub(crate) struct Serving(Mutex<BTreeMap<String, JoinHandle<()>>>);
 
 impl Serving {
-    fn put(&self, key: String, task: JoinHandle<()>) {
+    pub(crate) fn put(&self, key: String, task: JoinHandle<()>) {
         if let Ok(mut tasks) = self.0.lock() {
             if let Some(old) = tasks.insert(key, task) {
                 old.abort();
