@@ -88,9 +88,15 @@ pub(crate) fn watch(state: &Arc<AppState>) {
             let Some(cluster) = state.cluster() else {
                 return;
             };
-            let orphans = match cluster.orphans().await {
-                Ok(o) => o,
-                Err(e) => {
+            // Bounded: a key listing that stalls must not stop the scans.
+            let limit = (every * 4).max(Duration::from_secs(2));
+            let orphans = match tokio::time::timeout(limit, cluster.orphans()).await {
+                Ok(Ok(o)) => o,
+                Err(_) => {
+                    tracing::warn!("scanning the cluster for orphaned sessions timed out");
+                    continue;
+                }
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "cannot scan the cluster for orphaned sessions");
                     continue;
                 }

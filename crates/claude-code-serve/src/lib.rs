@@ -367,6 +367,8 @@ impl Host {
             self.state.serving.stop_all();
             if !leave {
                 cluster.stop();
+                // Cut off from NATS, as a dead process is: turns in flight send nothing more.
+                let _ = cluster.client().drain().await;
             } else if let Err(e) = cluster.leave().await {
                 tracing::warn!(error = %e, "leaving the cluster failed; the others drop this host when its heartbeat expires");
             }

@@ -683,4 +683,82 @@ mod hosts {
         b.shutdown().await.expect("b stops");
         c.shutdown().await.expect("c stops");
     }
+
+    #[tokio::test]
+    async fn a_turn_in_flight_on_a_host_that_dies_fails_typed_and_is_not_replayed() {
+        let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
+        let nats = NatsServer::start();
+        let dirs: Vec<_> = (0..2)
+            .map(|_| tempfile::tempdir().expect("config dir"))
+            .collect();
+        let a = failover_host(&env, &nats, "host-a", dirs[0].path()).await;
+        let b = failover_host(&env, &nats, "host-b", dirs[1].path()).await;
+        assert_eq!(create(&a, "cut").await.0, 201);
+        let (status, reply) = ask(&b, "cut", "first, answered").await;
+        assert_eq!(status, 200, "{reply}");
+        env.mock
+            .push(Reply::text("never sent").delay(Duration::from_secs(60)));
+        let before = env.mock.turn_requests().len();
+        let url = b.url();
+        let turn = tokio::spawn(async move {
+            let r = reqwest::Client::new()
+                .post(format!("{url}/v1/sessions/cut/messages"))
+                .json(&json!({"prompt": "in flight"}))
+                .send()
+                .await
+                .expect("request");
+            (r.status().as_u16(), r.json::<Value>().await.expect("json"))
+        });
+        eventually(
+            Duration::from_secs(30),
+            "the turn to reach the API",
+            || async {
+                if env.mock.turn_requests().len() > before {
+                    Ok(())
+                } else {
+                    Err("not yet")
+                }
+            },
+        )
+        .await;
+        let killed = std::time::Instant::now();
+        a.abort().await.expect("a stops");
+        let (status, body) = turn.await.expect("the turn's task");
+        let failed = killed.elapsed();
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (502, Some("owner_lost")),
+            "{body}"
+        );
+        assert!(
+            failed < Duration::from_secs(10),
+            "failed within the TTL: {failed:?}"
+        );
+        // After the failover the next message runs once; the lost one is not replayed.
+        let (status, reply) = eventually(Duration::from_secs(15), "the session on B", || async {
+            match ask(&b, "cut", "after the failover").await {
+                (200, reply) => Ok((200, reply)),
+                other => Err(other),
+            }
+        })
+        .await;
+        assert_eq!(status, 200, "{reply}");
+        let turns = env.mock.turn_requests();
+        let prompts: Vec<String> = turns.iter().filter_map(|t| t.last_user_text()).collect();
+        assert_eq!(
+            prompts.iter().filter(|p| p.contains("in flight")).count(),
+            1,
+            "the lost turn reached the model once and was not replayed: {prompts:?}"
+        );
+        assert_eq!(
+            prompts
+                .iter()
+                .filter(|p| p.contains("after the failover"))
+                .count(),
+            1,
+            "{prompts:?}"
+        );
+        eprintln!("in-flight turn failed {failed:?} after the kill (heartbeat TTL 1.5 s)");
+        b.shutdown().await.expect("b stops");
+    }
 }

@@ -344,25 +344,27 @@ impl Cluster {
     /// The sessions whose owner is gone: their lease has expired and its owner is not a
     /// live member. `(tenant, session)` pairs; another host may claim one first.
     pub async fn orphans(&self) -> Result<Vec<(String, String)>, ClusterError> {
-        let live: std::collections::BTreeSet<String> =
-            self.members().await?.into_iter().map(|m| m.node).collect();
         let now = now_ms();
-        Ok(self
-            .leases
-            .all()
-            .await?
-            .into_iter()
-            .filter(|(_, lease)| !live.contains(&lease.owner) && lease.expired_at(now))
-            .filter_map(|(key, _)| {
-                let (tenant, session) = key.split_once('.')?;
-                Some((tenant.to_string(), session.to_string()))
-            })
-            .collect())
+        let mut orphans = Vec::new();
+        for (key, lease) in self.leases.all().await? {
+            if !lease.expired_at(now) || self.is_member(&lease.owner).await? {
+                continue;
+            }
+            if let Some((tenant, session)) = key.split_once('.') {
+                orphans.push((tenant.to_string(), session.to_string()));
+            }
+        }
+        Ok(orphans)
     }
 
     /// The live members (this host included while it heartbeats), by node name.
     pub async fn members(&self) -> Result<Vec<Member>, ClusterError> {
         self.members.list().await
+    }
+
+    /// Whether `node` is a live member (its heartbeat has not expired).
+    pub async fn is_member(&self, node: &str) -> Result<bool, ClusterError> {
+        self.members.is_live(node).await
     }
 
     /// The NATS connection (routing uses it).
