@@ -15,8 +15,13 @@
 //! - **Graceful leave** ([`Cluster::leave`], run by `Host::shutdown`, so on SIGTERM): the
 //!   member key is deleted at once and every held lease released.
 //!
-//! Not yet: routing a request to the owner over NATS, placement by capacity, cluster
-//! pools, failover of a dead host's sessions (see the guide's "Cluster" section).
+//! - **Checkpoints** ([`Checkpoint`]): after each turn the owner stores a session's
+//!   transcript and recipe in the [`TRANSCRIPTS_BUCKET`] object store; a host that claims
+//!   an orphaned session (expired lease, owner not a live member: [`Cluster::orphans`])
+//!   restores it from there and resumes it (failover).
+//!
+//! Not yet: placement by capacity, cluster pools, hand-over on graceful leave (see
+//! docs/guides/cluster.md).
 //!
 //! nats-server 2.9 (Debian's) has no per-message TTL: heartbeats expire through the
 //! bucket's `max_age`, and a lease's expiry is wall-clock time inside its value, so the
