@@ -177,9 +177,11 @@ async fn a_frozen_owner_loses_its_session_to_another_host_and_then_refuses_to_se
 
     // A freezes (as in a partition): it renews nothing; after the 2 s lease B takes s1.
     signal(&a.child, "-STOP");
+    // (B either makes s1 anew or takes A's over by failover, whichever comes first.)
     eventually(Duration::from_secs(15), "B claims s1", || async {
         match create(b.url.clone()).await {
             (201, _) => Ok(()),
+            (409, body) if body["code"] == "name_taken" => Ok(()),
             other => Err(other),
         }
     })
@@ -217,5 +219,86 @@ async fn a_frozen_owner_loses_its_session_to_another_host_and_then_refuses_to_se
     let status = sigterm_and_wait(&mut a.child).await;
     assert!(status.success(), "{status:?}");
     drop(b);
+    env.assert_no_leftovers().await;
+}
+
+#[tokio::test]
+async fn a_session_on_a_host_killed_with_sigkill_resumes_its_conversation_through_another() {
+    let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
+    let nats = NatsServer::start();
+    let mut a = node(&env, &nats, "node-a", 2).await;
+    let b = node(&env, &nats, "node-b", 2).await;
+    let c = node(&env, &nats, "node-c", 2).await;
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{}/v1/sessions", a.url))
+        .json(&json!({"name": "kept"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(r.status().as_u16(), 201);
+    let turn = |url: String, prompt: &'static str| {
+        let client = client.clone();
+        async move {
+            let r = client
+                .post(format!("{url}/v1/sessions/kept/messages"))
+                .json(&json!({ "prompt": prompt }))
+                .send()
+                .await
+                .expect("turn");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.expect("json"))
+        }
+    };
+    let (status, first) = turn(c.url.clone(), "remember: the code is 4711").await;
+    assert_eq!(status, 200, "{first}");
+
+    signal(&a.child, "-9");
+    let killed = Instant::now();
+    let _ = a.child.wait().await;
+    let (status, body) = eventually(
+        Duration::from_secs(20),
+        "the session to answer through B",
+        || async {
+            match turn(b.url.clone(), "what is the code?").await {
+                (200, body) => Ok((200, body)),
+                other => Err(other),
+            }
+        },
+    )
+    .await;
+    let failover = killed.elapsed();
+    assert_eq!(status, 200, "{body}");
+    // The same conversation, on the new owner (the serve processes use their own mock
+    // API, so the transcript the new owner's CLI wrote is what shows the history).
+    assert_eq!(body["session_id"], first["session_id"], "{body}");
+    let mut texts = Vec::new();
+    for node in [&b, &c] {
+        let r = client
+            .get(format!("{}/v1/sessions/kept/transcript", node.url))
+            .send()
+            .await
+            .expect("transcript");
+        if r.status().as_u16() == 200 {
+            let t: Value = r.json().await.expect("json");
+            texts = t["messages"]
+                .as_array()
+                .expect("messages")
+                .iter()
+                .filter(|m| m["role"] == "user")
+                .map(|m| m["text"].as_str().unwrap_or_default().to_string())
+                .collect::<Vec<_>>();
+        }
+    }
+    assert_eq!(
+        texts,
+        ["remember: the code is 4711", "what is the code?"],
+        "the new owner resumed the conversation"
+    );
+    eprintln!("kill -9 to the next answered turn through B: {failover:?} (lease 2 s, TTL 3 s)");
+    // Lease 2 s, heartbeat TTL 3 s, a scan each second, a CLI start: well under 10 s.
+    assert!(failover < Duration::from_secs(10), "{failover:?}");
+    drop(b);
+    drop(c);
     env.assert_no_leftovers().await;
 }

@@ -55,6 +55,7 @@ mod config;
 mod confine;
 mod dashboard;
 mod error;
+mod failover;
 mod limits;
 mod metrics;
 mod openapi;
@@ -345,12 +346,30 @@ impl Host {
     /// Drains and stops: new turns get 503, the server stops accepting connections and
     /// lets running turns finish (for up to the drain timeout), then every session's CLI
     /// is stopped and the audit trail is flushed.
-    pub async fn shutdown(mut self) -> Result<(), ServeError> {
+    pub async fn shutdown(self) -> Result<(), ServeError> {
+        self.stop(true).await
+    }
+
+    /// Stops as a crash would, for failover tests: no graceful leave. The heartbeats,
+    /// lease renewals and cluster serving stop at once (the others see this host gone
+    /// when its heartbeat expires and take its sessions over when their leases expire),
+    /// then the host stops its CLIs without draining.
+    #[doc(hidden)]
+    pub async fn abort(mut self) -> Result<(), ServeError> {
+        self.drain_timeout = std::time::Duration::ZERO;
+        self.stop(false).await
+    }
+
+    async fn stop(mut self, leave: bool) -> Result<(), ServeError> {
         self.state.draining.store(true, Ordering::Relaxed);
         // Leave first: the others see this host gone at once, and its leases free.
         if let Some(cluster) = self.state.cluster() {
             self.state.serving.stop_all();
-            if let Err(e) = cluster.leave().await {
+            if !leave {
+                cluster.stop();
+                // Cut off from NATS, as a dead process is: turns in flight send nothing more.
+                let _ = cluster.client().drain().await;
+            } else if let Err(e) = cluster.leave().await {
                 tracing::warn!(error = %e, "leaving the cluster failed; the others drop this host when its heartbeat expires");
             }
         }
@@ -479,6 +498,7 @@ async fn join_cluster(
                 "cannot claim a restored session"),
         }
     }
+    failover::watch(state);
     Ok(())
 }
 

@@ -572,4 +572,193 @@ mod hosts {
         a.shutdown().await.expect("a stops");
         b.shutdown().await.expect("b stops");
     }
+
+    /// A host with its own CLI config dir (so a transcript can only come from the
+    /// checkpoint), short heartbeats and short leases.
+    async fn failover_host(
+        env: &TestEnv,
+        nats: &NatsServer,
+        node: &str,
+        config_dir: &std::path::Path,
+    ) -> Host {
+        let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+            .options(
+                env.options()
+                    .env("CLAUDE_CONFIG_DIR", config_dir.to_string_lossy()),
+            )
+            .offline(false)
+            .cluster(
+                ClusterConfig::new(nats.url())
+                    .node_name(node)
+                    .heartbeat(Duration::from_millis(500))
+                    .lease(Duration::from_secs(2)),
+            );
+        config.spares = 0;
+        Host::start(config).await.expect("host starts")
+    }
+
+    #[tokio::test]
+    async fn a_dead_hosts_session_is_taken_over_and_resumes_its_conversation() {
+        let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
+        let nats = NatsServer::start();
+        let dirs: Vec<_> = (0..3)
+            .map(|_| tempfile::tempdir().expect("config dir"))
+            .collect();
+        let a = failover_host(&env, &nats, "host-a", dirs[0].path()).await;
+        let b = failover_host(&env, &nats, "host-b", dirs[1].path()).await;
+        let c = failover_host(&env, &nats, "host-c", dirs[2].path()).await;
+        assert_eq!(create(&a, "carried").await.0, 201);
+        let (status, reply) = ask(&c, "carried", "the word is zebra").await;
+        assert_eq!(status, 200, "{reply}");
+        let cli_session = reply["session_id"]
+            .as_str()
+            .expect("session id")
+            .to_string();
+
+        // A dies without leaving: its heartbeat and its lease run out.
+        let watcher = claude_code_serve::cluster::Leases::connect(
+            &nats.url(),
+            "watcher",
+            Duration::from_secs(2),
+        )
+        .await
+        .expect("connect");
+        let killed = std::time::Instant::now();
+        a.abort().await.expect("a stops");
+        let new_owner = eventually(
+            Duration::from_secs(15),
+            "a surviving host to claim the session",
+            || async {
+                match watcher.owner("default", "carried").await {
+                    Ok(Some(l)) if l.owner != "host-a" => Ok(l.owner),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        )
+        .await;
+        let claimed = killed.elapsed();
+        assert!(
+            ["host-b", "host-c"].contains(&new_owner.as_str()),
+            "{new_owner}"
+        );
+
+        // The next message through B: the conversation goes on, on the new owner.
+        let before = env.mock.turn_requests().len();
+        let resumed_at = std::time::Instant::now();
+        let (status, reply) = eventually(
+            Duration::from_secs(10),
+            "the session to answer through B",
+            || async {
+                match ask(&b, "carried", "what was the word?").await {
+                    (200, reply) => Ok((200, reply)),
+                    other => Err(other),
+                }
+            },
+        )
+        .await;
+        let resumed = resumed_at.elapsed();
+        assert_eq!(status, 200, "{reply}");
+        assert_eq!(
+            reply["session_id"].as_str(),
+            Some(cli_session.as_str()),
+            "{reply}"
+        );
+        let turns = env.mock.turn_requests();
+        assert_eq!(turns.len(), before + 1, "the turn ran exactly once");
+        let texts = turns.last().expect("a turn").user_texts();
+        assert!(
+            texts.iter().any(|t| t.contains("the word is zebra")),
+            "the new owner's CLI was sent the earlier prompt: {texts:?}"
+        );
+        // Only the new owner has the session now.
+        let owner = if new_owner == "host-b" { &b } else { &c };
+        assert_eq!(get(owner, "/v1/sessions/carried").await.0, 200);
+        eprintln!(
+            "failover: claimed {claimed:?} after the kill (lease 2 s, heartbeat TTL 1.5 s, scan every 0.5 s); restored and resumed turn {resumed:?}"
+        );
+        assert!(
+            claimed < Duration::from_millis(2000 + 1500 + 500 + 1500),
+            "claimed within lease + TTL + a scan (+ slack): {claimed:?}"
+        );
+        b.shutdown().await.expect("b stops");
+        c.shutdown().await.expect("c stops");
+    }
+
+    #[tokio::test]
+    async fn a_turn_in_flight_on_a_host_that_dies_fails_typed_and_is_not_replayed() {
+        let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
+        let nats = NatsServer::start();
+        let dirs: Vec<_> = (0..2)
+            .map(|_| tempfile::tempdir().expect("config dir"))
+            .collect();
+        let a = failover_host(&env, &nats, "host-a", dirs[0].path()).await;
+        let b = failover_host(&env, &nats, "host-b", dirs[1].path()).await;
+        assert_eq!(create(&a, "cut").await.0, 201);
+        let (status, reply) = ask(&b, "cut", "first, answered").await;
+        assert_eq!(status, 200, "{reply}");
+        env.mock
+            .push(Reply::text("never sent").delay(Duration::from_secs(60)));
+        let before = env.mock.turn_requests().len();
+        let url = b.url();
+        let turn = tokio::spawn(async move {
+            let r = reqwest::Client::new()
+                .post(format!("{url}/v1/sessions/cut/messages"))
+                .json(&json!({"prompt": "in flight"}))
+                .send()
+                .await
+                .expect("request");
+            (r.status().as_u16(), r.json::<Value>().await.expect("json"))
+        });
+        eventually(
+            Duration::from_secs(30),
+            "the turn to reach the API",
+            || async {
+                if env.mock.turn_requests().len() > before {
+                    Ok(())
+                } else {
+                    Err("not yet")
+                }
+            },
+        )
+        .await;
+        let killed = std::time::Instant::now();
+        a.abort().await.expect("a stops");
+        let (status, body) = turn.await.expect("the turn's task");
+        let failed = killed.elapsed();
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (502, Some("owner_lost")),
+            "{body}"
+        );
+        assert!(
+            failed < Duration::from_secs(10),
+            "failed within the TTL: {failed:?}"
+        );
+        // After the failover the next message runs once; the lost one is not replayed.
+        let (status, reply) = eventually(Duration::from_secs(15), "the session on B", || async {
+            match ask(&b, "cut", "after the failover").await {
+                (200, reply) => Ok((200, reply)),
+                other => Err(other),
+            }
+        })
+        .await;
+        assert_eq!(status, 200, "{reply}");
+        let turns = env.mock.turn_requests();
+        let prompts: Vec<String> = turns.iter().filter_map(|t| t.last_user_text()).collect();
+        assert_eq!(
+            prompts.iter().filter(|p| p.contains("in flight")).count(),
+            1,
+            "the lost turn reached the model once and was not replayed: {prompts:?}"
+        );
+        assert_eq!(
+            prompts
+                .iter()
+                .filter(|p| p.contains("after the failover"))
+                .count(),
+            1,
+            "{prompts:?}"
+        );
+        eprintln!("in-flight turn failed {failed:?} after the kill (heartbeat TTL 1.5 s)");
+        b.shutdown().await.expect("b stops");
+    }
 }

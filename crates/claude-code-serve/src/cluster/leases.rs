@@ -142,6 +142,29 @@ impl Leases {
         }
     }
 
+    /// Every lease in the bucket (expired ones included), by key.
+    pub async fn all(&self) -> Result<Vec<(String, Lease)>, ClusterError> {
+        use futures::TryStreamExt;
+        let keys: Vec<String> = match self.kv.keys().await {
+            Ok(keys) => keys.try_collect().await.map_err(ClusterError::kv)?,
+            Err(e) => return Err(ClusterError::kv(e)),
+        };
+        let mut leases = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(e) = self
+                .kv
+                .entry(key.as_str())
+                .await
+                .map_err(ClusterError::kv)?
+            {
+                if e.operation == Operation::Put {
+                    leases.push((key, bytes_value::decode(&e.value)?));
+                }
+            }
+        }
+        Ok(leases)
+    }
+
     /// Claims a session: wins a free key or an expired lease by compare-and-set, renews a
     /// lease this node already holds, or reports the live lease of another member.
     pub async fn claim(&self, tenant: &str, session: &str) -> Result<Claim, ClusterError> {

@@ -106,6 +106,14 @@ impl Members {
             .map_err(ClusterError::kv)
     }
 
+    /// Whether `node` is a live member (its heartbeat has not expired).
+    pub(super) async fn is_live(&self, node: &str) -> Result<bool, ClusterError> {
+        match self.kv.entry(node).await.map_err(ClusterError::kv)? {
+            Some(e) => Ok(e.operation == Operation::Put),
+            None => Ok(false),
+        }
+    }
+
     /// The live members, sorted by node name.
     pub(super) async fn list(&self) -> Result<Vec<Member>, ClusterError> {
         let keys: Vec<String> = match self.kv.keys().await {

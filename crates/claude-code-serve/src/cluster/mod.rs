@@ -15,13 +15,19 @@
 //! - **Graceful leave** ([`Cluster::leave`], run by `Host::shutdown`, so on SIGTERM): the
 //!   member key is deleted at once and every held lease released.
 //!
-//! Not yet: routing a request to the owner over NATS, placement by capacity, cluster
-//! pools, failover of a dead host's sessions (see the guide's "Cluster" section).
+//! - **Checkpoints** ([`Checkpoint`]): after each turn the owner stores a session's
+//!   transcript and recipe in the [`TRANSCRIPTS_BUCKET`] object store; a host that claims
+//!   an orphaned session (expired lease, owner not a live member: [`Cluster::orphans`])
+//!   restores it from there and resumes it (failover).
+//!
+//! Not yet: placement by capacity, cluster pools, hand-over on graceful leave (see
+//! docs/guides/cluster.md).
 //!
 //! nats-server 2.9 (Debian's) has no per-message TTL: heartbeats expire through the
 //! bucket's `max_age`, and a lease's expiry is wall-clock time inside its value, so the
 //! hosts' clocks must agree to well within a lease.
 
+mod checkpoints;
 mod leases;
 mod members;
 
@@ -35,6 +41,7 @@ use std::{
 use async_nats::jetstream::{self, kv};
 use tokio::task::JoinHandle;
 
+pub use checkpoints::{Checkpoint, TRANSCRIPTS_BUCKET};
 pub use leases::{owner_key, Claim, Lease, Leases, OWNERS_BUCKET};
 pub use members::{Load, Member, MEMBERS_BUCKET};
 
@@ -253,7 +260,9 @@ pub struct Cluster {
     client: async_nats::Client,
     members: members::Members,
     leases: Leases,
+    checkpoints: checkpoints::Checkpoints,
     ttl: Duration,
+    heartbeat: Duration,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -274,6 +283,7 @@ impl Cluster {
         let ttl = members::ttl(config.heartbeat);
         let members_kv = bucket(&js, MEMBERS_BUCKET, ttl).await?;
         let owners_kv = bucket(&js, OWNERS_BUCKET, Duration::ZERO).await?;
+        let checkpoints = checkpoints::Checkpoints::open(&js).await?;
         let members = members::Members::new(members_kv, node.clone(), url);
         let leases = Leases::new(owners_kv, node.clone(), config.lease);
         let revision = members.enter(probe().await).await?;
@@ -282,7 +292,9 @@ impl Cluster {
             client: js.client(),
             members,
             leases,
+            checkpoints,
             ttl,
+            heartbeat: config.heartbeat,
             task: Mutex::new(None),
         });
         let task = tokio::spawn(keep_alive(
@@ -309,9 +321,55 @@ impl Cluster {
         self.ttl
     }
 
+    /// The heartbeat interval.
+    pub fn heartbeat(&self) -> Duration {
+        self.heartbeat
+    }
+
+    /// Stores a session's checkpoint (its transcript and recipe) in
+    /// [`TRANSCRIPTS_BUCKET`], replacing the previous one.
+    pub async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), ClusterError> {
+        self.checkpoints.save(checkpoint).await
+    }
+
+    /// The last checkpoint of a session, if any.
+    pub async fn checkpoint(
+        &self,
+        tenant: &str,
+        session: &str,
+    ) -> Result<Option<Checkpoint>, ClusterError> {
+        self.checkpoints.load(tenant, session).await
+    }
+
+    /// Deletes a session's checkpoint (the session was deleted).
+    pub async fn forget_checkpoint(&self, tenant: &str, session: &str) -> Result<(), ClusterError> {
+        self.checkpoints.delete(tenant, session).await
+    }
+
+    /// The sessions whose owner is gone: their lease has expired and its owner is not a
+    /// live member. `(tenant, session)` pairs; another host may claim one first.
+    pub async fn orphans(&self) -> Result<Vec<(String, String)>, ClusterError> {
+        let now = now_ms();
+        let mut orphans = Vec::new();
+        for (key, lease) in self.leases.all().await? {
+            if !lease.expired_at(now) || self.is_member(&lease.owner).await? {
+                continue;
+            }
+            if let Some((tenant, session)) = key.split_once('.') {
+                orphans.push((tenant.to_string(), session.to_string()));
+            }
+        }
+        Ok(orphans)
+    }
+
     /// The live members (this host included while it heartbeats), by node name.
     pub async fn members(&self) -> Result<Vec<Member>, ClusterError> {
         self.members.list().await
+    }
+
+    /// Whether `node` is a live member (its heartbeat has not expired).
+    pub async fn is_member(&self, node: &str) -> Result<bool, ClusterError> {
+        self.members.is_live(node).await
     }
 
     /// The NATS connection (routing uses it).
@@ -339,7 +397,7 @@ impl Cluster {
         left
     }
 
-    fn stop(&self) {
+    pub(crate) fn stop(&self) {
         if let Some(task) = self.task.lock().ok().and_then(|mut t| t.take()) {
             task.abort();
         }

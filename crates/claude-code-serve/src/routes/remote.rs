@@ -124,7 +124,7 @@ fn encode<T: Serialize>(value: &T) -> bytes::Bytes {
 pub(crate) struct Serving(Mutex<BTreeMap<String, JoinHandle<()>>>);
 
 impl Serving {
-    fn put(&self, key: String, task: JoinHandle<()>) {
+    pub(crate) fn put(&self, key: String, task: JoinHandle<()>) {
         if let Ok(mut tasks) = self.0.lock() {
             if let Some(old) = tasks.insert(key, task) {
                 old.abort();
@@ -368,6 +368,8 @@ pub(crate) async fn forward(
     };
     let end = Arc::new(Mutex::new(None));
     let stream = Frames {
+        cluster: cluster.clone(),
+        owner: lease.owner.clone(),
         frames,
         client,
         credit: credit.into(),
@@ -384,15 +386,19 @@ pub(crate) async fn forward(
         return Ok(sse_response(items));
     }
     let mut result = None;
+    let mut failed = None;
     let mut items = std::pin::pin!(items);
     while let Some(item) = items.next().await {
-        if let Ok(Message::Result(r)) = item {
-            result = Some((*r).clone());
+        match item {
+            Ok(Message::Result(r)) => result = Some((*r).clone()),
+            Ok(_) => {}
+            Err(e) => failed = Some(e),
         }
     }
+    // Without the owner's end, the last error (`owner_lost`) is the turn's.
     let (cost_usd, error) = end.lock().ok().and_then(|mut e| e.take()).unwrap_or((
         0.0,
-        Some(unavailable("the turn's stream ended early".into())),
+        Some(failed.unwrap_or_else(|| unavailable("the turn's stream ended early".into()))),
     ));
     Ok(json_reply(Outcome {
         result,
@@ -402,11 +408,25 @@ pub(crate) async fn forward(
     .into_response())
 }
 
+/// 502 `owner_lost`: the owner's heartbeat expired while it ran the turn.
+fn owner_died(owner: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "owner_lost",
+        format!(
+            "cluster member `{owner}`, which ran this turn, left the cluster (its heartbeat expired) before the turn ended; whether the turn reached the model is unknown and it is not retried; the session moves to another member once its lease expires: send the message again"
+        ),
+    )
+}
+
 /// A routed turn's end as the owner reported it: its cost, and its error for a JSON reply.
 type End = (f64, Option<ApiError>);
 
 /// The requester's view of a routed turn's inbox.
 struct Frames {
+    cluster: Arc<crate::cluster::Cluster>,
+    /// The owner running the turn.
+    owner: String,
     frames: async_nats::Subscriber,
     client: async_nats::Client,
     credit: async_nats::Subject,
@@ -429,9 +449,22 @@ impl Frames {
             let _ = self.client.publish(self.credit.clone(), credit).await;
             self.taken = 0;
         }
-        let frame = match tokio::time::timeout(CREDIT_WAIT, self.frames.next()).await {
-            Ok(Some(m)) => serde_json::from_slice::<Frame>(&m.payload).ok(),
-            _ => None,
+        // Waiting for the next frame, the owner's heartbeat is checked every heartbeat: an
+        // owner that died mid-turn fails the turn within the heartbeat TTL.
+        let deadline = tokio::time::Instant::now() + CREDIT_WAIT;
+        let slice = self.cluster.heartbeat().max(Duration::from_millis(200));
+        let frame = loop {
+            match tokio::time::timeout(slice, self.frames.next()).await {
+                Ok(Some(m)) => break serde_json::from_slice::<Frame>(&m.payload).ok(),
+                Ok(None) => break None,
+                Err(_) if tokio::time::Instant::now() >= deadline => break None,
+                Err(_) => {
+                    if let Ok(false) = self.cluster.is_member(&self.owner).await {
+                        self.done = true;
+                        return Some(Err(owner_died(&self.owner)));
+                    }
+                }
+            }
         };
         self.taken += 1;
         match frame {

@@ -235,6 +235,7 @@ pub(crate) async fn create(
         }
         return Err(e);
     }
+    crate::failover::checkpoint(&state, &caller.tenant, &req.name).await;
     crate::routes::remote::serve(&state, &caller.tenant, &req.name).await;
     let info = state.find(&caller, &req.name).await?;
     Ok((
@@ -318,6 +319,9 @@ pub(crate) async fn delete(
 async fn release(state: &AppState, tenant: &str, name: &str) {
     if let Some(cluster) = state.cluster() {
         state.serving.stop(&session_key(tenant, name));
+        if let Err(e) = cluster.forget_checkpoint(tenant, name).await {
+            tracing::warn!(tenant = %tenant, session = %name, error = %e, "deleting a session's checkpoint failed");
+        }
         if let Err(e) = cluster.leases().release(tenant, name).await {
             tracing::warn!(tenant = %tenant, session = %name, error = %e, "releasing a session lease failed");
         }

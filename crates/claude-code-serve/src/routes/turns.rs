@@ -259,6 +259,10 @@ pub(crate) async fn drive(
             }
         }
     }
+    // In a cluster, the conversation so far is what another host resumes if this one dies.
+    if let (CostSource::Supervised { .. }, "session") = (&turn.cost, turn.kind) {
+        crate::failover::checkpoint(&state, &turn.tenant, &turn.target).await;
+    }
     outcome
 }
 

@@ -1,0 +1,127 @@
+//! Session checkpoints for failover: after each turn the owner stores the session's
+//! transcript (the CLI's JSONL file of that conversation) and its recipe in the JetStream
+//! object store [`TRANSCRIPTS_BUCKET`] under `<tenant>.<session>`, so that the host that
+//! claims the session after its owner died can make it again and resume it.
+
+use async_nats::jetstream::{self, object_store};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+
+use super::{leases::bytes_value, owner_key, ClusterError};
+
+/// The object store bucket of session checkpoints.
+pub const TRANSCRIPTS_BUCKET: &str = "claude_transcripts";
+
+/// What another host needs to carry a session on: how to make it and its conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Checkpoint {
+    /// The owning tenant.
+    pub tenant: String,
+    /// The session's name.
+    pub session: String,
+    /// The session's recipe as the state store keeps it (template, options, budget; JSON).
+    pub recipe: String,
+    /// The CLI's conversation id (what `--resume` takes), once it ran a turn.
+    pub cli_session_id: Option<String>,
+    /// Where the transcript lives under the CLI's config dir
+    /// (`projects/<project key>/<id>.jsonl`).
+    pub transcript_path: Option<String>,
+    /// The transcript file's bytes (JSONL).
+    pub transcript: Option<String>,
+}
+
+impl Checkpoint {
+    /// A checkpoint of the tenant's session made from `recipe`, before any turn.
+    pub fn new(tenant: impl Into<String>, session: impl Into<String>, recipe: String) -> Self {
+        Checkpoint {
+            tenant: tenant.into(),
+            session: session.into(),
+            recipe,
+            cli_session_id: None,
+            transcript_path: None,
+            transcript: None,
+        }
+    }
+}
+
+/// The checkpoint bucket.
+#[derive(Clone)]
+pub(super) struct Checkpoints {
+    store: object_store::ObjectStore,
+}
+
+impl std::fmt::Debug for Checkpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoints")
+            .field("bucket", &TRANSCRIPTS_BUCKET)
+            .finish()
+    }
+}
+
+impl Checkpoints {
+    /// Opens the bucket, creating it when absent.
+    pub(super) async fn open(js: &jetstream::Context) -> Result<Checkpoints, ClusterError> {
+        let fail = |e: &dyn std::fmt::Display| ClusterError::Bucket {
+            bucket: TRANSCRIPTS_BUCKET,
+            detail: e.to_string(),
+        };
+        let store = match js.get_object_store(TRANSCRIPTS_BUCKET).await {
+            Ok(store) => store,
+            Err(_) => {
+                let config = object_store::Config {
+                    bucket: TRANSCRIPTS_BUCKET.to_string(),
+                    description: Some("claude-code cluster: session checkpoints".into()),
+                    ..Default::default()
+                };
+                match js.create_object_store(config).await {
+                    Ok(store) => store,
+                    // Another host made it meanwhile.
+                    Err(create) => js
+                        .get_object_store(TRANSCRIPTS_BUCKET)
+                        .await
+                        .map_err(|_| fail(&create))?,
+                }
+            }
+        };
+        Ok(Checkpoints { store })
+    }
+
+    pub(super) async fn save(&self, checkpoint: &Checkpoint) -> Result<(), ClusterError> {
+        let key = owner_key(&checkpoint.tenant, &checkpoint.session);
+        let bytes = bytes_value::encode(checkpoint)?;
+        let mut reader: &[u8] = &bytes;
+        self.store
+            .put(key.as_str(), &mut reader)
+            .await
+            .map_err(ClusterError::kv)?;
+        Ok(())
+    }
+
+    pub(super) async fn load(
+        &self,
+        tenant: &str,
+        session: &str,
+    ) -> Result<Option<Checkpoint>, ClusterError> {
+        let key = owner_key(tenant, session);
+        let mut object = match self.store.get(key.as_str()).await {
+            Ok(o) => o,
+            Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(ClusterError::kv(e)),
+        };
+        let mut bytes = Vec::new();
+        object
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(ClusterError::kv)?;
+        bytes_value::decode(&bytes).map(Some)
+    }
+
+    pub(super) async fn delete(&self, tenant: &str, session: &str) -> Result<(), ClusterError> {
+        match self.store.delete(owner_key(tenant, session).as_str()).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == object_store::DeleteErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ClusterError::kv(e)),
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Failover of a dead member's sessions.
+//!
+//! After each turn of a dynamic session the owner stores a [`Checkpoint`] (the CLI's
+//! transcript file of the conversation and the session's recipe) in the cluster's object
+//! store ([`checkpoint`]). Every host scans the ownership bucket each heartbeat
+//! ([`watch`]): a lease that has expired and whose owner is not a live member is claimed
+//! by compare-and-set (one winner), and the winner [`adopt`]s the session: it writes the
+//! transcript into its own CLI config dir, stores the session and registers it with its
+//! supervisor hibernated with `--resume <cli session id>`, and serves it to the cluster.
+//! The next message starts its CLI, which resumes the same conversation.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use claude_code::history::History;
+
+use crate::{
+    cluster::{Checkpoint, Claim},
+    routes::sessions::SessionRecipe,
+    state::{session_key, AppState},
+    store::StoredSession,
+};
+
+/// The CLI config dir a session's transcripts live in on this host.
+fn config_dir(state: &AppState, tenant: &str, name: &str) -> Option<PathBuf> {
+    state
+        .confiner
+        .config_dir(tenant, name)
+        .or_else(|| state.options.cli_config_dir())
+}
+
+/// Stores the session's checkpoint after a turn (logged when it fails: the session then
+/// fails over to its previous checkpoint).
+pub(crate) async fn checkpoint(state: &Arc<AppState>, tenant: &str, name: &str) {
+    let Some(cluster) = state.cluster() else {
+        return;
+    };
+    let (t, n) = (tenant.to_string(), name.to_string());
+    let stored = match state.store.run(move |s| s.sessions()).await {
+        Ok(all) => all.into_iter().find(|s| s.tenant == t && s.name == n),
+        Err(e) => {
+            tracing::warn!(tenant, session = name, error = %e, "cannot read a session for its checkpoint");
+            return;
+        }
+    };
+    // Named sessions are per host: nothing to carry over.
+    let Some(stored) = stored else { return };
+    let mut cp = Checkpoint::new(tenant, name, stored.spec);
+    if let (Some(id), Some(dir)) = (stored.session_id, config_dir(state, tenant, name)) {
+        let read = {
+            let id = id.clone();
+            tokio::task::spawn_blocking(move || {
+                let found = History::new(&dir).session(&id).ok()?;
+                let rel = found.path.strip_prefix(&dir).ok()?.to_str()?.to_string();
+                let text = std::fs::read_to_string(&found.path).ok()?;
+                Some((rel, text))
+            })
+            .await
+            .ok()
+            .flatten()
+        };
+        cp.cli_session_id = Some(id);
+        if let Some((rel, text)) = read {
+            cp.transcript_path = Some(rel);
+            cp.transcript = Some(text);
+        }
+    }
+    if let Err(e) = cluster.save_checkpoint(&cp).await {
+        tracing::warn!(tenant, session = name, error = %e, "cannot store a session's checkpoint");
+    }
+}
+
+/// Scans for orphaned sessions every heartbeat while the host is in its cluster.
+pub(crate) fn watch(state: &Arc<AppState>) {
+    let Some(cluster) = state.cluster() else {
+        return;
+    };
+    let every = cluster.heartbeat();
+    let weak = Arc::downgrade(state);
+    let task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(state) = weak.upgrade() else { return };
+            if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            let Some(cluster) = state.cluster() else {
+                return;
+            };
+            // Bounded: a key listing that stalls must not stop the scans.
+            let limit = (every * 4).max(Duration::from_secs(2));
+            let orphans = match tokio::time::timeout(limit, cluster.orphans()).await {
+                Ok(Ok(o)) => o,
+                Err(_) => {
+                    tracing::warn!("scanning the cluster for orphaned sessions timed out");
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot scan the cluster for orphaned sessions");
+                    continue;
+                }
+            };
+            for (tenant, name) in orphans {
+                match cluster.leases().claim(&tenant, &name).await {
+                    Ok(Claim::Won) => adopt(&state, &tenant, &name).await,
+                    Ok(Claim::Held(_)) => {}
+                    Err(e) => tracing::debug!(tenant = %tenant, session = %name, error = %e,
+                        "claiming an orphaned session failed"),
+                }
+            }
+        }
+    });
+    state.serving.put(".failover".to_string(), task);
+}
+
+/// Takes over a session whose lease this host just won from a dead member: restores its
+/// checkpoint and registers it hibernated (resuming its conversation on the next
+/// message). Without a checkpoint the lease is released again.
+pub(crate) async fn adopt(state: &Arc<AppState>, tenant: &str, name: &str) {
+    let Some(cluster) = state.cluster() else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    let give_up = |why: String| async move {
+        tracing::error!(tenant, session = name, reason = %why, "cannot take over an orphaned session");
+        let _ = cluster.leases().release(tenant, name).await;
+    };
+    let cp = match cluster.checkpoint(tenant, name).await {
+        Ok(Some(cp)) => cp,
+        Ok(None) => return give_up("no checkpoint in the cluster".into()).await,
+        Err(e) => return give_up(e.to_string()).await,
+    };
+    let recipe: SessionRecipe = match serde_json::from_str(&cp.recipe) {
+        Ok(r) => r,
+        Err(e) => return give_up(format!("unreadable recipe: {e}")).await,
+    };
+    // The conversation goes where this host's CLI for the session reads it.
+    if let (Some(rel), Some(text), Some(dir)) = (
+        cp.transcript_path.clone(),
+        cp.transcript.clone(),
+        config_dir(state, tenant, name),
+    ) {
+        let rel = PathBuf::from(rel);
+        let safe = rel
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !safe {
+            return give_up(format!("checkpoint path {rel:?} leaves the config dir")).await;
+        }
+        let path = dir.join(rel);
+        let wrote = tokio::task::spawn_blocking(move || {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&path, text)
+        })
+        .await;
+        match wrote {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return give_up(format!("cannot write the transcript: {e}")).await,
+            Err(e) => return give_up(e.to_string()).await,
+        }
+    }
+    let restored = std::time::Instant::now();
+    // A stale copy of this host's own (it owned the session once) gives way.
+    let key = session_key(tenant, name);
+    let _ = state.sup.terminate_session(&key).await;
+    let (t, n) = (tenant.to_string(), name.to_string());
+    if let Err(e) = state.store.run(move |s| s.delete_session(&t, &n)).await {
+        return give_up(e.to_string()).await;
+    }
+    let stored = StoredSession {
+        tenant: tenant.to_string(),
+        name: name.to_string(),
+        spec: cp.recipe.clone(),
+        session_id: cp.cli_session_id.clone(),
+    };
+    if let Err(e) = state.store.run(move |s| s.insert_session(&stored)).await {
+        return give_up(e.to_string()).await;
+    }
+    let spec = match recipe.spec(state, tenant, name).await {
+        Ok(spec) => spec,
+        Err(e) => return give_up(format!("{:?}", e.body())).await,
+    };
+    let spec = match &cp.cli_session_id {
+        Some(id) => spec.with_options(|o| o.resume(id.clone())),
+        None => spec,
+    };
+    if let Err(e) = state.sup.start_session(spec.start_hibernated()).await {
+        state.proxies.revoke(&session_key(tenant, name));
+        return give_up(e.to_string()).await;
+    }
+    crate::routes::remote::serve(state, tenant, name).await;
+    tracing::info!(
+        tenant,
+        session = name,
+        restore_ms = restored.duration_since(started).as_millis() as u64,
+        register_ms = restored.elapsed().as_millis() as u64,
+        "took over an orphaned session from a dead member; it resumes on its next message"
+    );
+}
