@@ -38,7 +38,7 @@ pub enum Line {
 pub fn route_line(line: &[u8]) -> Line {
     match route(line) {
         Routed::Skip => Line::Skipped,
-        Routed::Raw => Line::Raw,
+        Routed::Raw(_) => Line::Raw,
         Routed::Parsed(inbound) => Line::Parsed(inbound),
     }
 }

@@ -35,9 +35,11 @@ impl Actor {
     pub(super) async fn on_line(&mut self, bytes: Bytes) -> Result<(), ()> {
         let inbound = match route(&bytes) {
             Routed::Skip => return Ok(()),
-            Routed::Raw => {
-                if self.auditor.enabled() {
-                    self.audit_raw(&bytes);
+            Routed::Raw(tool_blocks) => {
+                if let (Some(kind), true) = (tool_blocks, self.auditor.enabled()) {
+                    if let Ok(text) = std::str::from_utf8(&bytes) {
+                        self.audit_line(kind, text);
+                    }
                 }
                 self.push(Delivery::Raw(bytes), false);
                 return Ok(());
@@ -240,17 +242,6 @@ impl Actor {
         }
     }
 
-    /// Audits an ordinary message line handed to the consumer unparsed: the tool uses of
-    /// an assistant line, the tool results of a user line.
-    fn audit_raw(&self, bytes: &[u8]) {
-        let Ok(text) = std::str::from_utf8(bytes) else {
-            return;
-        };
-        if let Some(kind @ ("assistant" | "user")) = peek_type(text).as_deref() {
-            self.audit_line(kind, text);
-        }
-    }
-
     /// Tool uses of an assistant line, tool results of a user line.
     fn audit_line(&self, kind: &str, text: &str) {
         let Some(redactor) = self.auditor.redactor() else {
@@ -302,8 +293,9 @@ impl Actor {
 pub(crate) enum Routed {
     /// Blank, not UTF-8, not JSON, no `type`, or unparseable: logged and skipped.
     Skip,
-    /// An ordinary message for the consumer, handed over unparsed.
-    Raw,
+    /// An ordinary message for the consumer, handed over unparsed; the `type` read on
+    /// the way when it may carry tool blocks (`assistant`, `user`), for the audit trail.
+    Raw(Option<&'static str>),
     /// A line the actor acts on itself (control envelopes, `system`, `result`).
     Parsed(Inbound),
 }
@@ -328,7 +320,9 @@ pub(crate) fn route(bytes: &[u8]) -> Routed {
             | "system"
             | "result",
         ) => {}
-        Some(_) => return Routed::Raw,
+        Some("assistant") => return Routed::Raw(Some("assistant")),
+        Some("user") => return Routed::Raw(Some("user")),
+        Some(_) => return Routed::Raw(None),
         None => {
             tracing::debug!(line = %truncate(text, 200), "skipped a stdout line without a type");
             return Routed::Skip;
