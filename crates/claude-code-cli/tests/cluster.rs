@@ -97,22 +97,13 @@ async fn separate_hosts_join_a_killed_one_expires_after_the_ttl_a_stopped_one_le
 
     // A session made on A answers through B (the built-in mock echoes the prompt).
     let client = reqwest::Client::new();
-    let created = client
-        .post(format!("{}/v1/sessions", a.url))
-        .json(&json!({"name": "routed"}))
-        .send()
-        .await
-        .expect("create");
-    assert_eq!(created.status().as_u16(), 201);
-    let reply: Value = client
-        .post(format!("{}/v1/sessions/routed/messages", b.url))
-        .json(&json!({"prompt": "hello via b"}))
-        .send()
-        .await
-        .expect("turn")
-        .json()
-        .await
-        .expect("json");
+    assert_eq!(create_session(&client, &a.url, "routed").await, 201);
+    let reply = post_json(
+        &client,
+        &format!("{}/v1/sessions/routed/messages", b.url),
+        json!({"prompt": "hello via b"}),
+    )
+    .await;
     assert!(
         reply["text"]
             .as_str()
@@ -230,13 +221,7 @@ async fn a_session_on_a_host_killed_with_sigkill_resumes_its_conversation_throug
     let b = node(&env, &nats, "node-b", 2).await;
     let c = node(&env, &nats, "node-c", 2).await;
     let client = reqwest::Client::new();
-    let r = client
-        .post(format!("{}/v1/sessions", a.url))
-        .json(&json!({"name": "kept"}))
-        .send()
-        .await
-        .expect("create");
-    assert_eq!(r.status().as_u16(), 201);
+    assert_eq!(create_session(&client, &a.url, "kept").await, 201);
     let turn = |url: String, prompt: &'static str| {
         let client = client.clone();
         async move {

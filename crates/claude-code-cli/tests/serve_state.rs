@@ -6,7 +6,7 @@ mod support;
 
 use std::{path::Path, process::Stdio};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use support::*;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -111,31 +111,15 @@ async fn a_host_killed_with_sigkill_comes_back_with_its_sessions_and_their_histo
     let data = env.tmp.path().join("data");
     let mut host = serve(&env, &data).await;
     let c = reqwest::Client::new();
-    let created = c
-        .post(format!("{}/v1/sessions", host.url))
-        .json(&json!({"name": "keeper"}))
-        .send()
-        .await
-        .expect("create");
-    assert_eq!(created.status().as_u16(), 201);
-    let first: Value = c
-        .post(format!("{}/v1/sessions/keeper/messages", host.url))
-        .json(&json!({"prompt": "the secret word is kiwi"}))
-        .send()
-        .await
-        .expect("turn")
-        .json()
-        .await
-        .expect("json");
+    assert_eq!(create_session(&c, &host.url, "keeper").await, 201);
+    let first = post_json(
+        &c,
+        &format!("{}/v1/sessions/keeper/messages", host.url),
+        json!({"prompt": "the secret word is kiwi"}),
+    )
+    .await;
     assert_eq!(first["is_error"], false, "{first}");
-    let before: Value = c
-        .get(format!("{}/v1/sessions/keeper", host.url))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let before = get_json(&c, &format!("{}/v1/sessions/keeper", host.url)).await;
     assert_eq!(before["turns"], 1, "{before}");
 
     // kill -9: no drain, no goodbye. Its CLI follows it (no orphan).
@@ -144,26 +128,16 @@ async fn a_host_killed_with_sigkill_comes_back_with_its_sessions_and_their_histo
     env.assert_no_leftovers().await;
 
     let mut host = serve(&env, &data).await;
-    let after: Value = c
-        .get(format!("{}/v1/sessions/keeper", host.url))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let after = get_json(&c, &format!("{}/v1/sessions/keeper", host.url)).await;
     assert_eq!(after["status"], "hibernated", "{after}");
     assert_eq!(after["turns"], before["turns"]);
     assert_eq!(after["cost_usd"], before["cost_usd"]);
-    let second: Value = c
-        .post(format!("{}/v1/sessions/keeper/messages", host.url))
-        .json(&json!({"prompt": "what was the word?"}))
-        .send()
-        .await
-        .expect("turn")
-        .json()
-        .await
-        .expect("json");
+    let second = post_json(
+        &c,
+        &format!("{}/v1/sessions/keeper/messages", host.url),
+        json!({"prompt": "what was the word?"}),
+    )
+    .await;
     assert_eq!(second["is_error"], false, "{second}");
     assert_eq!(second["session_id"], first["session_id"]);
     let last = env.mock.turn_requests().pop().expect("a request");
@@ -185,13 +159,7 @@ async fn a_host_killed_with_sigkill_mid_turn_leaves_no_cli_and_its_session_answe
     let data = env.tmp.path().join("data");
     let mut host = serve(&env, &data).await;
     let c = reqwest::Client::new();
-    let created = c
-        .post(format!("{}/v1/sessions", host.url))
-        .json(&json!({"name": "busy"}))
-        .send()
-        .await
-        .expect("create");
-    assert_eq!(created.status().as_u16(), 201);
+    assert_eq!(create_session(&c, &host.url, "busy").await, 201);
     let turn = tokio::spawn({
         let (c, url) = (c.clone(), host.url.clone());
         async move {
@@ -220,28 +188,18 @@ async fn a_host_killed_with_sigkill_mid_turn_leaves_no_cli_and_its_session_answe
     env.assert_no_leftovers().await;
 
     let mut host = serve(&env, &data).await;
-    let listed: Value = c
-        .get(format!("{}/v1/sessions/busy", host.url))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let listed = get_json(&c, &format!("{}/v1/sessions/busy", host.url)).await;
     assert_eq!(listed["status"], "hibernated", "{listed}");
     assert_eq!(
         listed["turns"], 0,
         "the unfinished turn is not in the ledger"
     );
-    let reply: Value = c
-        .post(format!("{}/v1/sessions/busy/messages", host.url))
-        .json(&json!({"prompt": "are you back?"}))
-        .send()
-        .await
-        .expect("turn")
-        .json()
-        .await
-        .expect("json");
+    let reply = post_json(
+        &c,
+        &format!("{}/v1/sessions/busy/messages", host.url),
+        json!({"prompt": "are you back?"}),
+    )
+    .await;
     assert_eq!(reply["is_error"], false, "{reply}");
     host.child.start_kill().expect("kill");
     host.child.wait().await.expect("wait");

@@ -108,3 +108,44 @@ pub async fn sigterm_and_wait(child: &mut tokio::process::Child) -> std::process
         .expect("serve stopped in time")
         .expect("wait")
 }
+
+/// `POST url` with a JSON body; the reply's JSON, whatever its status.
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    client
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: not JSON: {e}"))
+}
+
+/// `GET url`; the reply's JSON, whatever its status.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    client
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}
+
+/// `POST {base}/v1/sessions {"name": name}`; the status code.
+pub async fn create_session(client: &reqwest::Client, base: &str, name: &str) -> u16 {
+    client
+        .post(format!("{base}/v1/sessions"))
+        .json(&serde_json::json!({ "name": name }))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create {name}: {e}"))
+        .status()
+        .as_u16()
+}
