@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use claude_code_tests::{eventually, NatsServer};
+use claude_code_tests::{eventually, NatsServer, Netns};
 use serde_json::{json, Value};
 use support::*;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -24,17 +24,32 @@ struct Node {
 }
 
 async fn node(env: &TestEnv, nats: &NatsServer, name: &str, lease_secs: u64) -> Node {
+    node_with(env, &nats.url(), name, lease_secs, None).await
+}
+
+/// A node joining the NATS server at `nats`, run inside `netns` when given (its URL is
+/// then inside that namespace: reach it through [`Netns::forward`]).
+async fn node_with(
+    env: &TestEnv,
+    nats: &str,
+    name: &str,
+    lease_secs: u64,
+    netns: Option<&Netns>,
+) -> Node {
     let dir = tempfile::tempdir().expect("node dir");
     let config = dir.path().join("claude-code.toml");
     std::fs::write(
         &config,
         format!(
-            "[serve]\nspares = 0\n\n[cluster]\nurl = \"{}\"\nheartbeat_secs = 1\nlease_secs = {lease_secs}\n",
-            nats.url()
+            "[serve]\nspares = 0\n\n[cluster]\nurl = \"{nats}\"\nheartbeat_secs = 1\nlease_secs = {lease_secs}\n"
         ),
     )
     .expect("write config");
-    let mut cmd = bare(dir.path());
+    let program = match netns {
+        Some(ns) => ns.command(binary()),
+        None => tokio::process::Command::new(binary()),
+    };
+    let mut cmd = scrubbed(program, dir.path());
     cmd.env("CLAUDE_CONFIG_DIR", dir.path().join("claude-config"))
         .env("CLAUDE_CODE_CLI", real_cli())
         .env("CLAUDE_CODE_TMPDIR", env.tmp.path())
@@ -285,5 +300,130 @@ async fn a_session_on_a_host_killed_with_sigkill_resumes_its_conversation_throug
     assert!(failover < Duration::from_secs(10), "{failover:?}");
     drop(b);
     drop(c);
+    env.assert_no_leftovers().await;
+}
+
+/// The user prompts of a session's transcript, from whichever of `urls` has it.
+async fn user_prompts(client: &reqwest::Client, urls: &[&str], name: &str) -> Vec<String> {
+    for url in urls {
+        let r = client
+            .get(format!("{url}/v1/sessions/{name}/transcript"))
+            .send()
+            .await
+            .expect("transcript");
+        if r.status().as_u16() == 200 {
+            let t: Value = r.json().await.expect("json");
+            return t["messages"]
+                .as_array()
+                .expect("messages")
+                .iter()
+                .filter(|m| m["role"] == "user")
+                .map(|m| m["text"].as_str().unwrap_or_default().to_string())
+                .collect();
+        }
+    }
+    Vec::new()
+}
+
+#[tokio::test]
+async fn a_host_cut_off_from_nats_stops_serving_its_sessions_and_after_it_reconnects_they_stay_moved(
+) {
+    let env = TestEnv::new(Script::new()).await;
+    let nats = NatsServer::start();
+    // Host A runs in a network namespace: it reaches NATS only over a veth pair.
+    let ns = Netns::create();
+    let way_out = ns.expose(nats.port()).await;
+    let mut a = node_with(&env, &format!("nats://{way_out}"), "node-a", 2, Some(&ns)).await;
+    let inner_port: u16 = a
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("A's port");
+    // The test reaches A through a socket made inside its namespace: A keeps its clients
+    // while it is cut off from the cluster (the dangerous half of a partition).
+    let a_url = format!("http://{}", ns.forward(inner_port).await);
+    let mut b = node(&env, &nats, "node-b", 2).await;
+    let mut c = node(&env, &nats, "node-c", 2).await;
+    let client = reqwest::Client::new();
+    assert_eq!(create_session(&client, &a_url, "p1").await, 201);
+    let turn = |url: String, prompt: &'static str| {
+        let client = client.clone();
+        async move {
+            let r = client
+                .post(format!("{url}/v1/sessions/p1/messages"))
+                .json(&json!({ "prompt": prompt }))
+                .send()
+                .await
+                .expect("turn");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.expect("json"))
+        }
+    };
+    let (status, first) = turn(b.url.clone(), "remember: the code is 4711").await;
+    assert_eq!(status, 200, "routed to A before the cut: {first}");
+
+    ns.cut();
+    let cut = Instant::now();
+    let (_, moved) = eventually(
+        Duration::from_secs(30),
+        "p1 to answer through C on its new owner",
+        || async {
+            match turn(c.url.clone(), "what is the code?").await {
+                (200, body) => Ok((200, body)),
+                other => Err(other),
+            }
+        },
+    )
+    .await;
+    let failover = cut.elapsed();
+    assert_eq!(moved["session_id"], first["session_id"], "{moved}");
+    assert!(!members(&b.url).await.contains(&"node-a".to_string()));
+    // A still runs and its clients still reach it, but it could not renew its lease: it
+    // refuses p1 instead of answering beside the new owner.
+    let (status, refused) = turn(a_url.clone(), "are you still serving p1?").await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (503, Some("lease_unconfirmed")),
+        "{refused}"
+    );
+
+    ns.heal();
+    // Reconnected, A learns the lease is another member's and says so from then on.
+    let lost = eventually(Duration::from_secs(30), "A to see it lost p1", || async {
+        match turn(a_url.clone(), "and now?").await {
+            (409, body) => Ok(body),
+            other => Err(other),
+        }
+    })
+    .await;
+    assert_eq!(lost["code"], "lease_lost", "{lost}");
+    eventually(Duration::from_secs(20), "A heartbeats again", || async {
+        let seen = members(&b.url).await;
+        if seen == ["node-a", "node-b", "node-c"] {
+            Ok(())
+        } else {
+            Err(seen)
+        }
+    })
+    .await;
+    // The conversation went on on the new owner only: what A was asked is in no transcript.
+    let (status, last) = turn(b.url.clone(), "still there?").await;
+    assert_eq!(status, 200, "{last}");
+    assert_eq!(last["session_id"], first["session_id"]);
+    assert_eq!(
+        user_prompts(&client, &[&b.url, &c.url], "p1").await,
+        [
+            "remember: the code is 4711",
+            "what is the code?",
+            "still there?"
+        ]
+    );
+    eprintln!("cut to the next answered turn through C: {failover:?} (lease 2 s, TTL 3 s)");
+    for node in [&mut a, &mut b, &mut c] {
+        let status = sigterm_and_wait(&mut node.child).await;
+        assert!(status.success(), "{status:?}");
+    }
+    drop((a, b, c, ns));
     env.assert_no_leftovers().await;
 }

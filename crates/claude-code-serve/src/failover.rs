@@ -8,8 +8,17 @@
 //! transcript into its own CLI config dir, stores the session and registers it with its
 //! supervisor hibernated with `--resume <cli session id>`, and serves it to the cluster.
 //! The next message starts its CLI, which resumes the same conversation.
+//!
+//! A message for an orphan that reaches a host before any scan does makes that host take
+//! the session over at once ([`take_over_orphan`]), so failover does not wait for the
+//! next scan. One take-over per session runs at a time on a host ([`Adoptions`]).
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use claude_code::history::History;
 
@@ -102,29 +111,90 @@ pub(crate) fn watch(state: &Arc<AppState>) {
                 }
             };
             for (tenant, name) in orphans {
-                match cluster.leases().claim(&tenant, &name).await {
-                    Ok(Claim::Won) => adopt(&state, &tenant, &name).await,
-                    Ok(Claim::Held(_)) => {}
-                    Err(e) => tracing::debug!(tenant = %tenant, session = %name, error = %e,
-                        "claiming an orphaned session failed"),
-                }
+                take_over(&state, &tenant, &name).await;
             }
         }
     });
     state.serving.put(".failover".to_string(), task);
 }
 
+/// The take-overs in progress on this host: one lock per session.
+#[derive(Debug, Default)]
+pub(crate) struct Adoptions(Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl Adoptions {
+    fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let Ok(mut locks) = self.0.lock() else {
+            return Arc::default();
+        };
+        // Locks nobody waits on any more go (each holder keeps its own Arc).
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(key.to_string()).or_default().clone()
+    }
+}
+
+/// A message for a session this host does not have: when its owner is gone (lease
+/// expired, heartbeat expired), takes it over now instead of at the next scan. True when
+/// this host then has the session.
+pub(crate) async fn take_over_orphan(state: &Arc<AppState>, tenant: &str, name: &str) -> bool {
+    let Some(cluster) = state.cluster() else {
+        return false;
+    };
+    let Ok(Some(lease)) = cluster.leases().owner(tenant, name).await else {
+        return false;
+    };
+    let key = session_key(tenant, name);
+    if lease.owner == cluster.node() {
+        // Ours but not here: the scan may be adopting it right now (wait for that), or it
+        // is being deleted (never take it back then).
+        let lock = state.adoptions.lock_for(&key);
+        let _wait = lock.lock().await;
+        return state.serving.has(&key);
+    }
+    if !lease.expired_at(crate::cluster::now_ms())
+        || !matches!(cluster.is_member(&lease.owner).await, Ok(false))
+    {
+        return false;
+    }
+    take_over(state, tenant, name).await
+}
+
+/// Claims an orphaned session and adopts it, unless this host already took it over
+/// (another take-over of the same session finished first). True when this host has it.
+async fn take_over(state: &Arc<AppState>, tenant: &str, name: &str) -> bool {
+    let Some(cluster) = state.cluster() else {
+        return false;
+    };
+    let key = session_key(tenant, name);
+    let owner_key = crate::cluster::owner_key(tenant, name);
+    let lock = state.adoptions.lock_for(&key);
+    let _one_at_a_time = lock.lock().await;
+    let leases = cluster.leases();
+    if state.serving.has(&key) && leases.holds(&owner_key) && !leases.unconfirmed(&owner_key) {
+        return true;
+    }
+    match leases.claim(tenant, name).await {
+        Ok(Claim::Won) => adopt(state, tenant, name).await,
+        Ok(Claim::Held(_)) => false,
+        Err(e) => {
+            tracing::debug!(tenant, session = name, error = %e, "claiming an orphaned session failed");
+            false
+        }
+    }
+}
+
 /// Takes over a session whose lease this host just won from a dead member: restores its
 /// checkpoint and registers it hibernated (resuming its conversation on the next
-/// message). Without a checkpoint the lease is released again.
-pub(crate) async fn adopt(state: &Arc<AppState>, tenant: &str, name: &str) {
+/// message). Without a checkpoint the lease is released again (false).
+pub(crate) async fn adopt(state: &Arc<AppState>, tenant: &str, name: &str) -> bool {
     let Some(cluster) = state.cluster() else {
-        return;
+        return false;
     };
     let started = std::time::Instant::now();
     let give_up = |why: String| async move {
         tracing::error!(tenant, session = name, reason = %why, "cannot take over an orphaned session");
         let _ = cluster.leases().release(tenant, name).await;
+        false
     };
     let cp = match cluster.checkpoint(tenant, name).await {
         Ok(Some(cp)) => cp,
@@ -199,4 +269,5 @@ pub(crate) async fn adopt(state: &Arc<AppState>, tenant: &str, name: &str) {
         register_ms = restored.elapsed().as_millis() as u64,
         "took over an orphaned session from a dead member; it resumes on its next message"
     );
+    true
 }

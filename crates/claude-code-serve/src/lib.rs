@@ -286,6 +286,7 @@ impl Host {
             proxies,
             cluster: Default::default(),
             serving: Default::default(),
+            adoptions: Default::default(),
         });
         let restored = match routes::sessions::restore(&state).await {
             Ok(n) => n,

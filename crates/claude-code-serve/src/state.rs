@@ -54,6 +54,8 @@ pub(crate) struct AppState {
     pub(crate) cluster: std::sync::OnceLock<std::sync::Arc<crate::cluster::Cluster>>,
     /// The sessions this host serves to the cluster's other members.
     pub(crate) serving: crate::routes::remote::Serving,
+    /// One take-over at a time per session (the failover scan and a message racing).
+    pub(crate) adoptions: crate::failover::Adoptions,
 }
 
 impl AppState {

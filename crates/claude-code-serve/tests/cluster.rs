@@ -76,6 +76,8 @@ async fn an_unrenewed_lease_is_taken_over_and_the_old_owner_learns_it_lost() {
         "{held:?}"
     );
     a.renew("acme", "s1").await.expect("the owner renews");
+    let key = owner_key("acme", "s1");
+    assert!(!a.unconfirmed(&key), "a renewed lease is confirmed");
     // A stops renewing (a stall, a partition): once the lease ends, B takes it over.
     let taken = eventually(
         Duration::from_secs(10),
@@ -89,10 +91,12 @@ async fn an_unrenewed_lease_is_taken_over_and_the_old_owner_learns_it_lost() {
     )
     .await;
     let _: () = taken;
+    // B could take it only because it ran out: A, still believing it holds it, knows its
+    // own lease is no longer confirmed (it must not serve the session).
+    assert!(a.holds(&key) && a.unconfirmed(&key));
     let owner = a.owner("acme", "s1").await.expect("read").expect("a lease");
     assert_eq!(owner.owner, "node-b");
     // A, renewing, sees it lost the lease and to whom; it no longer holds it.
-    let key = owner_key("acme", "s1");
     match a.renew("acme", "s1").await {
         Err(ClusterError::LeaseLost { key: k, owner }) => {
             assert_eq!(k, key);
@@ -115,7 +119,7 @@ async fn an_unrenewed_lease_is_taken_over_and_the_old_owner_learns_it_lost() {
     b.release("acme", "s1").await.expect("release");
     assert_eq!(b.owner("acme", "s1").await.expect("read"), None);
     assert_eq!(a.claim("acme", "s1").await.expect("claim"), Claim::Won);
-    assert!(!a.lost(&key));
+    assert!(!a.lost(&key) && !a.unconfirmed(&key));
 }
 
 mod hosts {

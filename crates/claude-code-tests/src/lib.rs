@@ -22,6 +22,8 @@ pub use claude_code_mock::{Block, MockServer, RecordedRequest, Reply, Script};
 
 mod nats;
 pub use nats::{nats_server_program, NatsServer};
+mod netns;
+pub use netns::{ip_program, Netns};
 
 /// The workspace root (two levels above this crate).
 pub fn workspace_root() -> PathBuf {

@@ -36,7 +36,20 @@ const SCRUB: [&str; 21] = [
 /// `claude-code` with the scrubbed environment, run in `cwd`; its default data dir
 /// (`$XDG_DATA_HOME/claude-code`) is under `cwd`, never the developer's.
 pub fn bare(cwd: &Path) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_claude-code"));
+    scrubbed(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_claude-code")),
+        cwd,
+    )
+}
+
+/// The `claude-code` binary's path.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_claude-code")
+}
+
+/// `cmd` (which runs `claude-code`, perhaps through a wrapper such as `ip netns exec`)
+/// with the scrubbed environment, run in `cwd`.
+pub fn scrubbed(mut cmd: tokio::process::Command, cwd: &Path) -> tokio::process::Command {
     for var in SCRUB {
         cmd.env_remove(var);
     }

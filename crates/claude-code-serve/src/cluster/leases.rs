@@ -11,7 +11,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
@@ -60,6 +60,10 @@ pub struct Leases {
     lease: Duration,
     /// Held leases: key → the revision this node last wrote.
     held: Arc<Mutex<BTreeMap<String, u64>>>,
+    /// Until when each held lease is surely this node's, on this node's monotonic clock:
+    /// the lease's length from *before* the write that set it, so never later than the
+    /// expiry the others read.
+    deadlines: Arc<Mutex<BTreeMap<String, Instant>>>,
     /// Leases this node held until another member took them over.
     lost: Arc<Mutex<BTreeSet<String>>>,
 }
@@ -76,6 +80,7 @@ impl Leases {
             node,
             lease,
             held: Arc::default(),
+            deadlines: Arc::default(),
             lost: Arc::default(),
         }
     }
@@ -88,9 +93,13 @@ impl Leases {
         bytes_value::encode(&lease)
     }
 
-    fn hold(&self, key: &str, revision: u64) {
+    /// Records a lease written at `revision` by a write that started at `started`.
+    fn hold(&self, key: &str, revision: u64, started: Instant) {
         if let Ok(mut held) = self.held.lock() {
             held.insert(key.to_string(), revision);
+        }
+        if let Ok(mut deadlines) = self.deadlines.lock() {
+            deadlines.insert(key.to_string(), started + self.lease);
         }
         if let Ok(mut lost) = self.lost.lock() {
             lost.remove(key);
@@ -112,7 +121,20 @@ impl Leases {
     }
 
     fn forget(&self, key: &str) -> Option<u64> {
+        if let Ok(mut deadlines) = self.deadlines.lock() {
+            deadlines.remove(key);
+        }
         self.held.lock().ok().and_then(|mut held| held.remove(key))
+    }
+
+    /// Whether this node holds the lease of `key` but could not renew it before it ran
+    /// out (cut off from NATS, or NATS down): another member may own the session by now,
+    /// so this node must not serve it until a renewal succeeds (or fails for good, which
+    /// makes it [`lost`](Self::lost)).
+    pub fn unconfirmed(&self, key: &str) -> bool {
+        self.deadlines
+            .lock()
+            .is_ok_and(|d| d.get(key).is_some_and(|until| Instant::now() >= *until))
     }
 
     /// The keys of the leases this node holds.
@@ -169,10 +191,11 @@ impl Leases {
     /// lease this node already holds, or reports the live lease of another member.
     pub async fn claim(&self, tenant: &str, session: &str) -> Result<Claim, ClusterError> {
         let key = owner_key(tenant, session);
+        let started = Instant::now();
         let value = self.fresh()?;
         match self.kv.create(key.as_str(), value.clone()).await {
             Ok(revision) => {
-                self.hold(&key, revision);
+                self.hold(&key, revision, started);
                 return Ok(Claim::Won);
             }
             Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {}
@@ -193,7 +216,7 @@ impl Leases {
         }
         match self.kv.update(key.as_str(), value, entry.revision).await {
             Ok(revision) => {
-                self.hold(&key, revision);
+                self.hold(&key, revision, started);
                 Ok(Claim::Won)
             }
             Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {
@@ -221,9 +244,10 @@ impl Leases {
                 owner: None,
             });
         };
+        let started = Instant::now();
         match self.kv.update(key, self.fresh()?, revision).await {
             Ok(revision) => {
-                self.hold(key, revision);
+                self.hold(key, revision, started);
                 Ok(())
             }
             Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {

@@ -132,6 +132,11 @@ impl Serving {
         }
     }
 
+    /// Whether this host serves the session `key` over the cluster.
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.0.lock().is_ok_and(|t| t.contains_key(key))
+    }
+
     /// Stops serving the session `key` over the cluster.
     pub(crate) fn stop(&self, key: &str) {
         if let Some(task) = self.0.lock().ok().and_then(|mut t| t.remove(key)) {
@@ -354,13 +359,29 @@ pub(crate) async fn forward(
         .await
         .map_err(|e| unavailable(e.to_string()))?;
     let request = encode(&TurnRequest { prompt, inbox });
-    let answer = tokio::time::timeout(
-        ACCEPT_WAIT,
-        client.request(turn_subject(tenant, name), request),
-    )
-    .await
-    .map_err(|_| unavailable("no answer in time".into()))?
-    .map_err(|e| unavailable(e.to_string()))?;
+    let asking = client.clone();
+    let request = asking.request(turn_subject(tenant, name), request);
+    let mut request = Box::pin(request);
+    // Waiting for the answer, the owner's heartbeat is checked every heartbeat: an owner
+    // cut off or dead is given up within the heartbeat TTL, not after the whole wait.
+    let deadline = tokio::time::Instant::now() + ACCEPT_WAIT;
+    let slice = cluster.heartbeat().max(Duration::from_millis(200));
+    let answer = loop {
+        match tokio::time::timeout(slice, &mut request).await {
+            Ok(answer) => break answer.map_err(|e| unavailable(e.to_string()))?,
+            Err(_) if tokio::time::Instant::now() >= deadline => {
+                return Err(unavailable("no answer in time".into()))
+            }
+            Err(_) => {
+                if let Ok(false) = cluster.is_member(&lease.owner).await {
+                    return Err(unavailable(
+                        "it left the cluster: its heartbeat expired; the session moves to another member once its lease runs out".into(),
+                    ));
+                }
+            }
+        }
+    };
+    drop(request);
     let credit = match serde_json::from_slice::<Answer>(&answer.payload) {
         Ok(Answer::Accepted { credit }) => credit,
         Ok(Answer::Refused { status, error }) => return Err(from_wire(status, error)),

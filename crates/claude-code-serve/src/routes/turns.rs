@@ -55,7 +55,7 @@ pub(crate) struct Prompt {
         (status = 413, description = "Body or prompt too large", body = ErrorBody),
         (status = 429, description = "The tenant's turn, rate or spend limit, or the session's budget", body = ErrorBody),
         (status = 502, description = "The Messages API refused (bad key: upstream_auth_failed); in a cluster, `owner_lost`: the owner of a routed session stopped sending the turn (an SSE turn sends it as an `error` event)", body = ErrorBody),
-        (status = 503, description = "Draining, or the session's CLI is gone (it restarts); `resource_limit` when it hit a resource limit of `[resources]` (the message names which; the session restarts), `sandbox_unavailable` when its confinement cannot be set up; in a cluster, `owner_unavailable`: the member owning the session does not answer, `cluster_unavailable`: NATS does not answer", body = ErrorBody),
+        (status = 503, description = "Draining, or the session's CLI is gone (it restarts); `resource_limit` when it hit a resource limit of `[resources]` (the message names which; the session restarts), `sandbox_unavailable` when its confinement cannot be set up; in a cluster, `owner_unavailable`: the member owning the session does not answer, `cluster_unavailable`: NATS does not answer, `lease_unconfirmed`: this host owns the session but could not renew its lease in time (cut off from NATS)", body = ErrorBody),
         (status = 504, description = "The turn timed out", body = ErrorBody),
     ))]
 pub(crate) async fn send_message(
@@ -68,14 +68,21 @@ pub(crate) async fn send_message(
     caller.require(Scope::Write)?;
     state.accepting()?;
     if let Some(cluster) = state.cluster() {
-        if cluster
-            .leases()
-            .lost(&crate::cluster::owner_key(&caller.tenant, &name))
-        {
+        let key = crate::cluster::owner_key(&caller.tenant, &name);
+        if cluster.leases().lost(&key) {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "lease_lost",
                 format!("another cluster member took over session `{name}` (this host missed renewing its lease); this host no longer serves it"),
+            ));
+        }
+        // Cut off from the cluster past the lease: another member may own the session
+        // now. Fail closed until a renewal says whose it is.
+        if cluster.leases().unconfirmed(&key) {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "lease_unconfirmed",
+                format!("this host could not renew its lease of session `{name}` in time (it cannot reach the cluster's NATS server); it does not serve the session until it can confirm it still owns it: try again, or through another host"),
             ));
         }
     }
@@ -89,15 +96,25 @@ pub(crate) async fn send_message(
         Ok(stream) => stream,
         Err(claude_code::SupervisorError::NotFound { .. }) if routed.is_some() => {
             let prompt = routed.unwrap_or_default();
-            return crate::routes::remote::forward(
-                &state,
-                &caller.tenant,
-                &name,
-                prompt,
-                permit,
-                wants_sse(&headers),
-            )
-            .await;
+            // An orphan (its owner is gone) is taken over here, now.
+            if crate::failover::take_over_orphan(&state, &caller.tenant, &name).await {
+                state
+                    .sup
+                    .session(&key)
+                    .stream(prompt)
+                    .await
+                    .map_err(|e| session_error(e, &name))?
+            } else {
+                return crate::routes::remote::forward(
+                    &state,
+                    &caller.tenant,
+                    &name,
+                    prompt,
+                    permit,
+                    wants_sse(&headers),
+                )
+                .await;
+            }
         }
         Err(e) => return Err(session_error(e, &name)),
     };
