@@ -1,15 +1,28 @@
-//! The cluster's routing cost: a session's turn through the HTTP API of the host that
-//! owns it (`local`) against the same turn through another host of the cluster, which
-//! forwards it to the owner over NATS (`routed`), both as one JSON reply. Two hosts in
-//! this process, one real nats-server with JetStream on loopback, the real CLI against
-//! the mock Messages API (which answers at once, so the ratio is the worst case: a real
-//! model's seconds dilute it). Turns alternate local and routed on one session; printed:
-//! min and median per path, and the median ratio (the target: <= 1.10x).
+//! The cluster's costs, with hosts in this process, one real nats-server with JetStream on
+//! loopback, and the real CLI against the mock Messages API (which answers at once, so
+//! the ratios are the worst case: a real model's seconds dilute them).
 //!
-//! `cargo bench -p claude-code-host-tests --bench cluster`. Environment: `TURNS` per path
-//! (default 40). Under `cargo test` it does nothing.
+//! - `latency`: a session's turn through the HTTP API of the host that owns it (`local`)
+//!   against the same turn through another host, which forwards it to the owner over NATS
+//!   (`routed`), both as one JSON reply. Turns alternate local and routed on one session;
+//!   printed: min and median per path, and the median ratio (the target: <= 1.10x).
+//! - `throughput`: messages (turns) per second with `SESSIONS` sessions on one owner, each
+//!   sent turns back to back by its own client, through the owner and through another
+//!   host; rounds alternate; printed: turns/s per path and the ratio.
+//! - `failover`: `ROUNDS` times, three hosts (heartbeat 0.5 s so the TTL is 1.5 s; lease
+//!   2 s), a session on A that answered one turn, then A dies without leaving
+//!   (`Host::abort`, as a crash); printed per part, min and median: until the others see A
+//!   gone (heartbeat TTL), until its lease ends, until a survivor claimed it and restored
+//!   its checkpoint (the scan every heartbeat), and then until the next message is
+//!   answered (the new owner's CLI starts with `--resume`).
+//!
+//! `cargo bench -p claude-code-host-tests --bench cluster [-- latency|throughput|failover]`
+//! (default: all). Environment: `TURNS` per path (default 40), `SESSIONS` (default 4),
+//! `ROUNDS` (default 5). Under `cargo test` it does nothing.
 
 use std::time::{Duration, Instant};
+
+use std::path::Path;
 
 use claude_code_serve::{cluster::ClusterConfig, Host, HostConfig};
 use claude_code_tests::{NatsServer, Reply, Script, TestEnv};
@@ -24,10 +37,43 @@ async fn host(env: &TestEnv, nats: &NatsServer, node: &str) -> Host {
     Host::start(config).await.expect("host starts")
 }
 
+/// A host with its own CLI config dir (a transcript can only come from the checkpoint),
+/// a 0.5 s heartbeat and a 2 s lease.
+async fn failover_host(env: &TestEnv, nats: &NatsServer, node: &str, dir: &Path) -> Host {
+    let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+        .options(
+            env.options()
+                .env("CLAUDE_CONFIG_DIR", dir.to_string_lossy()),
+        )
+        .offline(false)
+        .cluster(
+            ClusterConfig::new(nats.url())
+                .node_name(node)
+                .heartbeat(Duration::from_millis(500))
+                .lease(Duration::from_secs(2)),
+        );
+    config.spares = 0;
+    Host::start(config).await.expect("host starts")
+}
+
+async fn create(client: &reqwest::Client, url: &str, name: &str) {
+    let created = client
+        .post(format!("{url}/v1/sessions"))
+        .json(&json!({ "name": name }))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status().as_u16(), 201);
+}
+
 async fn turn(client: &reqwest::Client, url: &str) -> Duration {
+    turn_on(client, url, "bench").await
+}
+
+async fn turn_on(client: &reqwest::Client, url: &str, session: &str) -> Duration {
     let start = Instant::now();
     let r = client
-        .post(format!("{url}/v1/sessions/bench/messages"))
+        .post(format!("{url}/v1/sessions/{session}/messages"))
         .json(&json!({"prompt": "ping"}))
         .send()
         .await
@@ -42,62 +88,227 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
-    }
-    let turns: usize = std::env::var("TURNS")
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(40);
+        .unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--bench") {
+        return;
+    }
+    let picked: Vec<&str> = args
+        .iter()
+        .skip(1)
+        .map(String::as_str)
+        .filter(|a| ["latency", "throughput", "failover"].contains(a))
+        .collect();
+    let run = |part: &str| picked.is_empty() || picked.contains(&part);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let env = TestEnv::new(Script::new().fallback(Reply::text("pong"))).await;
-        let nats = NatsServer::start();
-        let owner = host(&env, &nats, "owner").await;
-        let other = host(&env, &nats, "other").await;
-        let client = reqwest::Client::new();
-        let created = client
-            .post(format!("{}/v1/sessions", owner.url()))
-            .json(&json!({"name": "bench"}))
-            .send()
-            .await
-            .expect("create");
-        assert_eq!(created.status().as_u16(), 201);
-        // Warm both paths (the CLI's first turn, the connections).
-        for _ in 0..3 {
-            turn(&client, &owner.url()).await;
-            turn(&client, &other.url()).await;
+        if run("latency") {
+            latency(env_usize("TURNS", 40)).await;
         }
-        let (mut local, mut routed) = (Vec::new(), Vec::new());
-        for _ in 0..turns {
-            local.push(turn(&client, &owner.url()).await);
-            routed.push(turn(&client, &other.url()).await);
+        if run("throughput") {
+            throughput(env_usize("SESSIONS", 4), env_usize("TURNS", 40)).await;
         }
-        local.sort();
-        routed.sort();
-        let median = |v: &[Duration]| v[v.len() / 2];
-        println!("cluster routing, {turns} JSON turns per path (real CLI, mock API):");
-        println!(
-            "  local : min {:7.2} ms  median {:7.2} ms",
-            ms(local[0]),
-            ms(median(&local))
-        );
-        println!(
-            "  routed: min {:7.2} ms  median {:7.2} ms",
-            ms(routed[0]),
-            ms(median(&routed))
-        );
-        let ratio = median(&routed).as_secs_f64() / median(&local).as_secs_f64();
-        let added = ms(median(&routed)) - ms(median(&local));
-        println!(
-            "  routed/local median ratio {ratio:.3}x (added {added:.2} ms per turn; target <= 1.10x: {})",
-            if ratio <= 1.10 { "met" } else { "not met" }
-        );
-        other.shutdown().await.expect("stop");
-        owner.shutdown().await.expect("stop");
+        if run("failover") {
+            failover(env_usize("ROUNDS", 5)).await;
+        }
     });
+}
+
+async fn latency(turns: usize) {
+    let env = TestEnv::new(Script::new().fallback(Reply::text("pong"))).await;
+    let nats = NatsServer::start();
+    let owner = host(&env, &nats, "owner").await;
+    let other = host(&env, &nats, "other").await;
+    let client = reqwest::Client::new();
+    create(&client, &owner.url(), "bench").await;
+    // Warm both paths (the CLI's first turn, the connections).
+    for _ in 0..3 {
+        turn(&client, &owner.url()).await;
+        turn(&client, &other.url()).await;
+    }
+    let (mut local, mut routed) = (Vec::new(), Vec::new());
+    for _ in 0..turns {
+        local.push(turn(&client, &owner.url()).await);
+        routed.push(turn(&client, &other.url()).await);
+    }
+    let (local_med, routed_med) = (median(&mut local), median(&mut routed));
+    println!("cluster routing, {turns} JSON turns per path (real CLI, mock API):");
+    println!(
+        "  local : min {:7.2} ms  median {:7.2} ms",
+        ms(local[0]),
+        ms(local_med)
+    );
+    println!(
+        "  routed: min {:7.2} ms  median {:7.2} ms",
+        ms(routed[0]),
+        ms(routed_med)
+    );
+    let ratio = routed_med.as_secs_f64() / local_med.as_secs_f64();
+    let added = ms(routed_med) - ms(local_med);
+    println!(
+        "  routed/local median ratio {ratio:.3}x (added {added:.2} ms per turn; target <= 1.10x: {})",
+        if ratio <= 1.10 { "met" } else { "not met" }
+    );
+    other.shutdown().await.expect("stop");
+    owner.shutdown().await.expect("stop");
+}
+
+/// Turns per second with `sessions` clients, each sending `turns` turns back to back to
+/// its own session through `url`.
+async fn rate(client: &reqwest::Client, url: &str, sessions: usize, turns: usize) -> f64 {
+    let start = Instant::now();
+    let clients = (0..sessions).map(|i| {
+        let (client, url) = (client.clone(), url.to_string());
+        async move {
+            for _ in 0..turns {
+                turn_on(&client, &url, &format!("tp{i}")).await;
+            }
+        }
+    });
+    futures::future::join_all(clients).await;
+    (sessions * turns) as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn throughput(sessions: usize, turns: usize) {
+    let env = TestEnv::new(Script::new().fallback(Reply::text("pong"))).await;
+    let nats = NatsServer::start();
+    let owner = host(&env, &nats, "owner").await;
+    let other = host(&env, &nats, "other").await;
+    let client = reqwest::Client::new();
+    for i in 0..sessions {
+        create(&client, &owner.url(), &format!("tp{i}")).await;
+    }
+    rate(&client, &owner.url(), sessions, 2).await;
+    rate(&client, &other.url(), sessions, 2).await;
+    let (mut local, mut routed) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        local.push(rate(&client, &owner.url(), sessions, turns / 2).await);
+        routed.push(rate(&client, &other.url(), sessions, turns / 2).await);
+    }
+    let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    println!(
+        "cluster throughput, {sessions} sessions x {} turns back to back per round, 2 rounds per path:",
+        turns / 2
+    );
+    println!(
+        "  local : {:6.1} turns/s (best {:6.1})",
+        mean(&local),
+        best(&local)
+    );
+    println!(
+        "  routed: {:6.1} turns/s (best {:6.1})",
+        mean(&routed),
+        best(&routed)
+    );
+    println!(
+        "  routed/local turns/s ratio {:.3}x",
+        mean(&routed) / mean(&local)
+    );
+    other.shutdown().await.expect("stop");
+    owner.shutdown().await.expect("stop");
+}
+
+async fn failover(rounds: usize) {
+    let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
+    let client = reqwest::Client::new();
+    let (mut gone, mut lease_end, mut claimed, mut resumed, mut total) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let nats = NatsServer::start();
+        let dirs: Vec<_> = (0..3)
+            .map(|_| tempfile::tempdir().expect("config dir"))
+            .collect();
+        let a = failover_host(&env, &nats, "host-a", dirs[0].path()).await;
+        let b = failover_host(&env, &nats, "host-b", dirs[1].path()).await;
+        let c = failover_host(&env, &nats, "host-c", dirs[2].path()).await;
+        let name = format!("fo{round}");
+        create(&client, &a.url(), &name).await;
+        turn_on(&client, &c.url(), &name).await;
+        let watcher = claude_code_serve::cluster::Leases::connect(
+            &nats.url(),
+            "watcher",
+            Duration::from_secs(2),
+        )
+        .await
+        .expect("connect");
+        let expires = watcher
+            .owner("default", &name)
+            .await
+            .expect("read")
+            .expect("a lease")
+            .expires_ms;
+        let killed = Instant::now();
+        let killed_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        a.abort().await.expect("a stops");
+        // Polled every 10 ms: the figures are good to about that.
+        let mut seen_gone = None;
+        let owner = loop {
+            if seen_gone.is_none() {
+                let view: serde_json::Value = client
+                    .get(format!("{}/v1/cluster", b.url()))
+                    .send()
+                    .await
+                    .expect("cluster")
+                    .json()
+                    .await
+                    .expect("json");
+                let listed = view["members"]
+                    .as_array()
+                    .is_some_and(|m| m.iter().any(|m| m["node"] == "host-a"));
+                if !listed {
+                    seen_gone = Some(killed.elapsed());
+                }
+            }
+            match watcher.owner("default", &name).await {
+                Ok(Some(l)) if l.owner != "host-a" => break l.owner,
+                _ => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        };
+        let claim = killed.elapsed();
+        let new_owner = if owner == "host-b" { &b } else { &c };
+        let before_turn = Instant::now();
+        turn_on(&client, &new_owner.url(), &name).await;
+        resumed.push(before_turn.elapsed());
+        total.push(killed.elapsed());
+        claimed.push(claim);
+        gone.push(seen_gone.unwrap_or(claim));
+        lease_end.push(Duration::from_millis(expires.saturating_sub(killed_ms)));
+        b.shutdown().await.expect("stop");
+        c.shutdown().await.expect("stop");
+    }
+    println!(
+        "cluster failover, {rounds} rounds (heartbeat 0.5 s: TTL 1.5 s; lease 2 s), from the kill:"
+    );
+    for (label, v) in [
+        ("others see the owner gone (TTL)  ", &mut gone),
+        ("its lease ends                   ", &mut lease_end),
+        ("claimed + checkpoint restored    ", &mut claimed),
+        ("then next turn answered (resume) ", &mut resumed),
+        ("kill -> next turn answered       ", &mut total),
+    ] {
+        let med = median(v);
+        println!(
+            "  {label}: min {:7.1} ms  median {:7.1} ms",
+            ms(v[0]),
+            ms(med)
+        );
+    }
 }
