@@ -22,6 +22,9 @@ use super::{now_ms, ClusterError};
 /// The bucket of session leases.
 pub const OWNERS_BUCKET: &str = "claude_owners";
 
+/// How much earlier than its expiry a holder stops trusting its own lease.
+const CLOCK_MARGIN: Duration = Duration::from_millis(10);
+
 /// The value of an ownership key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -99,7 +102,10 @@ impl Leases {
             held.insert(key.to_string(), revision);
         }
         if let Ok(mut deadlines) = self.deadlines.lock() {
-            deadlines.insert(key.to_string(), started + self.lease);
+            // A margin for the value's whole milliseconds and for the wall clock against
+            // the monotonic one.
+            let margin = CLOCK_MARGIN.max(self.lease / 100);
+            deadlines.insert(key.to_string(), started + self.lease.saturating_sub(margin));
         }
         if let Ok(mut lost) = self.lost.lock() {
             lost.remove(key);
