@@ -259,6 +259,7 @@ pub(crate) async fn list(
     let list = state.list(&caller).await?;
     Ok(Json(SessionList {
         sessions: state.describe(&caller, &list).await?,
+        unreachable: Vec::new(),
     }))
 }
 

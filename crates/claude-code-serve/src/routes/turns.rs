@@ -105,7 +105,7 @@ pub(crate) async fn send_message(
                     .await
                     .map_err(|e| session_error(e, &name))?
             } else {
-                return crate::routes::remote::forward(
+                let forwarded = crate::routes::remote::forward(
                     &state,
                     &caller.tenant,
                     &name,
@@ -114,6 +114,8 @@ pub(crate) async fn send_message(
                     wants_sse(&headers),
                 )
                 .await;
+                crate::routes::remote_calls::count_turn_out(&state, &forwarded);
+                return forwarded;
             }
         }
         Err(e) => return Err(session_error(e, &name)),
