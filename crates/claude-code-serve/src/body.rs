@@ -34,13 +34,32 @@ pub(crate) struct SessionObject {
     pub(crate) started_at: Option<u64>,
     /// When a turn was last sent to it, seconds since the epoch.
     pub(crate) last_activity: Option<u64>,
+    /// In a cluster: the member (node name) that holds the session. Absent on a host
+    /// without `--cluster`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) owner: Option<String>,
 }
 
 /// `GET /v1/sessions`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct SessionList {
-    /// The caller's sessions.
+    /// The caller's sessions; in a cluster, those of every member (each with its
+    /// `owner`), by name.
     pub(crate) sessions: Vec<SessionObject>,
+    /// In a cluster: sessions whose owner did not answer in time (or whose owner's
+    /// heartbeat expired and which have not moved yet), by name and owner only. Absent
+    /// when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) unreachable: Vec<UnreachableSession>,
+}
+
+/// A session in a cluster whose owner did not answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct UnreachableSession {
+    /// Its name.
+    pub(crate) name: String,
+    /// The member that holds its lease.
+    pub(crate) owner: String,
 }
 
 /// The JSON reply of a turn (without `Accept: text/event-stream`).

@@ -7,11 +7,16 @@
 //! by compare-and-set (one winner), and the winner [`adopt`]s the session: it writes the
 //! transcript into its own CLI config dir, stores the session and registers it with its
 //! supervisor hibernated with `--resume <cli session id>`, and serves it to the cluster.
-//! The next message starts its CLI, which resumes the same conversation.
+//! The next message starts its CLI, which resumes the same conversation. The checkpoint
+//! carries the session's spend so far (turns and USD, cumulative over its owners); the
+//! new owner tops its ledger up to it ([`Store::carry_spend`]) and seeds the session's
+//! budget at the credential proxy with it, so a budget holds across a failover.
 //!
 //! A message for an orphan that reaches a host before any scan does makes that host take
 //! the session over at once ([`take_over_orphan`]), so failover does not wait for the
 //! next scan. One take-over per session runs at a time on a host ([`Adoptions`]).
+//!
+//! [`Store::carry_spend`]: crate::store::Store::carry_spend
 
 use std::{
     collections::BTreeMap,
@@ -26,7 +31,7 @@ use crate::{
     cluster::{Checkpoint, Claim},
     routes::sessions::SessionRecipe,
     state::{session_key, AppState},
-    store::StoredSession,
+    store::{StoredSession, Totals},
 };
 
 /// The CLI config dir a session's transcripts live in on this host.
@@ -54,6 +59,23 @@ pub(crate) async fn checkpoint(state: &Arc<AppState>, tenant: &str, name: &str) 
     // Named sessions are per host: nothing to carry over.
     let Some(stored) = stored else { return };
     let mut cp = Checkpoint::new(tenant, name, stored.spec);
+    cp.node = Some(cluster.node().to_string());
+    // Its spend so far goes with it: the ledger's (carried spend included), and at least
+    // what its grant at the credential proxy counted.
+    let t = tenant.to_string();
+    match state.store.run(move |s| s.session_totals(&t)).await {
+        Ok(totals) => {
+            let own = totals.get(name).copied().unwrap_or_default();
+            cp.turns = own.turns;
+            cp.spent_usd = own.cost_usd;
+        }
+        Err(e) => {
+            tracing::warn!(tenant, session = name, error = %e, "cannot read a session's spend for its checkpoint; it carries the proxy's figure only");
+        }
+    }
+    if let Some(granted) = state.proxies.spent(&session_key(tenant, name)) {
+        cp.spent_usd = cp.spent_usd.max(granted);
+    }
     if let (Some(id), Some(dir)) = (stored.session_id, config_dir(state, tenant, name)) {
         let read = {
             let id = id.clone();
@@ -249,10 +271,26 @@ pub(crate) async fn adopt(state: &Arc<AppState>, tenant: &str, name: &str) -> bo
     if let Err(e) = state.store.run(move |s| s.insert_session(&stored)).await {
         return give_up(e.to_string()).await;
     }
+    // Its spend so far comes with it: the ledger (and so its totals and the tenant's
+    // spend) and its budget count what it spent on its earlier owners.
+    let carried = Totals {
+        turns: cp.turns,
+        cost_usd: cp.spent_usd,
+    };
+    let (t, n, from) = (tenant.to_string(), name.to_string(), cp.node.clone());
+    let spent = match state
+        .store
+        .run(move |s| s.carry_spend(&t, &n, from.as_deref(), carried))
+        .await
+    {
+        Ok(totals) => totals,
+        Err(e) => return give_up(format!("cannot carry its spend over: {e}")).await,
+    };
     let spec = match recipe.spec(state, tenant, name).await {
         Ok(spec) => spec,
         Err(e) => return give_up(format!("{:?}", e.body())).await,
     };
+    state.proxies.record_spend(&key, spent.cost_usd);
     let spec = match &cp.cli_session_id {
         Some(id) => spec.with_options(|o| o.resume(id.clone())),
         None => spec,
@@ -262,9 +300,12 @@ pub(crate) async fn adopt(state: &Arc<AppState>, tenant: &str, name: &str) -> bo
         return give_up(e.to_string()).await;
     }
     crate::routes::remote::serve(state, tenant, name).await;
+    crate::metrics::cluster::failover(cluster.node());
     tracing::info!(
         tenant,
         session = name,
+        spent_usd = spent.cost_usd,
+        turns = spent.turns,
         restore_ms = restored.duration_since(started).as_millis() as u64,
         register_ms = restored.elapsed().as_millis() as u64,
         "took over an orphaned session from a dead member; it resumes on its next message"

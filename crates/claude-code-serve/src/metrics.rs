@@ -1,6 +1,8 @@
 //! `GET /metrics`: the SDK's metrics (see `claude_code::telemetry::metric`) and the
 //! host's HTTP metrics in the Prometheus text exposition format.
 //!
+//! In a cluster, the cluster's metrics too (see [`cluster`]).
+//!
 //! HTTP metrics, recorded by [`track`] around every request:
 //! - `claude_code_http_requests_total{method,route,status}` (counter);
 //! - `claude_code_http_request_duration_seconds{method,route}` (histogram; for a streamed
@@ -21,10 +23,15 @@
 //!
 //! [`Host`]: crate::Host
 
-use std::{sync::OnceLock, time::Instant};
+pub(crate) mod cluster;
+
+use std::{
+    sync::{Arc, OnceLock},
+    time::{Duration, Instant},
+};
 
 use axum::{
-    extract::{MatchedPath, Request},
+    extract::{MatchedPath, Request, State},
     http::{header, HeaderValue, Method, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -39,6 +46,7 @@ use crate::{
     auth::{Caller, Scope},
     body::ErrorBody,
     error::ApiError,
+    state::AppState,
 };
 
 /// Counter: HTTP requests answered, labels `method`, `route`, `status`.
@@ -111,14 +119,19 @@ fn describe_http_metrics() {
         `claude_code_cost_usd`, ...) and the HTTP layer's \
         (`claude_code_http_requests_total{method,route,status}`, \
         `claude_code_http_request_duration_seconds{method,route}`, \
-        `claude_code_http_requests_in_flight`), labelled by route template; no label \
-        carries a session name or a prompt.",
+        `claude_code_http_requests_in_flight`), labelled by route template; in a \
+        cluster also `claude_cluster_*{node,...}` (members, sessions owned, routed turns \
+        and calls, failovers, lost leases, failed heartbeats); no label carries a \
+        session name or a prompt.",
     responses(
         (status = 200, description = "The metrics", content_type = "text/plain; version=0.0.4", body = String),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 503, description = "Another metrics recorder was installed in this process first", body = ErrorBody),
     ))]
-pub(crate) async fn render(caller: Caller) -> Result<Response, ApiError> {
+pub(crate) async fn render(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
     let Some(Ok(handle)) = RECORDER.get() else {
         return Err(ApiError::new(
@@ -130,6 +143,15 @@ pub(crate) async fn render(caller: Caller) -> Result<Response, ApiError> {
     };
     // A fresh memory sample: the periodic one runs only on the first host's runtime.
     claude_code::telemetry::sample_cli_rss();
+    if let Some(c) = state.cluster() {
+        // Bounded: a NATS server that does not answer must not stall the scrape.
+        match tokio::time::timeout(Duration::from_secs(2), c.members()).await {
+            Ok(Ok(members)) => {
+                cluster::set_members(c.node(), members.len(), c.leases().held().len())
+            }
+            _ => tracing::debug!("cannot read the cluster's members for /metrics"),
+        }
+    }
     let body = handle.render();
     Ok((
         [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],

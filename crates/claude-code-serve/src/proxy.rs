@@ -154,6 +154,11 @@ impl Proxies {
         }
     }
 
+    /// USD the session's grant has counted so far, when it holds one.
+    pub(crate) fn spent(&self, key: &str) -> Option<f64> {
+        self.grants().get(key).map(|g| g.spent_usd())
+    }
+
     /// Revokes the session's token.
     pub(crate) fn revoke(&self, key: &str) {
         self.grants().remove(key);

@@ -132,9 +132,13 @@ impl AppState {
             .run(move |s| s.session_totals(&tenant))
             .await
             .map_err(store_error)?;
+        let owner = self.cluster().map(|c| c.node().to_string());
         Ok(sessions
             .iter()
-            .map(|c| session_json(c, totals.get(public_name(&c.name))))
+            .map(|c| SessionObject {
+                owner: owner.clone(),
+                ..session_json(c, totals.get(public_name(&c.name)))
+            })
             .collect())
     }
 
@@ -286,5 +290,6 @@ pub(crate) fn session_json(c: &ChildInfo, totals: Option<&Totals>) -> SessionObj
         cost_usd: totals.map_or(c.cost_usd, |t| t.cost_usd),
         started_at: secs(c.started_at),
         last_activity: c.last_activity.and_then(secs),
+        owner: None,
     }
 }

@@ -37,6 +37,7 @@ pub const DB_FILE: &str = "claude-code.db";
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_audit_events.sql"),
+    include_str!("../migrations/0003_carried_spend.sql"),
 ];
 
 /// What went wrong with the state store.
@@ -478,15 +479,21 @@ impl Store {
         })
     }
 
-    /// Turns and cost per session of a tenant, from the ledger.
+    /// Turns and cost per session of a tenant, from the ledger (with what sessions
+    /// taken over from other cluster members carried, see [`Store::carry_spend`]).
     pub(crate) fn session_totals(
         &self,
         tenant: &str,
     ) -> Result<HashMap<String, Totals>, StoreError> {
         self.with_read(|c| {
             let mut stmt = c.prepare(
-                "SELECT target, COUNT(*), COALESCE(SUM(cost_usd), 0) FROM turns \
-                 WHERE tenant = ?1 AND kind = 'session' GROUP BY target",
+                "SELECT target, SUM(n), SUM(usd) FROM ( \
+                   SELECT target, COUNT(*) AS n, COALESCE(SUM(cost_usd), 0) AS usd FROM turns \
+                   WHERE tenant = ?1 AND kind = 'session' GROUP BY target \
+                   UNION ALL \
+                   SELECT target, SUM(turns), SUM(cost_usd) FROM carried \
+                   WHERE tenant = ?1 GROUP BY target \
+                 ) GROUP BY target",
             )?;
             let rows = stmt.query_map(params![tenant], |r| {
                 Ok((
@@ -501,14 +508,60 @@ impl Store {
         })
     }
 
-    /// What a tenant spent in total.
+    /// What a tenant spent in total (with what its sessions taken over from other
+    /// cluster members carried).
     pub(crate) fn tenant_spend(&self, tenant: &str) -> Result<f64, StoreError> {
         self.with_read(|c| {
             c.query_row(
-                "SELECT COALESCE(SUM(cost_usd), 0) FROM turns WHERE tenant = ?1",
+                "SELECT (SELECT COALESCE(SUM(cost_usd), 0) FROM turns WHERE tenant = ?1) \
+                      + (SELECT COALESCE(SUM(cost_usd), 0) FROM carried WHERE tenant = ?1)",
                 params![tenant],
                 |r| r.get(0),
             )
+        })
+    }
+
+    /// Brings a session's ledger up to what its checkpoint says it spent on its earlier
+    /// owners (`totals`, cumulative: what those owners' ledgers held for it, carried
+    /// spend included): records the difference to this store's own figures for the
+    /// session, so that a session that comes back to a host that owned it before is not
+    /// counted twice. Returns the session's totals afterwards.
+    pub(crate) fn carry_spend(
+        &self,
+        tenant: &str,
+        target: &str,
+        from_node: Option<&str>,
+        totals: Totals,
+    ) -> Result<Totals, StoreError> {
+        self.with_write(|c| {
+            let tx = c.transaction()?;
+            let (turns, usd): (i64, f64) = tx.query_row(
+                "SELECT \
+                   (SELECT COUNT(*) FROM turns WHERE tenant = ?1 AND kind = 'session' AND target = ?2) \
+                   + (SELECT COALESCE(SUM(turns), 0) FROM carried WHERE tenant = ?1 AND target = ?2), \
+                   (SELECT COALESCE(SUM(cost_usd), 0) FROM turns WHERE tenant = ?1 AND kind = 'session' AND target = ?2) \
+                   + (SELECT COALESCE(SUM(cost_usd), 0) FROM carried WHERE tenant = ?1 AND target = ?2)",
+                params![tenant, target],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let here = Totals {
+                turns: turns.max(0) as u64,
+                cost_usd: usd,
+            };
+            let more_turns = totals.turns.saturating_sub(here.turns);
+            let more_usd = (totals.cost_usd - here.cost_usd).max(0.0);
+            if more_turns > 0 || more_usd > 0.0 {
+                tx.execute(
+                    "INSERT INTO carried (at, tenant, target, from_node, turns, cost_usd) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![now(), tenant, target, from_node, more_turns as i64, more_usd],
+                )?;
+            }
+            tx.commit()?;
+            Ok(Totals {
+                turns: here.turns + more_turns,
+                cost_usd: here.cost_usd + more_usd,
+            })
         })
     }
 
@@ -783,5 +836,49 @@ mod tests {
             })
         );
         assert_eq!(store.tenant_spend("b").expect("spend"), 1.0);
+    }
+
+    #[test]
+    fn carried_spend_tops_the_ledger_up_to_the_checkpoint_and_never_counts_twice() {
+        let store = Store::in_memory().expect("store");
+        let row = |target: &str, cost| TurnRow {
+            tenant: "a".into(),
+            kind: "session",
+            target: target.into(),
+            session_id: None,
+            cost_usd: cost,
+            input_tokens: 1,
+            output_tokens: 2,
+            is_error: false,
+        };
+        let carried = |turns, cost_usd| Totals { turns, cost_usd };
+        // Taken over with 3 turns and $1.50 spent elsewhere.
+        let t = store
+            .carry_spend("a", "x", Some("node-a"), carried(3, 1.5))
+            .expect("carry");
+        assert_eq!(t, carried(3, 1.5));
+        store.record_turn(&row("x", 0.5)).expect("row");
+        assert_eq!(
+            store.session_totals("a").expect("totals").get("x"),
+            Some(&carried(4, 2.0))
+        );
+        assert_eq!(store.tenant_spend("a").expect("spend"), 2.0);
+        // It moves away and back with 6 turns and $3.00 in all: only the difference is
+        // added, not the whole again.
+        let t = store
+            .carry_spend("a", "x", Some("node-b"), carried(6, 3.0))
+            .expect("carry");
+        assert_eq!(t, carried(6, 3.0));
+        assert_eq!(
+            store.session_totals("a").expect("totals").get("x"),
+            Some(&carried(6, 3.0))
+        );
+        // A checkpoint behind this store's figures adds nothing.
+        let t = store
+            .carry_spend("a", "x", None, carried(1, 0.1))
+            .expect("carry");
+        assert_eq!(t, carried(6, 3.0));
+        assert_eq!(store.tenant_spend("a").expect("spend"), 3.0);
+        assert!(store.session_totals("b").expect("totals").is_empty());
     }
 }

@@ -387,10 +387,12 @@ mod hosts {
             "history: {texts:?}"
         );
 
-        // The turns ran on A: its ledger has them; C has no such session of its own.
+        // The turns ran on A: its ledger has them; C has no such session of its own and
+        // answers GET with A's answer.
         let (_, session) = get(&a, "/v1/sessions/routed").await;
         assert_eq!(session["turns"], 2, "{session}");
-        assert_eq!(get(&c, "/v1/sessions/routed").await.0, 404);
+        assert_eq!(session["owner"], "host-a", "{session}");
+        assert_eq!(get(&c, "/v1/sessions/routed").await, (200, session));
 
         // A turn A refuses comes back as A said it (an empty prompt is checked at C
         // first; a draining owner answers 503).

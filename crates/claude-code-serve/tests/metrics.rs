@@ -116,6 +116,8 @@ async fn metrics_hold_http_and_turn_figures_without_names_or_prompts() {
     for secret in ["secret-session-name", "kumquat", "secret-path"] {
         assert!(!text.contains(secret), "{secret} leaked into: {text}");
     }
+    // No host of this process joined a cluster: no cluster series at all.
+    assert!(!text.contains("claude_cluster_"), "{text}");
     host.shutdown().await.expect("shutdown");
     env.assert_no_leftovers().await;
 }

@@ -1,7 +1,8 @@
 //! Session checkpoints for failover: after each turn the owner stores the session's
 //! transcript (the CLI's JSONL file of that conversation) and its recipe in the JetStream
 //! object store [`TRANSCRIPTS_BUCKET`] under `<tenant>.<session>`, so that the host that
-//! claims the session after its owner died can make it again and resume it.
+//! claims the session after its owner died can make it again and resume it, with the
+//! spend it had so far.
 
 use async_nats::jetstream::{self, object_store};
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,18 @@ pub struct Checkpoint {
     pub transcript_path: Option<String>,
     /// The transcript file's bytes (JSONL).
     pub transcript: Option<String>,
+    /// USD the session has spent so far, on every owner it had (its owner's ledger, with
+    /// what it carried from earlier owners; at least what the credential proxy's grant
+    /// counted). The host that takes it over starts its ledger and budget from here.
+    /// Absent in checkpoints of older versions: 0.
+    #[serde(default)]
+    pub spent_usd: f64,
+    /// Turns the session has finished so far, on every owner it had (0 when absent).
+    #[serde(default)]
+    pub turns: u64,
+    /// The member that stored the checkpoint, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl Checkpoint {
@@ -41,6 +54,9 @@ impl Checkpoint {
             cli_session_id: None,
             transcript_path: None,
             transcript: None,
+            spent_usd: 0.0,
+            turns: 0,
+            node: None,
         }
     }
 }
@@ -123,5 +139,25 @@ impl Checkpoints {
             Err(e) if e.kind() == object_store::DeleteErrorKind::NotFound => Ok(()),
             Err(e) => Err(ClusterError::kv(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_of_an_older_version_reads_with_no_spend() {
+        let old = r#"{"tenant":"t","session":"s","recipe":"{}","cli_session_id":"c",
+            "transcript_path":"projects/p/c.jsonl","transcript":"{}\n"}"#;
+        let cp: Checkpoint = serde_json::from_str(old).expect("an old checkpoint reads");
+        assert_eq!((cp.spent_usd, cp.turns, cp.node), (0.0, 0, None));
+        let mut cp = Checkpoint::new("t", "s", "{}".into());
+        cp.spent_usd = 0.25;
+        cp.turns = 2;
+        cp.node = Some("a".into());
+        let back: Checkpoint =
+            serde_json::from_slice(&bytes_value::encode(&cp).expect("encode")).expect("decode");
+        assert_eq!(back, cp);
     }
 }

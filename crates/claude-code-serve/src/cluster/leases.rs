@@ -193,6 +193,35 @@ impl Leases {
         Ok(leases)
     }
 
+    /// The leases of one tenant's sessions (expired ones included), by session name.
+    pub async fn of_tenant(&self, tenant: &str) -> Result<Vec<(String, Lease)>, ClusterError> {
+        use futures::TryStreamExt;
+        let prefix = owner_key(tenant, "");
+        let keys: Vec<String> = match self.kv.keys().await {
+            Ok(keys) => keys
+                .try_filter(|k| std::future::ready(k.starts_with(&prefix)))
+                .try_collect()
+                .await
+                .map_err(ClusterError::kv)?,
+            Err(e) => return Err(ClusterError::kv(e)),
+        };
+        let mut leases = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(e) = self
+                .kv
+                .entry(key.as_str())
+                .await
+                .map_err(ClusterError::kv)?
+            {
+                if e.operation == Operation::Put {
+                    let session = key[prefix.len()..].to_string();
+                    leases.push((session, bytes_value::decode(&e.value)?));
+                }
+            }
+        }
+        Ok(leases)
+    }
+
     /// Claims a session: wins a free key or an expired lease by compare-and-set, renews a
     /// lease this node already holds, or reports the live lease of another member.
     pub async fn claim(&self, tenant: &str, session: &str) -> Result<Claim, ClusterError> {

@@ -287,6 +287,7 @@ impl Cluster {
         let members = members::Members::new(members_kv, node.clone(), url);
         let leases = Leases::new(owners_kv, node.clone(), config.lease);
         let revision = members.enter(probe().await).await?;
+        crate::metrics::cluster::register(&node);
         let cluster = Arc::new(Cluster {
             node,
             client: js.client(),
@@ -431,7 +432,10 @@ async fn keep_alive(
                 let Some(c) = cluster.upgrade() else { return };
                 match c.members.beat(revision, probe().await).await {
                     Ok(r) => revision = r,
-                    Err(e) => tracing::warn!(node = %c.node, error = %e, "cluster heartbeat failed"),
+                    Err(e) => {
+                        crate::metrics::cluster::heartbeat_failure(&c.node);
+                        tracing::warn!(node = %c.node, error = %e, "cluster heartbeat failed");
+                    }
                 }
             }
             _ = renewal.tick() => {
@@ -440,6 +444,7 @@ async fn keep_alive(
                     match c.leases.renew_key(&key).await {
                         Ok(()) => {}
                         Err(e @ ClusterError::LeaseLost { .. }) => {
+                            crate::metrics::cluster::lease_lost(&c.node);
                             tracing::warn!(node = %c.node, error = %e, "session lease lost");
                         }
                         Err(e) => tracing::warn!(node = %c.node, key = %key, error = %e, "renewing a session lease failed"),

@@ -5,6 +5,7 @@ pub(crate) mod cluster;
 pub(crate) mod health;
 pub(crate) mod pools;
 pub(crate) mod remote;
+pub(crate) mod remote_calls;
 pub(crate) mod sessions;
 pub(crate) mod turns;
 
@@ -26,14 +27,25 @@ pub(crate) fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
-        .route("/v1/sessions", post(sessions::create).get(sessions::list))
+        // In a cluster, calls on a session another member holds go to that member
+        // (`remote_calls`); a session's turns are routed inside `send_message`.
+        .route(
+            "/v1/sessions",
+            post(sessions::create).get(remote_calls::list),
+        )
         .route(
             "/v1/sessions/{name}",
-            get(sessions::get).delete(sessions::delete),
+            get(remote_calls::get).delete(remote_calls::delete),
         )
         .route("/v1/sessions/{name}/messages", post(turns::send_message))
-        .route("/v1/sessions/{name}/interrupt", post(turns::interrupt))
-        .route("/v1/sessions/{name}/transcript", get(sessions::transcript))
+        .route(
+            "/v1/sessions/{name}/interrupt",
+            post(remote_calls::interrupt),
+        )
+        .route(
+            "/v1/sessions/{name}/transcript",
+            get(remote_calls::transcript),
+        )
         .route("/v1/query", post(turns::query))
         .route("/v1/pools", get(pools::list))
         .route("/v1/pools/{pool}/messages", post(pools::send_message))

@@ -137,10 +137,12 @@ impl Serving {
         self.0.lock().is_ok_and(|t| t.contains_key(key))
     }
 
-    /// Stops serving the session `key` over the cluster.
+    /// Stops serving the session `key` over the cluster (its turns and its calls).
     pub(crate) fn stop(&self, key: &str) {
-        if let Some(task) = self.0.lock().ok().and_then(|mut t| t.remove(key)) {
-            task.abort();
+        for key in [key.to_string(), super::remote_calls::calls_key(key)] {
+            if let Some(task) = self.0.lock().ok().and_then(|mut t| t.remove(&key)) {
+                task.abort();
+            }
         }
     }
 
@@ -170,6 +172,8 @@ pub(crate) async fn serve(state: &Arc<AppState>, tenant: &str, name: &str) {
         }
     };
     let _ = client.flush().await;
+    // Its other calls (get, delete, interrupt, transcript) beside its turns.
+    super::remote_calls::serve(state, tenant, name).await;
     let weak: Weak<AppState> = Arc::downgrade(state);
     let (tenant, name) = (tenant.to_string(), name.to_string());
     let key = session_key(&tenant, &name);
@@ -221,6 +225,7 @@ async fn own_turn(
     };
     let client = cluster.client().clone();
     let refuse = |e: ApiError| {
+        super::remote_calls::count_turn_in(&state, false);
         let (status, error) = wire_error(&e);
         encode(&Answer::Refused { status, error })
     };
@@ -258,6 +263,7 @@ async fn own_turn(
         credit: credit_subject,
     };
     let _ = client.publish(reply, encode(&accepted)).await;
+    super::remote_calls::count_turn_in(&state, true);
     let (tx, mut rx) = tokio::sync::mpsc::channel(SSE_BUFFER);
     let turn = Turn {
         tenant,

@@ -244,12 +244,13 @@ pub(crate) async fn create(
     ))
 }
 
-/// The caller's sessions.
+/// The caller's sessions; in a cluster, those of every member.
 #[utoipa::path(get, path = "/v1/sessions", tag = "sessions",
     responses(
-        (status = 200, description = "The tenant's sessions", body = SessionList),
+        (status = 200, description = "The tenant's sessions; in a cluster, those of every member, each with its `owner`, and under `unreachable` those whose owner did not answer", body = SessionList),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 429, description = "The tenant's rate limit", body = ErrorBody),
+        (status = 503, description = "In a cluster: `cluster_unavailable`, NATS does not answer", body = ErrorBody),
     ))]
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
@@ -259,15 +260,17 @@ pub(crate) async fn list(
     let list = state.list(&caller).await?;
     Ok(Json(SessionList {
         sessions: state.describe(&caller, &list).await?,
+        unreachable: Vec::new(),
     }))
 }
 
-/// One of the caller's sessions.
+/// One of the caller's sessions; in a cluster, answered by the member that holds it.
 #[utoipa::path(get, path = "/v1/sessions/{name}", tag = "sessions", params(NameParam),
     responses(
-        (status = 200, description = "The session", body = SessionObject),
+        (status = 200, description = "The session (in a cluster, as its owner describes it)", body = SessionObject),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 404, description = "No such session for this tenant", body = ErrorBody),
+        (status = 503, description = "In a cluster, when another member holds the session: `owner_unavailable` (it does not answer), `cluster_unavailable` (NATS does not answer)", body = ErrorBody),
     ))]
 pub(crate) async fn get(
     State(state): State<Arc<AppState>>,
@@ -279,13 +282,15 @@ pub(crate) async fn get(
     Ok(Json(state.describe_one(&caller, &info).await?))
 }
 
-/// Stops a session and forgets it (its ledger rows stay).
+/// Stops a session and forgets it (its ledger rows stay); in a cluster, on the member
+/// that holds it.
 #[utoipa::path(delete, path = "/v1/sessions/{name}", tag = "sessions", params(NameParam),
     responses(
-        (status = 204, description = "Stopped and forgotten"),
+        (status = 204, description = "Stopped and forgotten (in a cluster, by its owner, which releases its lease and checkpoint)"),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 403, description = "Needs write scope", body = ErrorBody),
         (status = 404, description = "No such session for this tenant", body = ErrorBody),
+        (status = 503, description = "In a cluster, when another member holds the session: `owner_unavailable` (it does not answer), `cluster_unavailable` (NATS does not answer)", body = ErrorBody),
     ))]
 pub(crate) async fn delete(
     State(state): State<Arc<AppState>>,
@@ -328,13 +333,15 @@ async fn release(state: &AppState, tenant: &str, name: &str) {
     }
 }
 
-/// The session's conversation, read from the CLI's stored transcript.
+/// The session's conversation, read from the CLI's stored transcript (in a cluster, on
+/// the member that holds it).
 #[utoipa::path(get, path = "/v1/sessions/{name}/transcript", tag = "sessions", params(NameParam),
     responses(
         (status = 200, description = "Prompts and replies in order", body = Transcript),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 404, description = "No such session for this tenant", body = ErrorBody),
         (status = 500, description = "The stored transcript is unreadable", body = ErrorBody),
+        (status = 503, description = "In a cluster, when another member holds the session: `owner_unavailable` (it does not answer), `cluster_unavailable` (NATS does not answer)", body = ErrorBody),
     ))]
 pub(crate) async fn transcript(
     State(state): State<Arc<AppState>>,

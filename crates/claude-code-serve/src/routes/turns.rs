@@ -105,7 +105,7 @@ pub(crate) async fn send_message(
                     .await
                     .map_err(|e| session_error(e, &name))?
             } else {
-                return crate::routes::remote::forward(
+                let forwarded = crate::routes::remote::forward(
                     &state,
                     &caller.tenant,
                     &name,
@@ -114,6 +114,8 @@ pub(crate) async fn send_message(
                     wants_sse(&headers),
                 )
                 .await;
+                crate::routes::remote_calls::count_turn_out(&state, &forwarded);
+                return forwarded;
             }
         }
         Err(e) => return Err(session_error(e, &name)),
@@ -302,7 +304,8 @@ async fn turn_error(state: &AppState, turn: &Turn, e: claude_code::Error) -> Api
     ApiError::from(e)
 }
 
-/// Interrupts the session's running turn (which then ends with its `result`).
+/// Interrupts the session's running turn (which then ends with its `result`); in a
+/// cluster, on the member that holds the session, also for a turn sent through another.
 #[utoipa::path(post, path = "/v1/sessions/{name}/interrupt", tag = "turns",
     params(crate::routes::sessions::NameParam),
     responses(
@@ -310,7 +313,7 @@ async fn turn_error(state: &AppState, turn: &Turn, e: claude_code::Error) -> Api
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 403, description = "Needs write scope", body = ErrorBody),
         (status = 404, description = "No such session for this tenant", body = ErrorBody),
-        (status = 503, description = "The session's CLI is gone (`resource_limit`: it hit a resource limit)", body = ErrorBody),
+        (status = 503, description = "The session's CLI is gone (`resource_limit`: it hit a resource limit); in a cluster, when another member holds the session: `owner_unavailable` (it does not answer), `cluster_unavailable` (NATS does not answer)", body = ErrorBody),
     ))]
 pub(crate) async fn interrupt(
     State(state): State<Arc<AppState>>,

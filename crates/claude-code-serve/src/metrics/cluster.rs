@@ -1,0 +1,147 @@
+//! The cluster's metrics, labelled by `node` (this host's node name: several hosts in one
+//! process share the process's recorder, and a node name is no tenant's secret).
+//!
+//! Registered with zero values when a host joins its cluster ([`register`]), so a
+//! standalone host exposes none of them:
+//! - `claude_cluster_members{node}` (gauge): live members as this host saw them at the
+//!   last `GET /metrics` (this host included);
+//! - `claude_cluster_sessions_owned{node}` (gauge): session leases this host holds, at the
+//!   last `GET /metrics`;
+//! - `claude_cluster_routed_turns_total{node,direction,outcome}` (counter): turns routed
+//!   through the cluster. `direction="out"`: sent by this host to a session's owner,
+//!   `outcome` = `ok` (the response head was a 2xx), `error` (the owner answered an error,
+//!   or a JSON turn ended with one such as 502 `owner_lost`), `owner_unavailable` or
+//!   `cluster_unavailable`. `direction="in"`: run by this host for another member,
+//!   `outcome` = `accepted` or `refused`;
+//! - `claude_cluster_routed_calls_total{node,op,direction,outcome}` (counter): the other
+//!   session calls routed to an owner (`op` = `get`, `delete`, `interrupt`,
+//!   `transcript`), `outcome` = `ok` (2xx), `error` (the owner answered an error), or
+//!   `owner_unavailable` (out only: no answer);
+//! - `claude_cluster_routed_call_seconds{node,op}` (histogram): a routed call's NATS
+//!   request-reply round trip, the owner's work included, as the requester measured it;
+//! - `claude_cluster_failovers_total{node}` (counter): sessions this host took over from a
+//!   dead member;
+//! - `claude_cluster_lease_lost_total{node}` (counter): leases this host found taken over
+//!   by another member when it renewed them;
+//! - `claude_cluster_heartbeat_failures_total{node}` (counter): heartbeats this host could
+//!   not put.
+
+use metrics::{counter, gauge, histogram, SharedString, Unit};
+
+/// Gauge: live cluster members.
+pub const MEMBERS: &str = "claude_cluster_members";
+/// Gauge: session leases this host holds.
+pub const SESSIONS_OWNED: &str = "claude_cluster_sessions_owned";
+/// Counter: routed turns, labels `node`, `direction`, `outcome`.
+pub const ROUTED_TURNS: &str = "claude_cluster_routed_turns_total";
+/// Counter: routed session calls, labels `node`, `op`, `direction`, `outcome`.
+pub const ROUTED_CALLS: &str = "claude_cluster_routed_calls_total";
+/// Histogram: a routed call's round trip in seconds, labels `node`, `op`.
+pub const ROUTED_CALL_SECONDS: &str = "claude_cluster_routed_call_seconds";
+/// Counter: sessions taken over from a dead member.
+pub const FAILOVERS: &str = "claude_cluster_failovers_total";
+/// Counter: leases found lost at renewal.
+pub const LEASE_LOST: &str = "claude_cluster_lease_lost_total";
+/// Counter: failed heartbeats.
+pub const HEARTBEAT_FAILURES: &str = "claude_cluster_heartbeat_failures_total";
+
+/// The session calls that are routed, as `op` label values.
+pub(crate) const OPS: [&str; 4] = ["get", "delete", "interrupt", "transcript"];
+
+fn node_label(node: &str) -> SharedString {
+    SharedString::from(node.to_owned())
+}
+
+/// Describes the cluster metrics and registers each series of `node` at zero, so that
+/// a clustered host exposes them before anything happened.
+pub(crate) fn register(node: &str) {
+    metrics::describe_gauge!(MEMBERS, "Live cluster members, as this host last saw them");
+    metrics::describe_gauge!(SESSIONS_OWNED, "Session leases this host holds");
+    metrics::describe_counter!(
+        ROUTED_TURNS,
+        "Turns routed through the cluster by direction (out: to an owner; in: for a requester) and outcome"
+    );
+    metrics::describe_counter!(
+        ROUTED_CALLS,
+        "Session calls (get, delete, interrupt, transcript) routed through the cluster"
+    );
+    metrics::describe_histogram!(
+        ROUTED_CALL_SECONDS,
+        Unit::Seconds,
+        "Round trip of a routed session call over NATS, the owner's work included"
+    );
+    metrics::describe_counter!(FAILOVERS, "Sessions taken over from a dead member");
+    metrics::describe_counter!(
+        LEASE_LOST,
+        "Session leases found taken over by another member at renewal"
+    );
+    metrics::describe_counter!(HEARTBEAT_FAILURES, "Cluster heartbeats that failed");
+    let n = node_label(node);
+    gauge!(MEMBERS, "node" => n.clone()).set(0.0);
+    gauge!(SESSIONS_OWNED, "node" => n.clone()).set(0.0);
+    for outcome in ["ok", "error", "owner_unavailable", "cluster_unavailable"] {
+        counter!(ROUTED_TURNS, "node" => n.clone(), "direction" => "out", "outcome" => outcome)
+            .increment(0);
+    }
+    for outcome in ["accepted", "refused"] {
+        counter!(ROUTED_TURNS, "node" => n.clone(), "direction" => "in", "outcome" => outcome)
+            .increment(0);
+    }
+    for op in OPS {
+        for direction in ["out", "in"] {
+            for outcome in ["ok", "error"] {
+                counter!(ROUTED_CALLS, "node" => n.clone(), "op" => op,
+                    "direction" => direction, "outcome" => outcome)
+                .increment(0);
+            }
+        }
+    }
+    counter!(FAILOVERS, "node" => n.clone()).increment(0);
+    counter!(LEASE_LOST, "node" => n.clone()).increment(0);
+    counter!(HEARTBEAT_FAILURES, "node" => n).increment(0);
+}
+
+/// Sets the membership gauges (at `GET /metrics`).
+pub(crate) fn set_members(node: &str, members: usize, sessions_owned: usize) {
+    gauge!(MEMBERS, "node" => node_label(node)).set(members as f64);
+    gauge!(SESSIONS_OWNED, "node" => node_label(node)).set(sessions_owned as f64);
+}
+
+/// Counts a routed turn.
+pub(crate) fn routed_turn(node: &str, direction: &'static str, outcome: &'static str) {
+    counter!(ROUTED_TURNS, "node" => node_label(node), "direction" => direction,
+        "outcome" => outcome)
+    .increment(1);
+}
+
+/// Counts a routed session call.
+pub(crate) fn routed_call(
+    node: &str,
+    op: &'static str,
+    direction: &'static str,
+    outcome: &'static str,
+) {
+    counter!(ROUTED_CALLS, "node" => node_label(node), "op" => op,
+        "direction" => direction, "outcome" => outcome)
+    .increment(1);
+}
+
+/// Records a routed call's round trip.
+pub(crate) fn routed_call_seconds(node: &str, op: &'static str, seconds: f64) {
+    histogram!(ROUTED_CALL_SECONDS, "node" => node_label(node), "op" => op).record(seconds);
+}
+
+/// Counts a session taken over from a dead member.
+pub(crate) fn failover(node: &str) {
+    counter!(FAILOVERS, "node" => node_label(node)).increment(1);
+}
+
+/// Counts a lease found lost at renewal.
+pub(crate) fn lease_lost(node: &str) {
+    counter!(LEASE_LOST, "node" => node_label(node)).increment(1);
+}
+
+/// Counts a failed heartbeat.
+pub(crate) fn heartbeat_failure(node: &str) {
+    counter!(HEARTBEAT_FAILURES, "node" => node_label(node)).increment(1);
+}
