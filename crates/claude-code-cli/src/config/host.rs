@@ -39,7 +39,7 @@ pub const DATA_DIR_ENV: &str = "CLAUDE_CODE_DATA_DIR";
 
 /// The host's single-valued keys as `section.key`, in display order (see
 /// [`Config::value`]).
-pub const HOST_KEYS: [&str; 18] = [
+pub const HOST_KEYS: [&str; 19] = [
     "serve.listen",
     "serve.data_dir",
     "serve.max_body_bytes",
