@@ -315,3 +315,53 @@ async fn a_redelivered_job_with_a_reply_is_not_run_again_and_a_cancelled_one_is_
     a.shutdown().await.expect("shutdown");
     env.assert_no_leftovers().await;
 }
+
+/// Jobs/s through one host's pool, local (no cluster) against clustered (every request a
+/// job in the stream). `cargo test -p claude-code-host-serve --test cluster_pools
+/// throughput -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement, not a check"]
+async fn throughput_of_a_cluster_pool_against_a_local_pool_on_one_host() {
+    const JOBS: usize = 120;
+    let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
+    let nats = NatsServer::start();
+    let mut local = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+        .options(env.options())
+        .offline(false)
+        .pool(PoolConfig::new("work", env.options(), 2));
+    local.spares = 0;
+    let local = Host::start(local).await.expect("local host");
+    let clustered = host(&env, &nats, "host-a", 2, 64).await;
+    for (label, h) in [("local", &local), ("cluster", &clustered)] {
+        // Warm up, then JOBS jobs, 8 at a time.
+        for i in 0..4 {
+            assert_eq!(job(h.url(), format!("warm {i}")).await.0, 200);
+        }
+        let started = std::time::Instant::now();
+        let statuses: Vec<u16> = futures::stream::iter(0..JOBS)
+            .map(|i| job(h.url(), format!("{label} {i}")))
+            .buffer_unordered(8)
+            .map(|(status, _, _)| status)
+            .collect()
+            .await;
+        let elapsed = started.elapsed();
+        assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+        // One at a time: the added latency per job.
+        let mut times = Vec::new();
+        for i in 0..30 {
+            let t = std::time::Instant::now();
+            assert_eq!(job(h.url(), format!("{label} one {i}")).await.0, 200);
+            times.push(t.elapsed());
+        }
+        times.sort();
+        eprintln!(
+            "{label}: {JOBS} jobs, 8 at a time, in {elapsed:?}: {:.1} jobs/s; one at a time: median {:?}, min {:?}",
+            JOBS as f64 / elapsed.as_secs_f64(),
+            times[times.len() / 2],
+            times[0]
+        );
+    }
+    local.shutdown().await.expect("shutdown");
+    clustered.shutdown().await.expect("shutdown");
+    env.assert_no_leftovers().await;
+}

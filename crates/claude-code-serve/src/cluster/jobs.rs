@@ -309,6 +309,17 @@ impl Jobs {
             node: node.to_string(),
             attempt,
         })?;
+        // The usual case first: a job nobody has claimed.
+        match self.records.create(id, running.clone()).await {
+            Ok(revision) => {
+                return Ok(Claimed::Run {
+                    revision,
+                    from: None,
+                })
+            }
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+            Err(e) => return Err(jobs_error(e)),
+        }
         // A few rounds: each lost race means the record changed, and is read again.
         for _ in 0..5 {
             match self.record(id).await? {
