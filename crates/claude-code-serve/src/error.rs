@@ -166,7 +166,6 @@ impl ApiError {
     }
 
     /// Its `Retry-After`, in seconds.
-    #[cfg(test)]
     pub(crate) fn retry_after_secs(&self) -> Option<u64> {
         self.retry_after
     }

@@ -51,6 +51,7 @@ mod audit;
 mod auth;
 mod body;
 pub mod cluster;
+mod cluster_pools;
 mod config;
 mod confine;
 mod dashboard;
@@ -210,6 +211,7 @@ impl Host {
                 return Err(ServeError::Spares(e));
             }
         };
+        let cluster_pools = cluster_pools::ClusterPools::new(&config.pools);
         let mut pools = BTreeMap::new();
         for p in config.pools {
             let pool_options = match proxies
@@ -287,6 +289,7 @@ impl Host {
             cluster: Default::default(),
             serving: Default::default(),
             adoptions: Default::default(),
+            cluster_pools,
         });
         let restored = match routes::sessions::restore(&state).await {
             Ok(n) => n,
@@ -385,6 +388,8 @@ impl Host {
                 "turns still running after the drain timeout; stopping their sessions");
             self.server.abort();
         }
+        // Cluster pool jobs this host runs are answered before its pools stop.
+        self.state.cluster_pools.stop(self.drain_timeout).await;
         for (name, pool) in &self.state.pools {
             if let Err(e) = pool.stop().await {
                 tracing::warn!(pool = %name, error = %e, "stopping the pool failed");
@@ -484,6 +489,8 @@ async fn join_cluster(
     )
     .await?;
     let _ = state.cluster.set(joined.clone());
+    // Pool requests become jobs every host serving the pool takes (see `cluster_pools`).
+    cluster_pools::start(state, &joined).await?;
     for s in state.store.run(|s| s.sessions()).await? {
         match joined.leases().claim(&s.tenant, &s.name).await {
             Ok(cluster::Claim::Won) => routes::remote::serve(state, &s.tenant, &s.name).await,

@@ -56,6 +56,8 @@ pub(crate) struct AppState {
     pub(crate) serving: crate::routes::remote::Serving,
     /// One take-over at a time per session (the failover scan and a message racing).
     pub(crate) adoptions: crate::failover::Adoptions,
+    /// This host's share of the cluster pools (idle until it joins a cluster).
+    pub(crate) cluster_pools: crate::cluster_pools::ClusterPools,
 }
 
 impl AppState {

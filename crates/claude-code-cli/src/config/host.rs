@@ -39,7 +39,7 @@ pub const DATA_DIR_ENV: &str = "CLAUDE_CODE_DATA_DIR";
 
 /// The host's single-valued keys as `section.key`, in display order (see
 /// [`Config::value`]).
-pub const HOST_KEYS: [&str; 18] = [
+pub const HOST_KEYS: [&str; 19] = [
     "serve.listen",
     "serve.data_dir",
     "serve.max_body_bytes",
@@ -58,6 +58,7 @@ pub const HOST_KEYS: [&str; 18] = [
     "cluster.node_name",
     "cluster.heartbeat_secs",
     "cluster.lease_secs",
+    "cluster.pool_ack_secs",
 ];
 
 /// The host's settings: everything `claude-code serve` needs besides the session options.
@@ -128,6 +129,9 @@ pub struct ClusterSettings {
     pub heartbeat: Duration,
     /// `lease_secs`: how long a session lease lasts unless renewed (default 15).
     pub lease: Duration,
+    /// `pool_ack_secs`: how long a cluster pool job may run on a host without a sign of
+    /// life before another host gets it (default 15; the same on every host).
+    pub pool_ack_wait: Duration,
 }
 
 impl Default for ClusterSettings {
@@ -138,6 +142,7 @@ impl Default for ClusterSettings {
             node_name: None,
             heartbeat: d.heartbeat,
             lease: d.lease,
+            pool_ack_wait: d.pool_ack_wait,
         }
     }
 }
@@ -148,7 +153,8 @@ impl ClusterSettings {
         let url = self.url.as_ref()?;
         let mut c = ClusterConfig::new(url.clone())
             .heartbeat(self.heartbeat)
-            .lease(self.lease);
+            .lease(self.lease)
+            .pool_ack_wait(self.pool_ack_wait);
         c.node_name.clone_from(&self.node_name);
         Some(c)
     }
@@ -338,6 +344,7 @@ pub(super) struct FileCluster {
     node_name: Option<Spanned<String>>,
     heartbeat_secs: Option<NonZeroU64>,
     lease_secs: Option<NonZeroU64>,
+    pool_ack_secs: Option<NonZeroU64>,
 }
 
 /// `[audit]`.
@@ -810,6 +817,10 @@ impl Config {
                 self.host.cluster.lease = Duration::from_secs(secs.get());
                 self.set_origin("cluster.lease_secs", origin.clone());
             }
+            if let Some(secs) = c.pool_ack_secs {
+                self.host.cluster.pool_ack_wait = Duration::from_secs(secs.get());
+                self.set_origin("cluster.pool_ack_secs", origin.clone());
+            }
         }
         for (name, l) in file.tenants.unwrap_or_default() {
             let name = check_name("tenant", &name, path, text)?;
@@ -893,6 +904,7 @@ impl Config {
             "cluster.node_name" => h.cluster.node_name.clone(),
             "cluster.heartbeat_secs" => Some(h.cluster.heartbeat.as_secs().to_string()),
             "cluster.lease_secs" => Some(h.cluster.lease.as_secs().to_string()),
+            "cluster.pool_ack_secs" => Some(h.cluster.pool_ack_wait.as_secs().to_string()),
             _ => None,
         }
     }
@@ -1409,7 +1421,7 @@ jsonl = "audit/events.jsonl"
         assert_eq!(c.value("cluster.heartbeat_secs").as_deref(), Some("2"));
 
         let (_d, path) = write(
-            "[cluster]\nurl = \"nats://10.0.0.5:4222\"\nnode_name = \"web-1\"\nheartbeat_secs = 3\nlease_secs = 20\n",
+            "[cluster]\nurl = \"nats://10.0.0.5:4222\"\nnode_name = \"web-1\"\nheartbeat_secs = 3\nlease_secs = 20\npool_ack_secs = 7\n",
         );
         let c = load(&path, &[]).expect("config");
         let cluster = c.host.cluster.to_config().expect("clustered");
@@ -1417,6 +1429,7 @@ jsonl = "audit/events.jsonl"
         assert_eq!(cluster.node_name.as_deref(), Some("web-1"));
         assert_eq!(cluster.heartbeat, Duration::from_secs(3));
         assert_eq!(cluster.lease, Duration::from_secs(20));
+        assert_eq!(cluster.pool_ack_wait, Duration::from_secs(7));
         assert_eq!(c.origin("cluster.url"), Origin::File(path));
 
         fails_at("[cluster]\nurls = \"x\"\n", 2, "cluster.urls", "unknown");
@@ -1436,6 +1449,12 @@ jsonl = "audit/events.jsonl"
             "[cluster]\nheartbeat_secs = 0\n",
             2,
             "cluster.heartbeat_secs",
+            "",
+        );
+        fails_at(
+            "[cluster]\npool_ack_secs = 0\n",
+            2,
+            "cluster.pool_ack_secs",
             "",
         );
     }

@@ -20,7 +20,10 @@
 //!   an orphaned session (expired lease, owner not a live member: [`Cluster::orphans`])
 //!   restores it from there and resumes it (failover).
 //!
-//! Not yet: placement by capacity, cluster pools, hand-over on graceful leave (see
+//! - **Cluster pools** ([`Jobs`]): pool requests are jobs in the [`JOBS_STREAM`] work-queue
+//!   stream, pulled by every host serving the pool, answered exactly once.
+//!
+//! Not yet: placement by capacity, hand-over on graceful leave (see
 //! docs/guides/cluster.md).
 //!
 //! nats-server 2.9 (Debian's) has no per-message TTL: heartbeats expire through the
@@ -28,6 +31,7 @@
 //! hosts' clocks must agree to well within a lease.
 
 mod checkpoints;
+mod jobs;
 mod leases;
 mod members;
 
@@ -42,6 +46,10 @@ use async_nats::jetstream::{self, kv};
 use tokio::task::JoinHandle;
 
 pub use checkpoints::{Checkpoint, TRANSCRIPTS_BUCKET};
+pub use jobs::{
+    consumer_name, job_subject, Cancel, Claimed, Job, JobFrame, JobRecord, JobReply, Jobs,
+    DONE_BUCKET, DUPLICATE_WINDOW, JOBS_STREAM,
+};
 pub use leases::{owner_key, Claim, Lease, Leases, OWNERS_BUCKET};
 pub use members::{Load, Member, MEMBERS_BUCKET};
 
@@ -59,6 +67,10 @@ pub struct ClusterConfig {
     pub heartbeat: Duration,
     /// How long a session lease lasts unless renewed (default 15 s; renewed every third).
     pub lease: Duration,
+    /// How long a cluster pool job may run on a host without a sign of life before it is
+    /// redelivered to another host (default 15 s; the running host reports progress every
+    /// third). Every host of a cluster must use the same value.
+    pub pool_ack_wait: Duration,
 }
 
 impl ClusterConfig {
@@ -69,6 +81,7 @@ impl ClusterConfig {
             node_name: None,
             heartbeat: Duration::from_secs(2),
             lease: Duration::from_secs(15),
+            pool_ack_wait: Duration::from_secs(15),
         }
     }
 
@@ -90,6 +103,13 @@ impl ClusterConfig {
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
+        self
+    }
+
+    /// The cluster pools' ack wait (see [`ClusterConfig::pool_ack_wait`]).
+    #[must_use]
+    pub fn pool_ack_wait(mut self, wait: Duration) -> Self {
+        self.pool_ack_wait = wait;
         self
     }
 }
@@ -150,6 +170,17 @@ pub enum ClusterError {
     /// A key-value operation failed (NATS unreachable, a timeout, ...).
     #[error("cluster key-value operation failed: {0}")]
     Kv(String),
+    /// The cluster pools' job stream failed (NATS unreachable, a timeout, ...).
+    #[error("cluster pool jobs: {0}")]
+    Jobs(String),
+    /// A pool's jobs in the stream reached the hard cap.
+    #[error(
+        "the cluster's job stream holds as many jobs of pool {pool} as it may; try again later"
+    )]
+    JobsFull {
+        /// The pool.
+        pool: String,
+    },
     /// A value in a bucket is not what this version writes.
     #[error("a cluster bucket holds a value this host cannot read: {0}")]
     Encoding(String),
@@ -261,6 +292,7 @@ pub struct Cluster {
     members: members::Members,
     leases: Leases,
     checkpoints: checkpoints::Checkpoints,
+    jobs: Jobs,
     ttl: Duration,
     heartbeat: Duration,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -284,6 +316,7 @@ impl Cluster {
         let members_kv = bucket(&js, MEMBERS_BUCKET, ttl).await?;
         let owners_kv = bucket(&js, OWNERS_BUCKET, Duration::ZERO).await?;
         let checkpoints = checkpoints::Checkpoints::open(&js).await?;
+        let jobs = Jobs::open(&js, config.pool_ack_wait).await?;
         let members = members::Members::new(members_kv, node.clone(), url);
         let leases = Leases::new(owners_kv, node.clone(), config.lease);
         let revision = members.enter(probe().await).await?;
@@ -294,6 +327,7 @@ impl Cluster {
             members,
             leases,
             checkpoints,
+            jobs,
             ttl,
             heartbeat: config.heartbeat,
             task: Mutex::new(None),
@@ -376,6 +410,11 @@ impl Cluster {
     /// The NATS connection (routing uses it).
     pub(crate) fn client(&self) -> &async_nats::Client {
         &self.client
+    }
+
+    /// The cluster pools' job stream and records.
+    pub fn jobs(&self) -> &Jobs {
+        &self.jobs
     }
 
     /// This host's leases.

@@ -83,6 +83,15 @@ pub(crate) async fn list(
 /// member is busy until the turn ends (also when the client goes away first); while
 /// every member is busy the request waits in the pool's queue, and a full queue or a
 /// wait longer than the queue timeout is a 429 `queue_full` with `Retry-After`.
+///
+/// In a cluster (`serve --cluster`), a JSON request is a job in the cluster's work queue:
+/// any host serving the pool runs it (at most as many at once as the pool has members on
+/// that host), a job whose host dies is run by another, and each request is answered
+/// exactly once. The queue is then cluster-wide (`max_queue` jobs waiting for a host) and
+/// the queue timeout bounds the wait until a host starts the job. The reply names the
+/// host that ran it (`x-claude-pool-node`) and the delivery attempt
+/// (`x-claude-pool-attempt`, 2 or more when redelivered). SSE requests run on the host
+/// asked, as without a cluster.
 #[utoipa::path(post, path = "/v1/pools/{pool}/messages", tag = "turns",
     params(PoolParam), request_body = Prompt,
     responses(
@@ -112,6 +121,20 @@ pub(crate) async fn send_message(
         .get(&name)
         .ok_or_else(|| ApiError::not_found(format!("no pool named `{name}`")))?;
     let (prompt, permit) = admit_prompt(&state, &caller, &body).await?;
+    let sse = wants_sse(&headers);
+    // In a cluster, a JSON request is a job any host serving the pool may take.
+    if let (Some(cluster), false) = (state.cluster(), sse) {
+        let cluster = cluster.clone();
+        return crate::cluster_pools::submit(
+            &state,
+            &cluster,
+            caller.tenant,
+            &name,
+            prompt,
+            permit,
+        )
+        .await;
+    }
     let context = crate::audit::turn_context(&caller.tenant, &format!("pool:{name}"));
     let stream = pool
         .stream(claude_code::UserInput::text(prompt).with_audit_context(context))
@@ -123,5 +146,5 @@ pub(crate) async fn send_message(
         cost: CostSource::Result,
         permit,
     };
-    Ok(run(state.clone(), stream, turn, wants_sse(&headers)).await)
+    Ok(run(state.clone(), stream, turn, sse).await)
 }
