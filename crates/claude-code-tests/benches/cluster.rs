@@ -15,17 +15,21 @@
 //!   gone (heartbeat TTL), until its lease ends, until a survivor claimed it and restored
 //!   its checkpoint (the scan every heartbeat), and then until the next message is
 //!   answered (the new owner's CLI starts with `--resume`).
+//! - `pools`: one host's pool of 2 CLIs without a cluster (`local`) against the same host
+//!   clustered, where every pool request is a job in the JetStream work queue; `JOBS`
+//!   jobs 8 at a time (jobs/s), then 30 one at a time (median and min latency).
 //!
-//! `cargo bench -p claude-code-host-tests --bench cluster [-- latency|throughput|failover]`
+//! `cargo bench -p claude-code-host-tests --bench cluster [-- latency|throughput|failover|pools]`
 //! (default: all). Environment: `TURNS` per path (default 40), `SESSIONS` (default 4),
-//! `ROUNDS` (default 5). Under `cargo test` it does nothing.
+//! `ROUNDS` (default 5), `JOBS` (default 120). Under `cargo test` it does nothing.
 
 use std::time::{Duration, Instant};
 
 use std::path::Path;
 
-use claude_code_serve::{cluster::ClusterConfig, Host, HostConfig};
+use claude_code_serve::{cluster::ClusterConfig, Host, HostConfig, PoolConfig};
 use claude_code_tests::{NatsServer, Reply, Script, TestEnv};
+use futures::StreamExt;
 use serde_json::json;
 
 async fn host(env: &TestEnv, nats: &NatsServer, node: &str) -> Host {
@@ -109,7 +113,7 @@ fn main() {
         .iter()
         .skip(1)
         .map(String::as_str)
-        .filter(|a| ["latency", "throughput", "failover"].contains(a))
+        .filter(|a| ["latency", "throughput", "failover", "pools"].contains(a))
         .collect();
     let run = |part: &str| picked.is_empty() || picked.contains(&part);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -125,6 +129,9 @@ fn main() {
         }
         if run("failover") {
             failover(env_usize("ROUNDS", 5)).await;
+        }
+        if run("pools") {
+            pools(env_usize("JOBS", 120)).await;
         }
     });
 }
@@ -311,4 +318,71 @@ async fn failover(rounds: usize) {
             ms(med)
         );
     }
+}
+
+async fn pool_job(client: &reqwest::Client, url: &str, prompt: String) {
+    let r = client
+        .post(format!("{url}/v1/pools/work/messages"))
+        .json(&json!({ "prompt": prompt }))
+        .send()
+        .await
+        .expect("pool request");
+    assert_eq!(r.status().as_u16(), 200);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["is_error"], false, "{body}");
+}
+
+async fn pools(jobs: usize) {
+    let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
+    let nats = NatsServer::start();
+    let with_pool = |cluster: Option<ClusterConfig>| {
+        let mut pool = PoolConfig::new("work", env.options(), 2);
+        pool.max_queue = 64;
+        pool.queue_timeout = Duration::from_secs(30);
+        let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+            .options(env.options())
+            .offline(false)
+            .pool(pool);
+        if let Some(cluster) = cluster {
+            config = config.cluster(cluster);
+        }
+        config.spares = 0;
+        config
+    };
+    let local = Host::start(with_pool(None)).await.expect("local host");
+    let clustered = Host::start(with_pool(Some(
+        ClusterConfig::new(nats.url()).node_name("pooled"),
+    )))
+    .await
+    .expect("clustered host");
+    let client = reqwest::Client::new();
+    println!("cluster pools, one host with a pool of 2 CLIs (real CLI, mock API):");
+    for (label, h) in [("local  ", &local), ("cluster", &clustered)] {
+        let url = h.url();
+        let url = url.as_str();
+        for i in 0..4 {
+            pool_job(&client, url, format!("warm {i}")).await;
+        }
+        let started = Instant::now();
+        futures::stream::iter(0..jobs)
+            .map(|i| pool_job(&client, url, format!("{label} {i}")))
+            .buffer_unordered(8)
+            .collect::<Vec<()>>()
+            .await;
+        let rate = jobs as f64 / started.elapsed().as_secs_f64();
+        let mut one = Vec::new();
+        for i in 0..30 {
+            let t = Instant::now();
+            pool_job(&client, url, format!("{label} one {i}")).await;
+            one.push(t.elapsed());
+        }
+        let med = median(&mut one);
+        println!(
+            "  {label}: {jobs} jobs 8 at a time {rate:6.1} jobs/s; one at a time median {:6.1} ms, min {:6.1} ms",
+            ms(med),
+            ms(one[0])
+        );
+    }
+    local.shutdown().await.expect("stop");
+    clustered.shutdown().await.expect("stop");
 }
