@@ -34,6 +34,9 @@ pub(crate) struct SessionObject {
     pub(crate) started_at: Option<u64>,
     /// When a turn was last sent to it, seconds since the epoch.
     pub(crate) last_activity: Option<u64>,
+    /// In a cluster: the member (node name) that has the session and answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) node: Option<String>,
 }
 
 /// `GET /v1/sessions`.

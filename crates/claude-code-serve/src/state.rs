@@ -54,6 +54,10 @@ pub(crate) struct AppState {
     pub(crate) cluster: std::sync::OnceLock<std::sync::Arc<crate::cluster::Cluster>>,
     /// The sessions this host serves to the cluster's other members.
     pub(crate) serving: crate::routes::remote::Serving,
+    /// Turns running per session, and the hand-over of sessions on graceful leave.
+    pub(crate) handover: crate::handover::Handover,
+    /// Placement of new sessions (and hand-overs) by the members' capacity.
+    pub(crate) placement: crate::placement::Placer,
 }
 
 impl AppState {
@@ -130,9 +134,13 @@ impl AppState {
             .run(move |s| s.session_totals(&tenant))
             .await
             .map_err(store_error)?;
+        let node = self.cluster().map(|c| c.node().to_string());
         Ok(sessions
             .iter()
-            .map(|c| session_json(c, totals.get(public_name(&c.name))))
+            .map(|c| SessionObject {
+                node: node.clone(),
+                ..session_json(c, totals.get(public_name(&c.name)))
+            })
             .collect())
     }
 
@@ -284,5 +292,6 @@ pub(crate) fn session_json(c: &ChildInfo, totals: Option<&Totals>) -> SessionObj
         cost_usd: totals.map_or(c.cost_usd, |t| t.cost_usd),
         started_at: secs(c.started_at),
         last_activity: c.last_activity.and_then(secs),
+        node: None,
     }
 }

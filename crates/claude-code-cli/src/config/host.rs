@@ -21,7 +21,8 @@ use claude_code::{
     Admission, Restart, Strategy,
 };
 use claude_code_serve::{
-    cluster::ClusterConfig, default_resources, SandboxConfig, SandboxMode, SandboxNetwork,
+    cluster::{ClusterConfig, Placement},
+    default_resources, SandboxConfig, SandboxMode, SandboxNetwork,
 };
 use serde::Deserialize;
 use toml::Spanned;
@@ -39,7 +40,7 @@ pub const DATA_DIR_ENV: &str = "CLAUDE_CODE_DATA_DIR";
 
 /// The host's single-valued keys as `section.key`, in display order (see
 /// [`Config::value`]).
-pub const HOST_KEYS: [&str; 18] = [
+pub const HOST_KEYS: [&str; 19] = [
     "serve.listen",
     "serve.data_dir",
     "serve.max_body_bytes",
@@ -58,6 +59,7 @@ pub const HOST_KEYS: [&str; 18] = [
     "cluster.node_name",
     "cluster.heartbeat_secs",
     "cluster.lease_secs",
+    "cluster.placement",
 ];
 
 /// The host's settings: everything `claude-code serve` needs besides the session options.
@@ -128,6 +130,9 @@ pub struct ClusterSettings {
     pub heartbeat: Duration,
     /// `lease_secs`: how long a session lease lasts unless renewed (default 15).
     pub lease: Duration,
+    /// `placement`: where `POST /v1/sessions` makes new dynamic sessions: `"capacity"`
+    /// (default: the member with the most free capacity) or `"local"` (this host).
+    pub placement: Placement,
 }
 
 impl Default for ClusterSettings {
@@ -138,6 +143,7 @@ impl Default for ClusterSettings {
             node_name: None,
             heartbeat: d.heartbeat,
             lease: d.lease,
+            placement: d.placement,
         }
     }
 }
@@ -148,7 +154,8 @@ impl ClusterSettings {
         let url = self.url.as_ref()?;
         let mut c = ClusterConfig::new(url.clone())
             .heartbeat(self.heartbeat)
-            .lease(self.lease);
+            .lease(self.lease)
+            .placement(self.placement);
         c.node_name.clone_from(&self.node_name);
         Some(c)
     }
@@ -338,6 +345,7 @@ pub(super) struct FileCluster {
     node_name: Option<Spanned<String>>,
     heartbeat_secs: Option<NonZeroU64>,
     lease_secs: Option<NonZeroU64>,
+    placement: Option<Spanned<String>>,
 }
 
 /// `[audit]`.
@@ -810,6 +818,13 @@ impl Config {
                 self.host.cluster.lease = Duration::from_secs(secs.get());
                 self.set_origin("cluster.lease_secs", origin.clone());
             }
+            if let Some(p) = c.placement {
+                self.host.cluster.placement = p
+                    .get_ref()
+                    .parse()
+                    .map_err(|m| invalid(path, text, p.span().start, m))?;
+                self.set_origin("cluster.placement", origin.clone());
+            }
         }
         for (name, l) in file.tenants.unwrap_or_default() {
             let name = check_name("tenant", &name, path, text)?;
@@ -893,6 +908,13 @@ impl Config {
             "cluster.node_name" => h.cluster.node_name.clone(),
             "cluster.heartbeat_secs" => Some(h.cluster.heartbeat.as_secs().to_string()),
             "cluster.lease_secs" => Some(h.cluster.lease.as_secs().to_string()),
+            "cluster.placement" => Some(
+                match h.cluster.placement {
+                    Placement::Local => "local",
+                    _ => "capacity",
+                }
+                .to_string(),
+            ),
             _ => None,
         }
     }
@@ -1407,9 +1429,10 @@ jsonl = "audit/events.jsonl"
         let c = load(&path, &[]).expect("empty config");
         assert_eq!(c.host.cluster.to_config(), None, "no url: standalone");
         assert_eq!(c.value("cluster.heartbeat_secs").as_deref(), Some("2"));
+        assert_eq!(c.value("cluster.placement").as_deref(), Some("capacity"));
 
         let (_d, path) = write(
-            "[cluster]\nurl = \"nats://10.0.0.5:4222\"\nnode_name = \"web-1\"\nheartbeat_secs = 3\nlease_secs = 20\n",
+            "[cluster]\nurl = \"nats://10.0.0.5:4222\"\nnode_name = \"web-1\"\nheartbeat_secs = 3\nlease_secs = 20\nplacement = \"local\"\n",
         );
         let c = load(&path, &[]).expect("config");
         let cluster = c.host.cluster.to_config().expect("clustered");
@@ -1417,6 +1440,7 @@ jsonl = "audit/events.jsonl"
         assert_eq!(cluster.node_name.as_deref(), Some("web-1"));
         assert_eq!(cluster.heartbeat, Duration::from_secs(3));
         assert_eq!(cluster.lease, Duration::from_secs(20));
+        assert_eq!(cluster.placement, Placement::Local);
         assert_eq!(c.origin("cluster.url"), Origin::File(path));
 
         fails_at("[cluster]\nurls = \"x\"\n", 2, "cluster.urls", "unknown");
@@ -1431,6 +1455,12 @@ jsonl = "audit/events.jsonl"
             2,
             "cluster.node_name",
             "node names",
+        );
+        fails_at(
+            "[cluster]\nplacement = \"nearest\"\n",
+            2,
+            "cluster.placement",
+            "\"capacity\" or \"local\"",
         );
         fails_at(
             "[cluster]\nheartbeat_secs = 0\n",

@@ -12,16 +12,22 @@
 //!   lease that the host renews every third of [`ClusterConfig::lease`]; a lease not
 //!   renewed can be taken over by another host, and the old owner learns it on its next
 //!   renewal (then refuses turns on that session with 409 `lease_lost`).
-//! - **Graceful leave** ([`Cluster::leave`], run by `Host::shutdown`, so on SIGTERM): the
-//!   member key is deleted at once and every held lease released.
+//! - **Graceful leave** ([`Cluster::leave`], run by `Host::shutdown`, so on SIGTERM, after
+//!   the hand-over of its sessions): the member key is deleted at once and every lease
+//!   still held released.
 //!
 //! - **Checkpoints** ([`Checkpoint`]): after each turn the owner stores a session's
 //!   transcript and recipe in the [`TRANSCRIPTS_BUCKET`] object store; a host that claims
 //!   an orphaned session (expired lease, owner not a live member: [`Cluster::orphans`])
 //!   restores it from there and resumes it (failover).
 //!
-//! Not yet: placement by capacity, cluster pools, hand-over on graceful leave (see
-//! docs/guides/cluster.md).
+//! - **Placement** ([`Placement`]): a new dynamic session is made on the member with the
+//!   most free capacity, by the heartbeats' figures.
+//! - **Hand-over**: a leaving host hands each session it owns to another member (a
+//!   compare-and-set of the lease from it to the member, which adopts the session from
+//!   its checkpoint) before it leaves.
+//!
+//! Not yet: cluster pools (see docs/guides/cluster.md).
 //!
 //! nats-server 2.9 (Debian's) has no per-message TTL: heartbeats expire through the
 //! bucket's `max_age`, and a lease's expiry is wall-clock time inside its value, so the
@@ -41,6 +47,7 @@ use std::{
 use async_nats::jetstream::{self, kv};
 use tokio::task::JoinHandle;
 
+pub use crate::placement::Placement;
 pub use checkpoints::{Checkpoint, TRANSCRIPTS_BUCKET};
 pub use leases::{owner_key, Claim, Lease, Leases, OWNERS_BUCKET};
 pub use members::{Load, Member, MEMBERS_BUCKET};
@@ -59,6 +66,9 @@ pub struct ClusterConfig {
     pub heartbeat: Duration,
     /// How long a session lease lasts unless renewed (default 15 s; renewed every third).
     pub lease: Duration,
+    /// Where `POST /v1/sessions` makes new dynamic sessions (default
+    /// [`Placement::Capacity`]; a request's `placement` overrides it).
+    pub placement: Placement,
 }
 
 impl ClusterConfig {
@@ -69,6 +79,7 @@ impl ClusterConfig {
             node_name: None,
             heartbeat: Duration::from_secs(2),
             lease: Duration::from_secs(15),
+            placement: Placement::Capacity,
         }
     }
 
@@ -90,6 +101,13 @@ impl ClusterConfig {
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
+        self
+    }
+
+    /// Where new dynamic sessions are made.
+    #[must_use]
+    pub fn placement(mut self, placement: Placement) -> Self {
+        self.placement = placement;
         self
     }
 }
@@ -263,6 +281,7 @@ pub struct Cluster {
     checkpoints: checkpoints::Checkpoints,
     ttl: Duration,
     heartbeat: Duration,
+    placement: Placement,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -295,6 +314,7 @@ impl Cluster {
             checkpoints,
             ttl,
             heartbeat: config.heartbeat,
+            placement: config.placement,
             task: Mutex::new(None),
         });
         let task = tokio::spawn(keep_alive(
@@ -324,6 +344,11 @@ impl Cluster {
     /// The heartbeat interval.
     pub fn heartbeat(&self) -> Duration {
         self.heartbeat
+    }
+
+    /// Where new dynamic sessions are made unless a request says otherwise.
+    pub fn placement(&self) -> Placement {
+        self.placement
     }
 
     /// Stores a session's checkpoint (its transcript and recipe) in
