@@ -310,7 +310,7 @@ async fn a_host_stopped_with_sigterm_hands_its_sessions_over_without_a_failed_tu
             json!({"name": name, "placement": "local"}),
         )
         .await;
-        assert_eq!(s["node"], "node-a", "{s}");
+        assert_eq!(s["owner"], "node-a", "{s}");
     }
 
     // A client per session sends turns through B, one after the other, until told to

@@ -34,9 +34,10 @@ pub(crate) struct SessionObject {
     pub(crate) started_at: Option<u64>,
     /// When a turn was last sent to it, seconds since the epoch.
     pub(crate) last_activity: Option<u64>,
-    /// In a cluster: the member (node name) that has the session and answered.
+    /// In a cluster: the member (node name) that holds the session. Absent on a host
+    /// without `--cluster`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) node: Option<String>,
+    pub(crate) owner: Option<String>,
 }
 
 /// `GET /v1/sessions`.

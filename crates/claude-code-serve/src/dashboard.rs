@@ -317,7 +317,7 @@ mod tests {
             cost_usd: 0.5,
             started_at: None,
             last_activity: Some(100),
-            node: None,
+            owner: None,
         };
         let html = row(&s, 130);
         assert!(html.contains("data-name=\"&lt;x&gt;\""), "{html}");

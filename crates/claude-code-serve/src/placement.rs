@@ -35,7 +35,7 @@ use crate::{
 
 /// Where `POST /v1/sessions` makes a new dynamic session in a cluster (`[cluster]
 /// placement`, or the request's `placement`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Placement {

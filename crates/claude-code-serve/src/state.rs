@@ -134,11 +134,11 @@ impl AppState {
             .run(move |s| s.session_totals(&tenant))
             .await
             .map_err(store_error)?;
-        let node = self.cluster().map(|c| c.node().to_string());
+        let owner = self.cluster().map(|c| c.node().to_string());
         Ok(sessions
             .iter()
             .map(|c| SessionObject {
-                node: node.clone(),
+                owner: owner.clone(),
                 ..session_json(c, totals.get(public_name(&c.name)))
             })
             .collect())
@@ -292,6 +292,6 @@ pub(crate) fn session_json(c: &ChildInfo, totals: Option<&Totals>) -> SessionObj
         cost_usd: totals.map_or(c.cost_usd, |t| t.cost_usd),
         started_at: secs(c.started_at),
         last_activity: c.last_activity.and_then(secs),
-        node: None,
+        owner: None,
     }
 }

@@ -241,7 +241,7 @@ mod hosts {
         // B leaves gracefully: it hands the session over to A, the only other member.
         b.shutdown().await.expect("b stops");
         let (status, session) = get(&a, "/v1/sessions/shared").await;
-        assert_eq!((status, session["node"].as_str()), (200, Some("host-a")));
+        assert_eq!((status, session["owner"].as_str()), (200, Some("host-a")));
         let (status, body) = create(&a, "shared").await;
         assert_eq!((status, body["code"].as_str()), (409, Some("name_taken")));
         // A, alone, leaves: no member can take it; its lease is released.
@@ -410,7 +410,7 @@ mod hosts {
         // A leaves: it hands the session over to C, which goes on with the conversation.
         a.shutdown().await.expect("a stops");
         let (status, session) = get(&c, "/v1/sessions/routed").await;
-        assert_eq!((status, session["node"].as_str()), (200, Some("host-c")));
+        assert_eq!((status, session["owner"].as_str()), (200, Some("host-c")));
         let (status, reply) = ask(&c, "routed", "anyone?").await;
         assert_eq!(status, 200, "{reply}");
         assert!(
@@ -846,24 +846,24 @@ mod hosts {
         // A runs two live sessions: `"placement": "local"` keeps them there.
         for name in ["a1", "a2"] {
             let (status, s) = create_with(&a, json!({"name": name, "placement": "local"})).await;
-            assert_eq!((status, s["node"].as_str()), (201, Some("host-a")), "{s}");
+            assert_eq!((status, s["owner"].as_str()), (201, Some("host-a")), "{s}");
         }
         // B's configuration says local: its sessions stay on B although C is idle.
         let (status, s) = create(&b, "b1").await;
-        assert_eq!((status, s["node"].as_str()), (201, Some("host-b")), "{s}");
+        assert_eq!((status, s["owner"].as_str()), (201, Some("host-b")), "{s}");
         live_clis(&b, "host-b", 1).await;
         let (status, s) = create(&b, "b2").await;
-        assert_eq!((status, s["node"].as_str()), (201, Some("host-b")), "{s}");
+        assert_eq!((status, s["owner"].as_str()), (201, Some("host-b")), "{s}");
         live_clis(&a, "host-a", 2).await;
         live_clis(&a, "host-b", 2).await;
         live_clis(&a, "host-c", 0).await;
 
         // Made through A (placement by capacity): it lands on C, the least loaded.
         let (status, s) = create(&a, "placed").await;
-        assert_eq!((status, s["node"].as_str()), (201, Some("host-c")), "{s}");
+        assert_eq!((status, s["owner"].as_str()), (201, Some("host-c")), "{s}");
         assert_eq!(s["name"], "placed");
         let (status, s) = get(&c, "/v1/sessions/placed").await;
-        assert_eq!((status, s["node"].as_str()), (200, Some("host-c")), "{s}");
+        assert_eq!((status, s["owner"].as_str()), (200, Some("host-c")), "{s}");
         assert_eq!(get(&a, "/v1/sessions/placed").await.0, 404);
         // It serves turns through A (routed to C).
         let (status, reply) = ask(&a, "placed", "placed far away").await;
@@ -885,7 +885,7 @@ mod hosts {
         // A request may ask for capacity on a host configured local.
         live_clis(&b, "host-c", 1).await;
         let (status, s) = create_with(&b, json!({"name": "b3", "placement": "capacity"})).await;
-        assert_eq!((status, s["node"].as_str()), (201, Some("host-c")), "{s}");
+        assert_eq!((status, s["owner"].as_str()), (201, Some("host-c")), "{s}");
         let (status, body) = create_with(&a, json!({"name": "x", "placement": "nearest"})).await;
         assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")));
         a.shutdown().await.expect("a stops");
@@ -921,7 +921,7 @@ mod hosts {
         let b = start("host-b", dirs[1].path()).await.expect("b");
         let c = start("host-c", dirs[2].path()).await.expect("c");
         let (status, s) = create_with(&a, json!({"name": "moved", "placement": "local"})).await;
-        assert_eq!((status, s["node"].as_str()), (201, Some("host-a")), "{s}");
+        assert_eq!((status, s["owner"].as_str()), (201, Some("host-a")), "{s}");
         let (status, first) = ask(&b, "moved", "the word is zebra").await;
         assert_eq!(status, 200, "{first}");
 

@@ -4,8 +4,10 @@
 //! The owner subscribes to `claude.<tenant>.sessions.<name>.turn` while it holds the
 //! session's lease. A host that gets `POST /v1/sessions/{name}/messages` for a session it
 //! does not have looks up the owner's lease and sends a [`TurnRequest`] there
-//! (request-reply): the owner answers [`Answer::Accepted`] with a credit subject, or
-//! [`Answer::Refused`] with the error it would have answered itself. The turn's messages
+//! (request-reply): the owner answers [`Answer::Accepted`] with a credit subject,
+//! [`Answer::Refused`] with the error it would have answered itself, or, while it hands
+//! the session over on a graceful leave, [`Answer::Moved`]: the requester looks the owner
+//! up again and asks it (see `handover`). The turn's messages
 //! then come to the requester's per-turn inbox, one NATS message per SDK message
 //! ([`Frame::Message`], or [`Frame::Error`]), ending with [`Frame::End`] (the cost, and
 //! the turn's error for a JSON reply).

@@ -145,13 +145,14 @@ pub(crate) struct CreateSession {
     /// In a cluster: `capacity` makes the session on the member with the most free
     /// capacity, `local` on this host (default: the host's `[cluster] placement`).
     #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^(capacity|local)$")]
     placement: Option<crate::placement::Placement>,
 }
 
 /// Starts a dynamic session (kept in the state store: it outlives host restarts).
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = CreateSession,
     responses(
-        (status = 201, description = "Started", body = SessionObject),
+        (status = 201, description = "Started; in a cluster on the member placement chose (its `owner`)", body = SessionObject),
         (status = 400, description = "Bad body, name or template", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 403, description = "Needs write scope", body = ErrorBody),
