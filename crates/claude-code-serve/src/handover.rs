@@ -64,6 +64,14 @@ struct Slot {
     /// Turns running on it here.
     turns: usize,
     motion: Option<Motion>,
+    /// This host is adopting it (its lease is this host's, it is not registered yet).
+    adopting: bool,
+}
+
+impl Slot {
+    fn unused(&self) -> bool {
+        self.turns == 0 && self.motion.is_none() && !self.adopting
+    }
 }
 
 /// The sessions' turns and hand-over states on this host.
@@ -94,7 +102,28 @@ impl Drop for TurnGuard {
         if let Ok(mut slots) = self.handover.slots.lock() {
             if let Some(slot) = slots.get_mut(&self.key) {
                 slot.turns = slot.turns.saturating_sub(1);
-                if slot.turns == 0 && slot.motion.is_none() {
+                if slot.unused() {
+                    slots.remove(&self.key);
+                }
+            }
+        }
+        self.handover.changed.send_modify(|g| *g += 1);
+    }
+}
+
+/// Held while this host adopts a session handed over to it.
+#[derive(Debug)]
+struct AdoptGuard {
+    handover: Handover,
+    key: String,
+}
+
+impl Drop for AdoptGuard {
+    fn drop(&mut self) {
+        if let Ok(mut slots) = self.handover.slots.lock() {
+            if let Some(slot) = slots.get_mut(&self.key) {
+                slot.adopting = false;
+                if slot.unused() {
                     slots.remove(&self.key);
                 }
             }
@@ -104,6 +133,28 @@ impl Drop for TurnGuard {
 }
 
 impl Handover {
+    fn adopting(&self, key: &str) -> AdoptGuard {
+        if let Ok(mut slots) = self.slots.lock() {
+            slots.entry(key.to_string()).or_default().adopting = true;
+        }
+        AdoptGuard {
+            handover: self.clone(),
+            key: key.to_string(),
+        }
+    }
+
+    /// Whether this host was adopting the session `key`; if so, waits (at most `max`)
+    /// until the adoption is done.
+    pub(crate) async fn adoption(&self, key: &str, max: Duration) -> bool {
+        let adopting = |s: &BTreeMap<String, Slot>| s.get(key).is_some_and(|s| s.adopting);
+        if !self.slots.lock().is_ok_and(|s| adopting(&s)) {
+            return false;
+        }
+        self.wait_for(Instant::now() + max, |s| (!adopting(s)).then_some(()))
+            .await;
+        true
+    }
+
     /// Starts a turn on the session `key` (supervised name): `None` when it is being (or
     /// was) handed over, and the turn must go to its new owner.
     pub(crate) fn enter(&self, key: &str) -> Option<TurnGuard> {
@@ -263,6 +314,11 @@ async fn hand_over(state: &Arc<AppState>, tenant: &str, name: &str, deadline: In
     let ranked = state
         .placement
         .rank(&members, cluster.node(), cluster.heartbeat(), true);
+    // Not served here any more before the lease moves (the unsubscription reaches the
+    // server before the adopt request, on the same connection): a turn request the new
+    // owner can receive never reaches this host too. Turns already held here are
+    // answered `moved` once the session moved.
+    state.serving.stop(&key);
     let Some(revision) = cluster.leases().hand_off(tenant, name) else {
         // Lost meanwhile: another member has it already.
         state.handover.set(&key, Motion::Stayed);
@@ -276,6 +332,9 @@ async fn hand_over(state: &Arc<AppState>, tenant: &str, name: &str, deadline: In
     };
     let payload = bytes::Bytes::from(serde_json::to_vec(&request).unwrap_or_default());
     for member in ranked {
+        // Counted before asking (no await since the ranking): the hand-overs running
+        // alongside see it and spread over the members.
+        state.placement.placed(&member);
         let asked = tokio::time::timeout(
             ADOPT_WAIT,
             cluster
@@ -307,7 +366,6 @@ async fn hand_over(state: &Arc<AppState>, tenant: &str, name: &str, deadline: In
         };
         match owner {
             Some((owner, _)) if owner == member.node => {
-                state.placement.placed(&member);
                 forget_here(state, tenant, name).await;
                 state.handover.set(&key, Motion::Moved(member.node.clone()));
                 tracing::info!(tenant, session = name, member = %member.node, "handed a session over");
@@ -400,6 +458,11 @@ async fn adopt(state: &Arc<AppState>, payload: &[u8]) -> Result<(), String> {
     if !(crate::state::is_valid_name(&req.tenant) && crate::state::is_valid_name(&req.session)) {
         return Err("invalid tenant or session name".into());
     }
+    // From before the lease is this host's until the session is registered: a turn
+    // here that finds the lease ours waits for it (`remote::forward`).
+    let _adopting = state
+        .handover
+        .adopting(&session_key(&req.tenant, &req.session));
     cluster
         .leases()
         .take_over(&req.tenant, &req.session, req.revision)

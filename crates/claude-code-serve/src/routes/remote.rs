@@ -353,9 +353,22 @@ pub(crate) enum Routed {
 /// How often a requester follows a leaving owner's `moved` answer.
 const MOVE_RETRIES: usize = 10;
 
+/// Whether the session's lease names another owner than `owner` now.
+async fn owner_changed(
+    cluster: &crate::cluster::Cluster,
+    tenant: &str,
+    name: &str,
+    owner: &str,
+) -> bool {
+    match cluster.leases().owner(tenant, name).await {
+        Ok(Some(lease)) => lease.owner != owner,
+        _ => false,
+    }
+}
+
 /// How often a requester asks again when no host serves the session's subject (a
 /// hand-over between the lease's update and the new owner's subscription), and the pause.
-const NO_RESPONDER_RETRIES: usize = 5;
+const NO_RESPONDER_RETRIES: usize = 10;
 const NO_RESPONDER_PAUSE: Duration = Duration::from_millis(100);
 
 fn owner_unavailable(name: &str, owner: &str, detail: &str) -> ApiError {
@@ -431,9 +444,12 @@ pub(crate) async fn forward(
             return Err(no_session(name));
         };
         if lease.owner == cluster.node() {
-            if moves == 0 && silent == 0 {
-                return Err(no_session(name));
-            }
+            // Handed over to this host since it looked (or being adopted here right
+            // now): it runs here (a 404 there if it is not here after all).
+            state
+                .handover
+                .adoption(&session_key(tenant, name), ACCEPT_WAIT)
+                .await;
             return Ok(Routed::Here { prompt, permit });
         }
         let owner = lease.owner;
@@ -441,8 +457,20 @@ pub(crate) async fn forward(
             ACCEPT_WAIT,
             client.request(turn_subject(tenant, name), request.clone()),
         )
-        .await
-        .map_err(|_| owner_unavailable(name, &owner, "no answer in time"))?;
+        .await;
+        let answer = match answer {
+            Ok(Ok(answer)) => Ok(answer),
+            // Unanswered, and the session moved meanwhile: the old owner had stopped
+            // serving it as this request reached it; ask the new one.
+            Ok(Err(_)) | Err(_)
+                if moves < MOVE_RETRIES && owner_changed(cluster, tenant, name, &owner).await =>
+            {
+                moves += 1;
+                continue;
+            }
+            Err(_) => return Err(owner_unavailable(name, &owner, "no answer in time")),
+            Ok(Err(e)) => Err(e),
+        };
         let answer = match answer {
             Ok(answer) => answer,
             Err(e)
