@@ -427,3 +427,175 @@ async fn a_host_cut_off_from_nats_stops_serving_its_sessions_and_after_it_reconn
     drop((a, b, c, ns));
     env.assert_no_leftovers().await;
 }
+
+#[tokio::test]
+async fn a_host_stopped_with_sigterm_hands_its_sessions_over_without_a_failed_turn() {
+    use std::sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    };
+    let env = TestEnv::new(Script::new()).await;
+    let nats = NatsServer::start();
+    // Leases of 30 s: a failover (lease expiry) could not move anything within the bounds
+    // asserted below; only the hand-over can.
+    let mut a = node(&env, &nats, "node-a", 30).await;
+    let b = node(&env, &nats, "node-b", 30).await;
+    let c = node(&env, &nats, "node-c", 30).await;
+    let client = reqwest::Client::new();
+    let names = ["s1", "s2", "s3"];
+    for name in names {
+        let s = post_json(
+            &client,
+            &format!("{}/v1/sessions", a.url),
+            json!({"name": name, "placement": "local"}),
+        )
+        .await;
+        assert_eq!(s["owner"], "node-a", "{s}");
+    }
+
+    // A client per session sends turns through B, one after the other, until told to
+    // stop; then one more.
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for name in names {
+        let (client, url) = (client.clone(), b.url.clone());
+        let (stop, answered) = (stop.clone(), answered.clone());
+        clients.push(tokio::spawn(async move {
+            let mut turns = Vec::new();
+            let mut last = false;
+            for k in 0.. {
+                let prompt = format!("{name} turn {k}");
+                let r = client
+                    .post(format!("{url}/v1/sessions/{name}/messages"))
+                    .json(&json!({ "prompt": prompt }))
+                    .send()
+                    .await
+                    .expect("turn");
+                let status = r.status().as_u16();
+                let body: Value = r.json().await.expect("json");
+                answered.fetch_add(1, Ordering::Relaxed);
+                turns.push((prompt, status, body));
+                if last {
+                    break;
+                }
+                last = stop.load(Ordering::Relaxed);
+            }
+            turns
+        }));
+    }
+    eventually(
+        Duration::from_secs(60),
+        "every session to answer a turn or two",
+        || async {
+            match answered.load(Ordering::Relaxed) {
+                n if n >= 2 * names.len() => Ok(()),
+                n => Err(n),
+            }
+        },
+    )
+    .await;
+
+    let watcher = claude_code_serve::cluster::Leases::connect(
+        &nats.url(),
+        "watcher",
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("connect");
+    signal(&a.child, "-TERM");
+    let termed = Instant::now();
+    let owners = eventually(
+        Duration::from_secs(25),
+        "every session to be owned by B or C",
+        || async {
+            let mut owners = Vec::new();
+            for name in names {
+                match watcher.owner("default", name).await {
+                    Ok(Some(l)) if l.owner != "node-a" => owners.push(l.owner),
+                    other => return Err(format!("{name}: {other:?}")),
+                }
+            }
+            Ok(owners)
+        },
+    )
+    .await;
+    let moved = termed.elapsed();
+    let status = tokio::time::timeout(Duration::from_secs(60), a.child.wait())
+        .await
+        .expect("A exits in time")
+        .expect("wait");
+    let exited = termed.elapsed();
+    assert!(status.success(), "A exits cleanly: {status:?}");
+    // Turns go on after A is gone; then each client sends its last one.
+    let at_exit = answered.load(Ordering::Relaxed);
+    eventually(
+        Duration::from_secs(60),
+        "turns to go on after A exited",
+        || async {
+            match answered.load(Ordering::Relaxed) {
+                n if n >= at_exit + names.len() => Ok(()),
+                n => Err(n),
+            }
+        },
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for (name, task) in names.iter().zip(clients) {
+        let turns = task.await.expect("client");
+        total += turns.len();
+        for (prompt, status, body) in &turns {
+            assert_eq!(*status, 200, "{name}: {prompt}: {body}");
+            assert!(
+                body["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains(prompt.as_str())),
+                "{prompt}: {body}"
+            );
+            assert_eq!(body["is_error"], false, "{body}");
+        }
+        // One conversation: the new owner's transcript has every turn once, in order.
+        let mut texts = None;
+        for n in [&b, &c] {
+            let r = client
+                .get(format!("{}/v1/sessions/{name}/transcript", n.url))
+                .send()
+                .await
+                .expect("transcript");
+            if r.status().as_u16() == 200 {
+                let t: Value = r.json().await.expect("json");
+                texts = Some(
+                    t["messages"]
+                        .as_array()
+                        .expect("messages")
+                        .iter()
+                        .filter(|m| m["role"] == "user")
+                        .map(|m| m["text"].as_str().unwrap_or_default().to_string())
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
+        let sent: Vec<String> = turns.iter().map(|(p, _, _)| p.clone()).collect();
+        assert_eq!(
+            texts.as_ref(),
+            Some(&sent),
+            "{name}: the conversation went on"
+        );
+        assert_eq!(
+            turns[0].2["session_id"],
+            turns.last().expect("a turn").2["session_id"]
+        );
+    }
+    eprintln!(
+        "SIGTERM → {} sessions owned by {owners:?}: {moved:?}; A exited after {exited:?}; {total} turns, none failed (lease 30 s, heartbeat 1 s)",
+        names.len()
+    );
+    assert!(
+        moved < Duration::from_secs(10),
+        "handed over, not failed over: {moved:?}"
+    );
+    drop(b);
+    drop(c);
+    env.assert_no_leftovers().await;
+}

@@ -62,6 +62,7 @@ cluster.node_name = (unset)  # default
 cluster.heartbeat_secs = "2"  # default
 cluster.lease_secs = "15"  # default
 cluster.pool_ack_secs = "15"  # default
+cluster.placement = "capacity"  # default
 # api key: ANTHROPIC_API_KEY is set
 # cli env (lean profile): CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_AUTOUPDATER=1 DISABLE_TELEMETRY=1 DISABLE_ERROR_REPORTING=1 CLAUDE_CODE_DISABLE_FEATURE_FLAGS=1 DISABLE_GROWTHBOOK=1 CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL=1
 # cli args: --output-format=stream-json --input-format=stream-json --system-prompt=from the file --model=env-model --max-turns=4 --allowedTools=Read,Grep --permission-mode=acceptEdits --verbose

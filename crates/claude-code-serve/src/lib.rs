@@ -57,9 +57,11 @@ mod confine;
 mod dashboard;
 mod error;
 mod failover;
+mod handover;
 mod limits;
 mod metrics;
 mod openapi;
+mod placement;
 mod policy;
 mod proxy;
 mod routes;
@@ -290,6 +292,8 @@ impl Host {
             serving: Default::default(),
             adoptions: Default::default(),
             cluster_pools,
+            handover: Default::default(),
+            placement: Default::default(),
         });
         let restored = match routes::sessions::restore(&state).await {
             Ok(n) => n,
@@ -349,7 +353,9 @@ impl Host {
 
     /// Drains and stops: new turns get 503, the server stops accepting connections and
     /// lets running turns finish (for up to the drain timeout), then every session's CLI
-    /// is stopped and the audit trail is flushed.
+    /// is stopped and the audit trail is flushed. In a cluster, the host first hands each
+    /// dynamic session it owns to another member (see docs/guides/cluster.md, "Graceful
+    /// leave"), then leaves.
     pub async fn shutdown(self) -> Result<(), ServeError> {
         self.stop(true).await
     }
@@ -365,9 +371,16 @@ impl Host {
     }
 
     async fn stop(mut self, leave: bool) -> Result<(), ServeError> {
+        if leave {
+            // Before draining: turns on the sessions to hand over go to their next owner.
+            handover::prepare(&self.state);
+        }
         self.state.draining.store(true, Ordering::Relaxed);
-        // Leave first: the others see this host gone at once, and its leases free.
+        // Hand the sessions over, then leave: the others see this host gone at once.
         if let Some(cluster) = self.state.cluster() {
+            if leave {
+                handover::leave(&self.state, self.drain_timeout).await;
+            }
             self.state.serving.stop_all();
             if !leave {
                 cluster.stop();
@@ -507,6 +520,8 @@ async fn join_cluster(
         }
     }
     failover::watch(state);
+    handover::listen(state).await;
+    placement::listen(state).await;
     Ok(())
 }
 

@@ -58,6 +58,10 @@ pub(crate) struct AppState {
     pub(crate) adoptions: crate::failover::Adoptions,
     /// This host's share of the cluster pools (idle until it joins a cluster).
     pub(crate) cluster_pools: crate::cluster_pools::ClusterPools,
+    /// Turns running per session, and the hand-over of sessions on graceful leave.
+    pub(crate) handover: crate::handover::Handover,
+    /// Placement of new sessions (and hand-overs) by the members' capacity.
+    pub(crate) placement: crate::placement::Placer,
 }
 
 impl AppState {

@@ -218,7 +218,7 @@ mod hosts {
     }
 
     #[tokio::test]
-    async fn a_session_is_owned_by_one_host_until_it_is_deleted_or_its_owner_leaves() {
+    async fn a_session_is_owned_by_one_host_until_it_is_deleted_or_handed_over() {
         let env = TestEnv::new(Script::new().fallback(Reply::text("ok"))).await;
         let nats = NatsServer::start();
         let a = host(&env, &nats, "host-a").await;
@@ -242,10 +242,25 @@ mod hosts {
         assert_eq!(deleted.status().as_u16(), 204);
         assert_eq!(create(&b, "shared").await.0, 201);
         assert_eq!(create(&a, "shared").await.0, 409);
-        // B leaves gracefully: its lease is released, and A may take the name.
+        // B leaves gracefully: it hands the session over to A, the only other member.
         b.shutdown().await.expect("b stops");
-        assert_eq!(create(&a, "shared").await.0, 201);
+        let (status, session) = get(&a, "/v1/sessions/shared").await;
+        assert_eq!((status, session["owner"].as_str()), (200, Some("host-a")));
+        let (status, body) = create(&a, "shared").await;
+        assert_eq!((status, body["code"].as_str()), (409, Some("name_taken")));
+        // A, alone, leaves: no member can take it; its lease is released.
         a.shutdown().await.expect("a stops");
+        let watcher = claude_code_serve::cluster::Leases::connect(
+            &nats.url(),
+            "watcher",
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("connect");
+        assert_eq!(
+            watcher.owner("default", "shared").await.expect("read"),
+            None
+        );
     }
 
     #[tokio::test]
@@ -398,13 +413,22 @@ mod hosts {
         // first; a draining owner answers 503).
         let (status, body) = ask(&c, "routed", "   ").await;
         assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")));
+        // A leaves: it hands the session over to C, which goes on with the conversation.
         a.shutdown().await.expect("a stops");
-        // Its lease went with it: the session is nowhere now.
-        let (status, body) = ask(&c, "routed", "anyone?").await;
-        assert_eq!(
-            (status, body["code"].as_str()),
-            (404, Some("not_found")),
-            "{body}"
+        let (status, session) = get(&c, "/v1/sessions/routed").await;
+        assert_eq!((status, session["owner"].as_str()), (200, Some("host-c")));
+        let (status, reply) = ask(&c, "routed", "anyone?").await;
+        assert_eq!(status, 200, "{reply}");
+        assert!(
+            reply["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("anyone?")),
+            "{reply}"
+        );
+        let texts = env.mock.turn_requests().pop().expect("a turn").user_texts();
+        assert!(
+            texts.iter().any(|t| t.contains("first through C")),
+            "history: {texts:?}"
         );
         c.shutdown().await.expect("c stops");
     }
@@ -766,5 +790,250 @@ mod hosts {
         );
         eprintln!("in-flight turn failed {failed:?} after the kill (heartbeat TTL 1.5 s)");
         b.shutdown().await.expect("b stops");
+    }
+
+    async fn create_with(host: &Host, body: Value) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/sessions", host.url()))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        (r.status().as_u16(), r.json().await.expect("json body"))
+    }
+
+    /// Waits until `host`'s view of the cluster shows `node` with `live` CLIs.
+    async fn live_clis(host: &Host, node: &str, live: u64) {
+        eventually(
+            Duration::from_secs(20),
+            "the member's heartbeat to count its CLIs",
+            || async {
+                let (_, view) = get(host, "/v1/cluster").await;
+                let member = view["members"]
+                    .as_array()
+                    .and_then(|ms| ms.iter().find(|m| m["node"] == node).cloned())
+                    .unwrap_or(Value::Null);
+                if member["live_clis"].as_u64() == Some(live) {
+                    Ok(())
+                } else {
+                    Err(member)
+                }
+            },
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_new_session_is_placed_on_the_least_loaded_member_unless_placement_is_local() {
+        let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
+        let nats = NatsServer::start();
+        let start = |node: &'static str, placement| {
+            let env = &env;
+            let nats = &nats;
+            async move {
+                let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+                    .options(env.options())
+                    .offline(false)
+                    .cluster(
+                        ClusterConfig::new(nats.url())
+                            .node_name(node)
+                            .heartbeat(Duration::from_millis(500))
+                            .placement(placement),
+                    );
+                config.spares = 0;
+                Host::start(config).await.expect("host starts")
+            }
+        };
+        use claude_code_serve::cluster::Placement;
+        let a = start("host-a", Placement::Capacity).await;
+        let b = start("host-b", Placement::Local).await;
+        let c = start("host-c", Placement::Capacity).await;
+
+        // A runs two live sessions: `"placement": "local"` keeps them there.
+        for name in ["a1", "a2"] {
+            let (status, s) = create_with(&a, json!({"name": name, "placement": "local"})).await;
+            assert_eq!((status, s["owner"].as_str()), (201, Some("host-a")), "{s}");
+        }
+        // B's configuration says local: its sessions stay on B although C is idle.
+        let (status, s) = create(&b, "b1").await;
+        assert_eq!((status, s["owner"].as_str()), (201, Some("host-b")), "{s}");
+        live_clis(&b, "host-b", 1).await;
+        let (status, s) = create(&b, "b2").await;
+        assert_eq!((status, s["owner"].as_str()), (201, Some("host-b")), "{s}");
+        live_clis(&a, "host-a", 2).await;
+        live_clis(&a, "host-b", 2).await;
+        live_clis(&a, "host-c", 0).await;
+
+        // Made through A (placement by capacity): it lands on C, the least loaded.
+        let (status, s) = create(&a, "placed").await;
+        assert_eq!((status, s["owner"].as_str()), (201, Some("host-c")), "{s}");
+        assert_eq!(s["name"], "placed");
+        let (status, s) = get(&c, "/v1/sessions/placed").await;
+        assert_eq!((status, s["owner"].as_str()), (200, Some("host-c")), "{s}");
+        // A has no copy of its own: a GET through it is C's answer, routed.
+        let (status, s) = get(&a, "/v1/sessions/placed").await;
+        assert_eq!((status, s["owner"].as_str()), (200, Some("host-c")), "{s}");
+        // It serves turns through A (routed to C).
+        let (status, reply) = ask(&a, "placed", "placed far away").await;
+        assert_eq!(status, 200, "{reply}");
+        assert!(
+            reply["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("placed far away")),
+            "{reply}"
+        );
+        let (_, s) = get(&c, "/v1/sessions/placed").await;
+        assert_eq!(s["turns"], 1, "the turn ran on C: {s}");
+        // A name in use is refused as on one host, wherever it lives.
+        let (status, body) = create(&b, "placed").await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (409, Some("owned_elsewhere"))
+        );
+        // A request may ask for capacity on a host configured local.
+        live_clis(&b, "host-c", 1).await;
+        let (status, s) = create_with(&b, json!({"name": "b3", "placement": "capacity"})).await;
+        assert_eq!((status, s["owner"].as_str()), (201, Some("host-c")), "{s}");
+        let (status, body) = create_with(&a, json!({"name": "x", "placement": "nearest"})).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")));
+        a.shutdown().await.expect("a stops");
+        b.shutdown().await.expect("b stops");
+        c.shutdown().await.expect("c stops");
+    }
+
+    #[tokio::test]
+    async fn a_leaving_host_hands_its_session_over_after_the_running_turn_and_no_turn_fails() {
+        let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
+        let nats = NatsServer::start();
+        let dirs: Vec<_> = (0..3)
+            .map(|_| tempfile::tempdir().expect("config dir"))
+            .collect();
+        // Leases of 30 s: a failover could not happen within this test's bounds.
+        let start = |node: &'static str, dir: &std::path::Path| {
+            let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+                .options(
+                    env.options()
+                        .env("CLAUDE_CONFIG_DIR", dir.to_string_lossy()),
+                )
+                .offline(false)
+                .cluster(
+                    ClusterConfig::new(nats.url())
+                        .node_name(node)
+                        .heartbeat(Duration::from_millis(500))
+                        .lease(Duration::from_secs(30)),
+                );
+            config.spares = 0;
+            Host::start(config)
+        };
+        let a = start("host-a", dirs[0].path()).await.expect("a");
+        let b = start("host-b", dirs[1].path()).await.expect("b");
+        let c = start("host-c", dirs[2].path()).await.expect("c");
+        let (status, s) = create_with(&a, json!({"name": "moved", "placement": "local"})).await;
+        assert_eq!((status, s["owner"].as_str()), (201, Some("host-a")), "{s}");
+        let (status, first) = ask(&b, "moved", "the word is zebra").await;
+        assert_eq!(status, 200, "{first}");
+
+        // A turn runs on A (a slow reply) when A is told to stop.
+        env.mock
+            .push(Reply::text("slow answer").delay(Duration::from_secs(2)));
+        let before = env.mock.turn_requests().len();
+        let b_url = b.url();
+        let running = tokio::spawn(async move {
+            let r = reqwest::Client::new()
+                .post(format!("{b_url}/v1/sessions/moved/messages"))
+                .json(&json!({"prompt": "a slow one"}))
+                .send()
+                .await
+                .expect("request");
+            (r.status().as_u16(), r.json::<Value>().await.expect("json"))
+        });
+        eventually(
+            Duration::from_secs(30),
+            "the slow turn to reach the API",
+            || async {
+                if env.mock.turn_requests().len() > before {
+                    Ok(())
+                } else {
+                    Err("not yet")
+                }
+            },
+        )
+        .await;
+        let a_url = a.url();
+        let left = std::time::Instant::now();
+        let leaving = tokio::spawn(async move {
+            a.shutdown().await.expect("a stops");
+            left.elapsed()
+        });
+        eventually(Duration::from_secs(10), "A to drain", || async {
+            match reqwest::get(format!("{a_url}/readyz")).await {
+                Ok(r) if r.status().as_u16() == 503 => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        // A turn sent while the session is being handed over: held, then sent to the
+        // new owner.
+        let (status, during) = ask(&c, "moved", "what was the word?").await;
+        let answered = left.elapsed();
+        assert_eq!(status, 200, "{during}");
+        assert!(
+            during["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("what was the word?")),
+            "{during}"
+        );
+        let (status, slow) = running.await.expect("the running turn");
+        assert_eq!(
+            (status, slow["text"].as_str()),
+            (200, Some("slow answer")),
+            "{slow}"
+        );
+        let took = leaving.await.expect("shutdown");
+
+        // The session is B's or C's, the same conversation: the new owner's CLI was
+        // sent both earlier turns.
+        let watcher = claude_code_serve::cluster::Leases::connect(
+            &nats.url(),
+            "watcher",
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("connect");
+        let owner = watcher
+            .owner("default", "moved")
+            .await
+            .expect("read")
+            .expect("a lease")
+            .owner;
+        assert!(["host-b", "host-c"].contains(&owner.as_str()), "{owner}");
+        assert_eq!(during["session_id"], first["session_id"], "{during}");
+        let texts = env.mock.turn_requests().pop().expect("a turn").user_texts();
+        for earlier in ["the word is zebra", "a slow one"] {
+            assert!(
+                texts.iter().any(|t| t.contains(earlier)),
+                "history: {texts:?}"
+            );
+        }
+        let prompts: Vec<String> = env
+            .mock
+            .turn_requests()
+            .iter()
+            .filter_map(|t| t.last_user_text())
+            .collect();
+        assert_eq!(
+            prompts
+                .iter()
+                .filter(|p| p.contains("what was the word?"))
+                .count(),
+            1,
+            "the held turn ran once: {prompts:?}"
+        );
+        eprintln!(
+            "hand-over of 1 session behind a 2 s turn: the held turn answered {answered:?} and A stopped {took:?} after shutdown began (lease 30 s)"
+        );
+        assert!(took < Duration::from_secs(15), "{took:?}");
+        b.shutdown().await.expect("b stops");
+        c.shutdown().await.expect("c stops");
     }
 }

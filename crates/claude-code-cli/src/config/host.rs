@@ -21,7 +21,8 @@ use claude_code::{
     Admission, Restart, Strategy,
 };
 use claude_code_serve::{
-    cluster::ClusterConfig, default_resources, SandboxConfig, SandboxMode, SandboxNetwork,
+    cluster::{ClusterConfig, Placement},
+    default_resources, SandboxConfig, SandboxMode, SandboxNetwork,
 };
 use serde::Deserialize;
 use toml::Spanned;
@@ -39,7 +40,7 @@ pub const DATA_DIR_ENV: &str = "CLAUDE_CODE_DATA_DIR";
 
 /// The host's single-valued keys as `section.key`, in display order (see
 /// [`Config::value`]).
-pub const HOST_KEYS: [&str; 19] = [
+pub const HOST_KEYS: [&str; 20] = [
     "serve.listen",
     "serve.data_dir",
     "serve.max_body_bytes",
@@ -59,6 +60,7 @@ pub const HOST_KEYS: [&str; 19] = [
     "cluster.heartbeat_secs",
     "cluster.lease_secs",
     "cluster.pool_ack_secs",
+    "cluster.placement",
 ];
 
 /// The host's settings: everything `claude-code serve` needs besides the session options.
@@ -132,6 +134,9 @@ pub struct ClusterSettings {
     /// `pool_ack_secs`: how long a cluster pool job may run on a host without a sign of
     /// life before another host gets it (default 15; the same on every host).
     pub pool_ack_wait: Duration,
+    /// `placement`: where `POST /v1/sessions` makes new dynamic sessions: `"capacity"`
+    /// (default: the member with the most free capacity) or `"local"` (this host).
+    pub placement: Placement,
 }
 
 impl Default for ClusterSettings {
@@ -143,6 +148,7 @@ impl Default for ClusterSettings {
             heartbeat: d.heartbeat,
             lease: d.lease,
             pool_ack_wait: d.pool_ack_wait,
+            placement: d.placement,
         }
     }
 }
@@ -154,7 +160,8 @@ impl ClusterSettings {
         let mut c = ClusterConfig::new(url.clone())
             .heartbeat(self.heartbeat)
             .lease(self.lease)
-            .pool_ack_wait(self.pool_ack_wait);
+            .pool_ack_wait(self.pool_ack_wait)
+            .placement(self.placement);
         c.node_name.clone_from(&self.node_name);
         Some(c)
     }
@@ -345,6 +352,7 @@ pub(super) struct FileCluster {
     heartbeat_secs: Option<NonZeroU64>,
     lease_secs: Option<NonZeroU64>,
     pool_ack_secs: Option<NonZeroU64>,
+    placement: Option<Spanned<String>>,
 }
 
 /// `[audit]`.
@@ -821,6 +829,13 @@ impl Config {
                 self.host.cluster.pool_ack_wait = Duration::from_secs(secs.get());
                 self.set_origin("cluster.pool_ack_secs", origin.clone());
             }
+            if let Some(p) = c.placement {
+                self.host.cluster.placement = p
+                    .get_ref()
+                    .parse()
+                    .map_err(|m| invalid(path, text, p.span().start, m))?;
+                self.set_origin("cluster.placement", origin.clone());
+            }
         }
         for (name, l) in file.tenants.unwrap_or_default() {
             let name = check_name("tenant", &name, path, text)?;
@@ -905,6 +920,13 @@ impl Config {
             "cluster.heartbeat_secs" => Some(h.cluster.heartbeat.as_secs().to_string()),
             "cluster.lease_secs" => Some(h.cluster.lease.as_secs().to_string()),
             "cluster.pool_ack_secs" => Some(h.cluster.pool_ack_wait.as_secs().to_string()),
+            "cluster.placement" => Some(
+                match h.cluster.placement {
+                    Placement::Local => "local",
+                    _ => "capacity",
+                }
+                .to_string(),
+            ),
             _ => None,
         }
     }
@@ -1419,9 +1441,10 @@ jsonl = "audit/events.jsonl"
         let c = load(&path, &[]).expect("empty config");
         assert_eq!(c.host.cluster.to_config(), None, "no url: standalone");
         assert_eq!(c.value("cluster.heartbeat_secs").as_deref(), Some("2"));
+        assert_eq!(c.value("cluster.placement").as_deref(), Some("capacity"));
 
         let (_d, path) = write(
-            "[cluster]\nurl = \"nats://10.0.0.5:4222\"\nnode_name = \"web-1\"\nheartbeat_secs = 3\nlease_secs = 20\npool_ack_secs = 7\n",
+            "[cluster]\nurl = \"nats://10.0.0.5:4222\"\nnode_name = \"web-1\"\nheartbeat_secs = 3\nlease_secs = 20\npool_ack_secs = 7\nplacement = \"local\"\n",
         );
         let c = load(&path, &[]).expect("config");
         let cluster = c.host.cluster.to_config().expect("clustered");
@@ -1430,6 +1453,7 @@ jsonl = "audit/events.jsonl"
         assert_eq!(cluster.heartbeat, Duration::from_secs(3));
         assert_eq!(cluster.lease, Duration::from_secs(20));
         assert_eq!(cluster.pool_ack_wait, Duration::from_secs(7));
+        assert_eq!(cluster.placement, Placement::Local);
         assert_eq!(c.origin("cluster.url"), Origin::File(path));
 
         fails_at("[cluster]\nurls = \"x\"\n", 2, "cluster.urls", "unknown");
@@ -1444,6 +1468,12 @@ jsonl = "audit/events.jsonl"
             2,
             "cluster.node_name",
             "node names",
+        );
+        fails_at(
+            "[cluster]\nplacement = \"nearest\"\n",
+            2,
+            "cluster.placement",
+            "\"capacity\" or \"local\"",
         );
         fails_at(
             "[cluster]\nheartbeat_secs = 0\n",

@@ -324,6 +324,81 @@ impl Leases {
     }
 }
 
+/// Hand-over of a lease from this node to another member (graceful leave): the leaving
+/// owner stops renewing and gives the member the revision it last wrote; the member takes
+/// the lease with an update at exactly that revision, so the lease names one owner at
+/// every moment and is never free for others to race for.
+impl Leases {
+    /// Stops holding (and renewing) the lease of the tenant's session and returns the
+    /// revision this node last wrote, for [`take_over`](Self::take_over) by another
+    /// member. `None` when this node does not hold it.
+    pub(crate) fn hand_off(&self, tenant: &str, session: &str) -> Option<u64> {
+        self.forget(&owner_key(tenant, session))
+    }
+
+    /// Takes over the lease another member handed off at `revision` (an update at that
+    /// revision). [`ClusterError::Contended`] when the lease changed since.
+    pub(crate) async fn take_over(
+        &self,
+        tenant: &str,
+        session: &str,
+        revision: u64,
+    ) -> Result<(), ClusterError> {
+        let key = owner_key(tenant, session);
+        let started = Instant::now();
+        match self.kv.update(key.as_str(), self.fresh()?, revision).await {
+            Ok(revision) => {
+                self.hold(&key, revision, started);
+                Ok(())
+            }
+            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {
+                Err(ClusterError::Contended { key })
+            }
+            Err(e) => Err(ClusterError::kv(e)),
+        }
+    }
+
+    /// The current lease of a session with its revision, if any.
+    pub(crate) async fn entry(
+        &self,
+        tenant: &str,
+        session: &str,
+    ) -> Result<Option<(Lease, u64)>, ClusterError> {
+        let key = owner_key(tenant, session);
+        match self
+            .kv
+            .entry(key.as_str())
+            .await
+            .map_err(ClusterError::kv)?
+        {
+            Some(e) if e.operation == Operation::Put => {
+                Ok(Some((bytes_value::decode(&e.value)?, e.revision)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Releases a lease handed off at `revision` that no member took (a delete at that
+    /// revision; a lease changed since is left alone).
+    pub(crate) async fn release_at(
+        &self,
+        tenant: &str,
+        session: &str,
+        revision: u64,
+    ) -> Result<(), ClusterError> {
+        let key = owner_key(tenant, session);
+        match self
+            .kv
+            .delete_expect_revision(key.as_str(), Some(revision))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Ok(()),
+            Err(e) => Err(ClusterError::kv(e)),
+        }
+    }
+}
+
 /// JSON values in KV entries.
 pub(super) mod bytes_value {
     use super::ClusterError;

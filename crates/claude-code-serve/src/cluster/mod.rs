@@ -12,8 +12,9 @@
 //!   lease that the host renews every third of [`ClusterConfig::lease`]; a lease not
 //!   renewed can be taken over by another host, and the old owner learns it on its next
 //!   renewal (then refuses turns on that session with 409 `lease_lost`).
-//! - **Graceful leave** ([`Cluster::leave`], run by `Host::shutdown`, so on SIGTERM): the
-//!   member key is deleted at once and every held lease released.
+//! - **Graceful leave** ([`Cluster::leave`], run by `Host::shutdown`, so on SIGTERM, after
+//!   the hand-over of its sessions): the member key is deleted at once and every lease
+//!   still held released.
 //!
 //! - **Checkpoints** ([`Checkpoint`]): after each turn the owner stores a session's
 //!   transcript and recipe in the [`TRANSCRIPTS_BUCKET`] object store; a host that claims
@@ -22,9 +23,11 @@
 //!
 //! - **Cluster pools** ([`Jobs`]): pool requests are jobs in the [`JOBS_STREAM`] work-queue
 //!   stream, pulled by every host serving the pool, answered exactly once.
-//!
-//! Not yet: placement by capacity, hand-over on graceful leave (see
-//! docs/guides/cluster.md).
+//! - **Placement** ([`Placement`]): a new dynamic session is made on the member with the
+//!   most free capacity, by the heartbeats' figures.
+//! - **Hand-over**: a leaving host hands each session it owns to another member (a
+//!   compare-and-set of the lease from it to the member, which adopts the session from
+//!   its checkpoint) before it leaves.
 //!
 //! nats-server 2.9 (Debian's) has no per-message TTL: heartbeats expire through the
 //! bucket's `max_age`, and a lease's expiry is wall-clock time inside its value, so the
@@ -45,6 +48,7 @@ use std::{
 use async_nats::jetstream::{self, kv};
 use tokio::task::JoinHandle;
 
+pub use crate::placement::Placement;
 pub use checkpoints::{Checkpoint, TRANSCRIPTS_BUCKET};
 pub use jobs::{
     consumer_name, job_subject, Cancel, Claimed, Job, JobFrame, JobRecord, JobReply, Jobs,
@@ -71,6 +75,9 @@ pub struct ClusterConfig {
     /// redelivered to another host (default 15 s; the running host reports progress every
     /// third). Every host of a cluster must use the same value.
     pub pool_ack_wait: Duration,
+    /// Where `POST /v1/sessions` makes new dynamic sessions (default
+    /// [`Placement::Capacity`]; a request's `placement` overrides it).
+    pub placement: Placement,
 }
 
 impl ClusterConfig {
@@ -82,6 +89,7 @@ impl ClusterConfig {
             heartbeat: Duration::from_secs(2),
             lease: Duration::from_secs(15),
             pool_ack_wait: Duration::from_secs(15),
+            placement: Placement::Capacity,
         }
     }
 
@@ -110,6 +118,13 @@ impl ClusterConfig {
     #[must_use]
     pub fn pool_ack_wait(mut self, wait: Duration) -> Self {
         self.pool_ack_wait = wait;
+        self
+    }
+
+    /// Where new dynamic sessions are made.
+    #[must_use]
+    pub fn placement(mut self, placement: Placement) -> Self {
+        self.placement = placement;
         self
     }
 }
@@ -295,6 +310,7 @@ pub struct Cluster {
     jobs: Jobs,
     ttl: Duration,
     heartbeat: Duration,
+    placement: Placement,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -330,6 +346,7 @@ impl Cluster {
             jobs,
             ttl,
             heartbeat: config.heartbeat,
+            placement: config.placement,
             task: Mutex::new(None),
         });
         let task = tokio::spawn(keep_alive(
@@ -359,6 +376,11 @@ impl Cluster {
     /// The heartbeat interval.
     pub fn heartbeat(&self) -> Duration {
         self.heartbeat
+    }
+
+    /// Where new dynamic sessions are made unless a request says otherwise.
+    pub fn placement(&self) -> Placement {
+        self.placement
     }
 
     /// Stores a session's checkpoint (its transcript and recipe) in

@@ -4,8 +4,10 @@
 //! The owner subscribes to `claude.<tenant>.sessions.<name>.turn` while it holds the
 //! session's lease. A host that gets `POST /v1/sessions/{name}/messages` for a session it
 //! does not have looks up the owner's lease and sends a [`TurnRequest`] there
-//! (request-reply): the owner answers [`Answer::Accepted`] with a credit subject, or
-//! [`Answer::Refused`] with the error it would have answered itself. The turn's messages
+//! (request-reply): the owner answers [`Answer::Accepted`] with a credit subject,
+//! [`Answer::Refused`] with the error it would have answered itself, or, while it hands
+//! the session over on a graceful leave, [`Answer::Moved`]: the requester looks the owner
+//! up again and asks it (see `handover`). The turn's messages
 //! then come to the requester's per-turn inbox, one NATS message per SDK message
 //! ([`Frame::Message`], or [`Frame::Error`]), ending with [`Frame::End`] (the cost, and
 //! the turn's error for a JSON reply).
@@ -75,6 +77,12 @@ pub(crate) enum Answer {
         status: u16,
         /// The error body.
         error: ErrorBody,
+    },
+    /// The owner is leaving and hands the session over (the turn did not start): look
+    /// the owner up again and send it there.
+    Moved {
+        /// The new owner, once known.
+        owner: Option<String>,
     },
 }
 
@@ -177,6 +185,7 @@ pub(crate) async fn serve(state: &Arc<AppState>, tenant: &str, name: &str) {
     let weak: Weak<AppState> = Arc::downgrade(state);
     let (tenant, name) = (tenant.to_string(), name.to_string());
     let key = session_key(&tenant, &name);
+    let serving = key.clone();
     let task = tokio::spawn(async move {
         while let Some(msg) = sub.next().await {
             let Some(state) = weak.upgrade() else { return };
@@ -203,13 +212,18 @@ pub(crate) async fn serve(state: &Arc<AppState>, tenant: &str, name: &str) {
                     continue;
                 }
             }
+            // Still this host's, but being handed over (graceful leave).
+            if state.handover.motion(&key).is_some() {
+                tokio::spawn(answer_moved(state, key.clone(), reply));
+                continue;
+            }
             let (tenant, name) = (tenant.clone(), name.clone());
             tokio::spawn(async move {
                 own_turn(state, tenant, name, msg.payload, reply).await;
             });
         }
     });
-    state.serving.put(key, task);
+    state.serving.put(serving, task);
 }
 
 /// The owner's side of one routed turn.
@@ -237,11 +251,15 @@ async fn own_turn(
             return;
         }
     };
+    let key = session_key(&tenant, &name);
+    // Held until the turn's end went out: a hand-over of the session waits for it.
+    let Some(_held) = state.handover.enter(&key) else {
+        return answer_moved(state, key, reply).await;
+    };
     if let Err(e) = state.accepting().and_then(|()| check_prompt(&req.prompt)) {
         let _ = client.publish(reply, refuse(e)).await;
         return;
     }
-    let key = session_key(&tenant, &name);
     let before = state.session_cost(&key).await;
     let stream = match state.sup.session(&key).stream(req.prompt).await {
         Ok(s) => s,
@@ -269,7 +287,11 @@ async fn own_turn(
         tenant,
         kind: "session",
         target: name,
-        cost: CostSource::Supervised { key, before },
+        cost: CostSource::Supervised {
+            key,
+            before,
+            held: None,
+        },
         permit: None,
     };
     let task = tokio::spawn(drive(state.clone(), stream, turn, Some(tx)));
@@ -326,9 +348,115 @@ async fn own_turn(
     }
 }
 
+/// A routed turn's outcome for the requester.
+pub(crate) enum Routed {
+    /// The owner ran it (or refused it): the client's answer.
+    Answered(Response),
+    /// The session moved to this host while the turn was being routed: run it here.
+    Here {
+        /// The prompt.
+        prompt: String,
+        /// The tenant's concurrent-turn permit.
+        permit: Option<OwnedSemaphorePermit>,
+    },
+}
+
+/// How often a requester follows a leaving owner's `moved` answer.
+const MOVE_RETRIES: usize = 10;
+
+/// Whether the session's lease names another owner than `owner` now.
+async fn owner_changed(
+    cluster: &crate::cluster::Cluster,
+    tenant: &str,
+    name: &str,
+    owner: &str,
+) -> bool {
+    match cluster.leases().owner(tenant, name).await {
+        Ok(Some(lease)) => lease.owner != owner,
+        _ => false,
+    }
+}
+
+/// How often a requester asks again when no host serves the session's subject (a
+/// hand-over between the lease's update and the new owner's subscription), and the pause.
+const NO_RESPONDER_RETRIES: usize = 10;
+const NO_RESPONDER_PAUSE: Duration = Duration::from_millis(100);
+
+fn owner_unavailable(name: &str, owner: &str, detail: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "owner_unavailable",
+        format!(
+            "session `{name}` is owned by cluster member `{owner}`, which does not answer ({detail}); try again"
+        ),
+    )
+}
+
+/// The owner's answer to a turn for a session it is handing over: `moved` once the
+/// session moved (or after [`MOVE_HOLD`](crate::handover::MOVE_HOLD)), 503 `draining`
+/// when no member took it.
+async fn answer_moved(state: Arc<AppState>, key: String, reply: async_nats::Subject) {
+    let Some(cluster) = state.cluster() else {
+        return;
+    };
+    let answer = match state
+        .handover
+        .settled(&key, crate::handover::MOVE_HOLD)
+        .await
+    {
+        Some(crate::handover::Motion::Moved(owner)) => Answer::Moved { owner: Some(owner) },
+        Some(crate::handover::Motion::Stayed) => {
+            let (status, error) = wire_error(&ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "draining",
+                "the session's owner is leaving the cluster and no other member took the session over",
+            ));
+            Answer::Refused { status, error }
+        }
+        _ => Answer::Moved { owner: None },
+    };
+    let _ = cluster.client().publish(reply, encode(&answer)).await;
+}
+
+/// Why an owner gave no answer to a request.
+enum NoAnswer {
+    /// None within [`ACCEPT_WAIT`].
+    InTime,
+    /// Its heartbeat expired while the requester waited.
+    OwnerLeft,
+}
+
+/// Sends a request to a session's owner and waits for the answer, checking the owner's
+/// heartbeat every heartbeat: an owner cut off or dead is given up within the heartbeat
+/// TTL, not after the whole [`ACCEPT_WAIT`].
+async fn ask_owner(
+    cluster: &crate::cluster::Cluster,
+    client: &async_nats::Client,
+    subject: String,
+    payload: bytes::Bytes,
+    owner: &str,
+) -> Result<Result<async_nats::Message, async_nats::RequestError>, NoAnswer> {
+    let mut request = Box::pin(client.request(subject, payload));
+    let deadline = tokio::time::Instant::now() + ACCEPT_WAIT;
+    let slice = cluster.heartbeat().max(Duration::from_millis(200));
+    loop {
+        match tokio::time::timeout(slice, &mut request).await {
+            Ok(answer) => return Ok(answer),
+            Err(_) if tokio::time::Instant::now() >= deadline => return Err(NoAnswer::InTime),
+            Err(_) => {
+                if let Ok(false) = cluster.is_member(owner).await {
+                    return Err(NoAnswer::OwnerLeft);
+                }
+            }
+        }
+    }
+}
+
 /// The requester's side: forwards the turn to the session's owner and answers the HTTP
 /// client (SSE or JSON) from the frames. `Err` when the session is not in the cluster
-/// either (404) or its owner does not answer (503 `owner_unavailable`).
+/// either (404) or its owner does not answer (503 `owner_unavailable`). An owner that
+/// hands the session over answers `moved`: the owner is looked up again and asked (at
+/// most [`MOVE_RETRIES`] times); [`Routed::Here`] when that is this host.
 pub(crate) async fn forward(
     state: &Arc<AppState>,
     tenant: &str,
@@ -336,67 +464,107 @@ pub(crate) async fn forward(
     prompt: String,
     permit: Option<OwnedSemaphorePermit>,
     sse: bool,
-) -> Result<Response, ApiError> {
+) -> Result<Routed, ApiError> {
     let Some(cluster) = state.cluster() else {
         return Err(no_session(name));
-    };
-    let lease = cluster
-        .leases()
-        .owner(tenant, name)
-        .await
-        .map_err(|e| ApiError::cluster(&e))?;
-    let Some(lease) = lease.filter(|l| l.owner != cluster.node()) else {
-        return Err(no_session(name));
-    };
-    let unavailable = |detail: String| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "owner_unavailable",
-            format!(
-                "session `{name}` is owned by cluster member `{}`, which does not answer ({detail}); try again",
-                lease.owner
-            ),
-        )
     };
     let client = cluster.client().clone();
     let inbox = client.new_inbox();
     let frames = client
         .subscribe(inbox.clone())
         .await
-        .map_err(|e| unavailable(e.to_string()))?;
-    let request = encode(&TurnRequest { prompt, inbox });
-    let asking = client.clone();
-    let request = asking.request(turn_subject(tenant, name), request);
-    let mut request = Box::pin(request);
-    // Waiting for the answer, the owner's heartbeat is checked every heartbeat: an owner
-    // cut off or dead is given up within the heartbeat TTL, not after the whole wait.
-    let deadline = tokio::time::Instant::now() + ACCEPT_WAIT;
-    let slice = cluster.heartbeat().max(Duration::from_millis(200));
-    let answer = loop {
-        match tokio::time::timeout(slice, &mut request).await {
-            Ok(answer) => break answer.map_err(|e| unavailable(e.to_string()))?,
-            Err(_) if tokio::time::Instant::now() >= deadline => {
-                return Err(unavailable("no answer in time".into()))
+        .map_err(|e| ApiError::cluster(&crate::cluster::ClusterError::Kv(e.to_string())))?;
+    let request = encode(&TurnRequest {
+        prompt: prompt.clone(),
+        inbox,
+    });
+    let (mut moves, mut silent) = (0, 0);
+    let (owner, credit) = loop {
+        let lease = cluster
+            .leases()
+            .owner(tenant, name)
+            .await
+            .map_err(|e| ApiError::cluster(&e))?;
+        let Some(lease) = lease else {
+            return Err(no_session(name));
+        };
+        if lease.owner == cluster.node() {
+            // Handed over to this host since it looked (or being adopted here right
+            // now): it runs here (a 404 there if it is not here after all).
+            state
+                .handover
+                .adoption(&session_key(tenant, name), ACCEPT_WAIT)
+                .await;
+            return Ok(Routed::Here { prompt, permit });
+        }
+        let owner = lease.owner;
+        let answer = ask_owner(
+            cluster,
+            &client,
+            turn_subject(tenant, name),
+            request.clone(),
+            &owner,
+        )
+        .await;
+        let answer = match answer {
+            Ok(Ok(answer)) => Ok(answer),
+            // Unanswered, and the session moved meanwhile: the old owner had stopped
+            // serving it as this request reached it; ask the new one.
+            Ok(Err(_)) | Err(_)
+                if moves < MOVE_RETRIES && owner_changed(cluster, tenant, name, &owner).await =>
+            {
+                moves += 1;
+                continue;
             }
-            Err(_) => {
-                if let Ok(false) = cluster.is_member(&lease.owner).await {
-                    return Err(unavailable(
-                        "it left the cluster: its heartbeat expired; the session moves to another member once its lease runs out".into(),
-                    ));
-                }
+            Err(NoAnswer::InTime) => {
+                return Err(owner_unavailable(name, &owner, "no answer in time"))
+            }
+            Err(NoAnswer::OwnerLeft) => {
+                return Err(owner_unavailable(
+                    name,
+                    &owner,
+                    "it left the cluster: its heartbeat expired; the session moves to another member once its lease runs out",
+                ))
+            }
+            Ok(Err(e)) => Err(e),
+        };
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(e)
+                if e.kind() == async_nats::RequestErrorKind::NoResponders
+                    && silent < NO_RESPONDER_RETRIES =>
+            {
+                silent += 1;
+                tokio::time::sleep(NO_RESPONDER_PAUSE).await;
+                continue;
+            }
+            Err(e) => return Err(owner_unavailable(name, &owner, &e.to_string())),
+        };
+        match serde_json::from_slice::<Answer>(&answer.payload) {
+            Ok(Answer::Accepted { credit }) => break (owner, credit),
+            Ok(Answer::Refused { status, error }) => return Err(from_wire(status, error)),
+            Ok(Answer::Moved { .. }) if moves < MOVE_RETRIES => moves += 1,
+            Ok(Answer::Moved { .. }) => {
+                return Err(owner_unavailable(
+                    name,
+                    &owner,
+                    "it is still handing the session over",
+                ))
+            }
+            Err(e) => {
+                return Err(owner_unavailable(
+                    name,
+                    &owner,
+                    &format!("unreadable answer: {e}"),
+                ))
             }
         }
     };
-    drop(request);
-    let credit = match serde_json::from_slice::<Answer>(&answer.payload) {
-        Ok(Answer::Accepted { credit }) => credit,
-        Ok(Answer::Refused { status, error }) => return Err(from_wire(status, error)),
-        Err(e) => return Err(unavailable(format!("unreadable answer: {e}"))),
-    };
+    let unavailable = |detail: String| owner_unavailable(name, &owner, &detail);
     let end = Arc::new(Mutex::new(None));
     let stream = Frames {
         cluster: cluster.clone(),
-        owner: lease.owner.clone(),
+        owner: owner.clone(),
         frames,
         client,
         credit: credit.into(),
@@ -410,7 +578,7 @@ pub(crate) async fn forward(
         Some((item, s))
     });
     if sse {
-        return Ok(sse_response(items));
+        return Ok(Routed::Answered(sse_response(items)));
     }
     let mut result = None;
     let mut failed = None;
@@ -427,12 +595,14 @@ pub(crate) async fn forward(
         0.0,
         Some(failed.unwrap_or_else(|| unavailable("the turn's stream ended early".into()))),
     ));
-    Ok(json_reply(Outcome {
-        result,
-        cost_usd,
-        error,
-    })
-    .into_response())
+    Ok(Routed::Answered(
+        json_reply(Outcome {
+            result,
+            cost_usd,
+            error,
+        })
+        .into_response(),
+    ))
 }
 
 /// 502 `owner_lost`: the owner's heartbeat expired while it ran the turn.

@@ -533,7 +533,7 @@ async fn answer(state: &Arc<AppState>, tenant: &str, name: &str, payload: &[u8])
 
 /// Counts a turn this host routed to a session's owner, by the outcome `forward`
 /// returned (a 404 is not counted: no member held the session, nothing was routed).
-pub(crate) fn count_turn_out(state: &AppState, routed: &Result<Response, ApiError>) {
+pub(crate) fn count_turn_out(state: &AppState, routed: Result<&Response, &ApiError>) {
     let Some(cluster) = state.cluster() else {
         return;
     };

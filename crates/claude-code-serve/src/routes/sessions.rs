@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::{
     extract::{Path, State},
     http::StatusCode,
+    response::{IntoResponse, Response},
     Json,
 };
 use claude_code::{
@@ -141,12 +142,17 @@ pub(crate) struct CreateSession {
     /// proxy: once spent, its turns end with 402 `session_budget_exceeded`.
     #[serde(default)]
     budget_usd: Option<f64>,
+    /// In a cluster: `capacity` makes the session on the member with the most free
+    /// capacity, `local` on this host (default: the host's `[cluster] placement`).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^(capacity|local)$")]
+    placement: Option<crate::placement::Placement>,
 }
 
 /// Starts a dynamic session (kept in the state store: it outlives host restarts).
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = CreateSession,
     responses(
-        (status = 201, description = "Started", body = SessionObject),
+        (status = 201, description = "Started; in a cluster on the member placement chose (its `owner`)", body = SessionObject),
         (status = 400, description = "Bad body, name or template", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 403, description = "Needs write scope", body = ErrorBody),
@@ -159,12 +165,30 @@ pub(crate) async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Body(body): Body,
-) -> Result<(StatusCode, Json<SessionObject>), ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
     state.accepting()?;
     let req: CreateSession = parse(&body)?;
     check_name("session", &req.name)?;
     crate::trace::record_session(&req.name);
+    // In a cluster, on the member with the most free capacity (see `placement`).
+    if let Some(placed) =
+        crate::placement::place(&state, &caller, &req.name, req.placement, &body).await
+    {
+        return placed;
+    }
+    let object = create_here(&state, &caller, req).await?;
+    Ok((StatusCode::CREATED, Json(object)).into_response())
+}
+
+/// Makes the caller's dynamic session on this host (a local create, or one another
+/// member placed here).
+pub(crate) async fn create_here(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    req: CreateSession,
+) -> Result<SessionObject, ApiError> {
+    check_name("session", &req.name)?;
     let recipe = SessionRecipe {
         template: req.template,
         options: req.options,
@@ -172,8 +196,8 @@ pub(crate) async fn create(
     };
     recipe.check_budget()?;
     // Checked now (unknown template); the grant is made once the name is known free.
-    let _ = recipe.options(&state)?;
-    let live = state.list(&caller).await?.len();
+    let _ = recipe.options(state)?;
+    let live = state.list(caller).await?.len();
     state.limits.check_sessions(&caller.tenant, live)?;
     // In a cluster, the session is this host's only once it holds its lease.
     if let Some(cluster) = state.cluster() {
@@ -212,7 +236,7 @@ pub(crate) async fn create(
             &req.name,
         ));
     }
-    let started = match recipe.spec(&state, &caller.tenant, &req.name).await {
+    let started = match recipe.spec(state, &caller.tenant, &req.name).await {
         Ok(spec) => state
             .sup
             .start_session(spec)
@@ -224,7 +248,7 @@ pub(crate) async fn create(
         state
             .proxies
             .revoke(&session_key(&caller.tenant, &req.name));
-        release(&state, &caller.tenant, &req.name).await;
+        release(state, &caller.tenant, &req.name).await;
         let (tenant, name) = (caller.tenant.clone(), req.name.clone());
         if let Err(e) = state
             .store
@@ -235,13 +259,10 @@ pub(crate) async fn create(
         }
         return Err(e);
     }
-    crate::failover::checkpoint(&state, &caller.tenant, &req.name).await;
-    crate::routes::remote::serve(&state, &caller.tenant, &req.name).await;
-    let info = state.find(&caller, &req.name).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(state.describe_one(&caller, &info).await?),
-    ))
+    crate::failover::checkpoint(state, &caller.tenant, &req.name).await;
+    crate::routes::remote::serve(state, &caller.tenant, &req.name).await;
+    let info = state.find(caller, &req.name).await?;
+    state.describe_one(caller, &info).await
 }
 
 /// The caller's sessions; in a cluster, those of every member.

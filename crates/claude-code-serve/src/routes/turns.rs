@@ -66,7 +66,12 @@ pub(crate) async fn send_message(
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
-    state.accepting()?;
+    let key = session_key(&caller.tenant, &name);
+    // A leaving host still takes turns on the sessions it hands over: they go to the
+    // new owner (see `handover`).
+    if state.handover.motion(&key).is_none() {
+        state.accepting()?;
+    }
     if let Some(cluster) = state.cluster() {
         let key = crate::cluster::owner_key(&caller.tenant, &name);
         if cluster.leases().lost(&key) {
@@ -86,48 +91,78 @@ pub(crate) async fn send_message(
             ));
         }
     }
-    let (prompt, permit) = admit_prompt(&state, &caller, &body).await?;
-    let key = session_key(&caller.tenant, &name);
-    let before = state.session_cost(&key).await;
-    // In a cluster, a session this host does not have may be another member's.
-    let routed = state.cluster().map(|_| prompt.clone());
-    // One lookup: an unknown name is the supervisor's NotFound, a 404.
-    let stream = match state.sup.session(&key).stream(prompt).await {
-        Ok(stream) => stream,
-        Err(claude_code::SupervisorError::NotFound { .. }) if routed.is_some() => {
-            let prompt = routed.unwrap_or_default();
-            // An orphan (its owner is gone) is taken over here, now.
-            if crate::failover::take_over_orphan(&state, &caller.tenant, &name).await {
-                state
-                    .sup
-                    .session(&key)
-                    .stream(prompt)
-                    .await
-                    .map_err(|e| session_error(e, &name))?
-            } else {
+    let (mut prompt, mut permit) = admit_prompt(&state, &caller, &body).await?;
+    let sse = wants_sse(&headers);
+    let mut routed = false;
+    loop {
+        let Some(held) = state.handover.enter(&key) else {
+            return crate::handover::forward_moved(
+                &state,
+                &caller.tenant,
+                &name,
+                prompt,
+                permit,
+                sse,
+            )
+            .await;
+        };
+        let before = state.session_cost(&key).await;
+        // One lookup: an unknown name is the supervisor's NotFound, a 404.
+        let stream = match state.sup.session(&key).stream(prompt.clone()).await {
+            Ok(stream) => stream,
+            // In a cluster, a session this host does not have may be another member's
+            // (or, handed over meanwhile, this host's now: then it runs here).
+            Err(claude_code::SupervisorError::NotFound { .. })
+                if state.cluster().is_some() && !routed =>
+            {
+                drop(held);
+                routed = true;
+                // An orphan (its owner is gone) is taken over here, now.
+                if crate::failover::take_over_orphan(&state, &caller.tenant, &name).await {
+                    continue;
+                }
                 let forwarded = crate::routes::remote::forward(
                     &state,
                     &caller.tenant,
                     &name,
                     prompt,
                     permit,
-                    wants_sse(&headers),
+                    sse,
                 )
                 .await;
-                crate::routes::remote_calls::count_turn_out(&state, &forwarded);
-                return forwarded;
+                match &forwarded {
+                    Ok(crate::routes::remote::Routed::Answered(r)) => {
+                        crate::routes::remote_calls::count_turn_out(&state, Ok(r));
+                    }
+                    Ok(crate::routes::remote::Routed::Here { .. }) => {}
+                    Err(e) => crate::routes::remote_calls::count_turn_out(&state, Err(e)),
+                }
+                match forwarded? {
+                    crate::routes::remote::Routed::Answered(response) => return Ok(response),
+                    crate::routes::remote::Routed::Here {
+                        prompt: p,
+                        permit: t,
+                    } => {
+                        (prompt, permit) = (p, t);
+                        continue;
+                    }
+                }
             }
-        }
-        Err(e) => return Err(session_error(e, &name)),
-    };
-    let turn = Turn {
-        tenant: caller.tenant,
-        kind: "session",
-        target: name,
-        cost: CostSource::Supervised { key, before },
-        permit,
-    };
-    Ok(run(state, stream, turn, wants_sse(&headers)).await)
+            Err(e) => return Err(session_error(e, &name)),
+        };
+        let turn = Turn {
+            tenant: caller.tenant,
+            kind: "session",
+            target: name,
+            cost: CostSource::Supervised {
+                key,
+                before,
+                held: Some(held),
+            },
+            permit,
+        };
+        return Ok(run(state, stream, turn, sse).await);
+    }
 }
 
 /// A turn's body checked (`{"prompt"}`, not blank, not too long) and admitted: the
@@ -169,6 +204,9 @@ pub(crate) enum CostSource {
         key: String,
         /// Its cost before the turn.
         before: f64,
+        /// Keeps the session from being handed over (graceful leave) until the turn
+        /// ended and its checkpoint is stored.
+        held: Option<crate::handover::TurnGuard>,
     },
     /// The turn's own result (a pool member or a fresh spare).
     Result,
@@ -223,6 +261,11 @@ pub(crate) async fn drive(
     mut client: Option<mpsc::Sender<Result<Message, ApiError>>>,
 ) -> Outcome {
     let _permit = turn.permit.take();
+    // Released when this turn and its checkpoint are done (a hand-over waits for it).
+    let _held = match &mut turn.cost {
+        CostSource::Supervised { held, .. } => held.take(),
+        CostSource::Result => None,
+    };
     let mut outcome = Outcome {
         result: None,
         cost_usd: 0.0,
@@ -394,7 +437,9 @@ async fn client_left(state: &AppState, turn: &Turn) {
 /// turn's cost.
 async fn record(state: &AppState, turn: &Turn, r: &ResultMessage) -> f64 {
     let cost_usd = match &turn.cost {
-        CostSource::Supervised { key, before } => (state.session_cost(key).await - before).max(0.0),
+        CostSource::Supervised { key, before, .. } => {
+            (state.session_cost(key).await - before).max(0.0)
+        }
         CostSource::Result => CostTracker::new()
             .record_result(r)
             .map_or(0.0, |t| t.cost_usd),
