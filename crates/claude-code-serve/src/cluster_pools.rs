@@ -330,7 +330,19 @@ async fn execute(
             "the turn's task failed: {e}"
         )))),
     };
-    match jobs.finish(&job.id, revision, &node, attempt, &reply).await {
+    // NATS down when the turn ended: the reply is stored (and sent, and the job acked)
+    // once it is back, so the job is not run again when it is redelivered.
+    let mut finished = jobs.finish(&job.id, revision, &node, attempt, &reply).await;
+    let deadline = tokio::time::Instant::now() + CANCEL_LATER;
+    let mut tries = 0;
+    while finished.is_err() && tries < 3 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if cluster.link().connected() {
+            tries += 1;
+            finished = jobs.finish(&job.id, revision, &node, attempt, &reply).await;
+        }
+    }
+    match finished {
         Ok(true) => {}
         Ok(false) => {
             // Another host took it over (this one was presumed dead): its reply counts.
@@ -419,6 +431,31 @@ fn job_id() -> String {
     )
 }
 
+/// How long a requester that gave a job up during a NATS outage keeps trying to cancel
+/// it once NATS is back.
+const CANCEL_LATER: Duration = Duration::from_secs(600);
+
+/// Cancels a job its requester gave up during a NATS outage, once NATS is back (unless a
+/// host started it: then it runs to its end, answered to nobody).
+fn cancel_later(cluster: Arc<Cluster>, id: String) {
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + CANCEL_LATER;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if !cluster.link().connected() {
+                continue;
+            }
+            match cluster.jobs().cancel(&id, |_| async { false }).await {
+                Ok(outcome) => {
+                    tracing::info!(job = %id, ?outcome, "a job given up during a NATS outage, after it");
+                    return;
+                }
+                Err(e) => tracing::debug!(job = %id, error = %e, "cannot cancel a job given up during a NATS outage yet"),
+            }
+        }
+    });
+}
+
 /// The requester's side: publishes the prompt as a job of `pool` and answers with the
 /// first reply for it. `permit` (the tenant's concurrent-turn permit) is held until then.
 pub(crate) async fn submit(
@@ -440,6 +477,10 @@ pub(crate) async fn submit(
         ClusterError::JobsFull { .. } => queue_full(e.to_string(), 1),
         e => ApiError::cluster(&e),
     };
+    // NATS down: 503 at once (no local fallback: the pool's queue and its exactly-once
+    // answer are the cluster's).
+    let link = cluster.link();
+    link.check().map_err(unavailable)?;
     // The pool's queue, cluster-wide: jobs no host has taken yet.
     if let Some(consumer) = state.cluster_pools.consumer(pool) {
         let waiting = jobs.waiting(&consumer).await.map_err(unavailable)?;
@@ -467,6 +508,8 @@ pub(crate) async fn submit(
     };
     jobs.publish(pool, &job).await.map_err(unavailable)?;
     let _permit = permit;
+    // A reconnection since this epoch may have lost frames: the job's record says.
+    let mut epoch = link.epoch();
     let tick = cluster.heartbeat().max(Duration::from_millis(200));
     let mut runner: Option<String> = None;
     let mut deadline = tokio::time::Instant::now() + settings.queue_timeout;
@@ -488,6 +531,31 @@ pub(crate) async fn submit(
                 )))
             }
             Err(_) => {
+                // NATS down past the outage wait: answered, typed; the job is cancelled
+                // once NATS is back unless a host has started it.
+                if let Some(down) = link.down_for() {
+                    if down < crate::cluster::OUTAGE_WAIT {
+                        continue;
+                    }
+                    cancel_later(cluster.clone(), job.id.clone());
+                    return Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "cluster_unavailable",
+                        format!("the connection to the cluster's NATS server dropped while job {} on pool `{pool}` was waiting or running; whether it ran is unknown (it is cancelled once the cluster is back unless it started): try again once the cluster is reachable", job.id),
+                    ));
+                }
+                if link.epoch() != epoch {
+                    epoch = link.epoch();
+                    match jobs.record_of(&job.id).await {
+                        Ok(Some(JobRecord::Done {
+                            node,
+                            attempt,
+                            reply,
+                        })) => return Ok(answer(reply, &node, attempt)),
+                        Ok(Some(JobRecord::Running { node, .. })) => runner = Some(node),
+                        _ => {}
+                    }
+                }
                 if let Some(node) = &runner {
                     // A host that started it and left: the job is redelivered to another
                     // host after the ack wait; wait for that.

@@ -42,22 +42,71 @@ fn config_dir(state: &AppState, tenant: &str, name: &str) -> Option<PathBuf> {
         .or_else(|| state.options.cli_config_dir())
 }
 
-/// Stores the session's checkpoint after a turn (logged when it fails: the session then
-/// fails over to its previous checkpoint).
+/// How often a checkpoint that could not be stored (NATS down) is tried again.
+const CHECKPOINT_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Stores the session's checkpoint after a turn. When that fails (NATS down, a timeout),
+/// it is logged and stored again once this host has re-confirmed its lease (see
+/// [`retry_checkpoint`]), so a turn that ran during an outage is not missing from a later
+/// failover.
 pub(crate) async fn checkpoint(state: &Arc<AppState>, tenant: &str, name: &str) {
-    let Some(cluster) = state.cluster() else {
+    if !store_checkpoint(state, tenant, name).await {
+        retry_checkpoint(state, tenant, name);
+    }
+}
+
+/// Stores the session's checkpoint again, from its state at that time, every
+/// [`CHECKPOINT_RETRY`] while this host holds its lease, once the lease is confirmed (a
+/// host that could not renew it must not overwrite a checkpoint another member may have
+/// stored since). One retry per session at a time.
+fn retry_checkpoint(state: &Arc<AppState>, tenant: &str, name: &str) {
+    let key = session_key(tenant, name);
+    if !state.adoptions.pending(&key, true) {
         return;
+    }
+    let weak = Arc::downgrade(state);
+    let (tenant, name) = (tenant.to_string(), name.to_string());
+    tokio::spawn(async move {
+        let owner_key = crate::cluster::owner_key(&tenant, &name);
+        loop {
+            tokio::time::sleep(CHECKPOINT_RETRY).await;
+            let Some(state) = weak.upgrade() else { return };
+            let Some(cluster) = state.cluster() else {
+                return;
+            };
+            let leases = cluster.leases();
+            if !leases.holds(&owner_key) {
+                break;
+            }
+            if leases.unconfirmed(&owner_key) || !cluster.link().connected() {
+                continue;
+            }
+            if store_checkpoint(&state, &tenant, &name).await {
+                tracing::info!(tenant = %tenant, session = %name, "stored a session's checkpoint that had failed");
+                break;
+            }
+        }
+        if let Some(state) = weak.upgrade() {
+            state.adoptions.pending(&key, false);
+        }
+    });
+}
+
+/// Stores the session's checkpoint now; false when that failed (logged).
+async fn store_checkpoint(state: &Arc<AppState>, tenant: &str, name: &str) -> bool {
+    let Some(cluster) = state.cluster() else {
+        return true;
     };
     let (t, n) = (tenant.to_string(), name.to_string());
     let stored = match state.store.run(move |s| s.sessions()).await {
         Ok(all) => all.into_iter().find(|s| s.tenant == t && s.name == n),
         Err(e) => {
             tracing::warn!(tenant, session = name, error = %e, "cannot read a session for its checkpoint");
-            return;
+            return true;
         }
     };
     // Named sessions are per host: nothing to carry over.
-    let Some(stored) = stored else { return };
+    let Some(stored) = stored else { return true };
     let mut cp = Checkpoint::new(tenant, name, stored.spec);
     cp.node = Some(cluster.node().to_string());
     // Its spend so far goes with it: the ledger's (carried spend included), and at least
@@ -95,8 +144,12 @@ pub(crate) async fn checkpoint(state: &Arc<AppState>, tenant: &str, name: &str) 
             cp.transcript = Some(text);
         }
     }
-    if let Err(e) = cluster.save_checkpoint(&cp).await {
-        tracing::warn!(tenant, session = name, error = %e, "cannot store a session's checkpoint");
+    match cluster.save_checkpoint(&cp).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(tenant, session = name, error = %e, "cannot store a session's checkpoint; it is stored again once the cluster is reachable");
+            false
+        }
     }
 }
 
@@ -124,11 +177,14 @@ pub(crate) fn watch(state: &Arc<AppState>) {
             let orphans = match tokio::time::timeout(limit, cluster.orphans()).await {
                 Ok(Ok(o)) => o,
                 Err(_) => {
+                    cluster.link().note_failure();
                     tracing::warn!("scanning the cluster for orphaned sessions timed out");
                     continue;
                 }
                 Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "cannot scan the cluster for orphaned sessions");
+                    // NATS down: not settled again until the grace period has passed.
+                    cluster.link().note_failure();
+                    tracing::debug!(error = %e, "cannot scan the cluster for orphaned sessions");
                     continue;
                 }
             };
@@ -140,11 +196,28 @@ pub(crate) fn watch(state: &Arc<AppState>) {
     state.serving.put(".failover".to_string(), task);
 }
 
-/// The take-overs in progress on this host: one lock per session.
+/// The take-overs in progress on this host: one lock per session; and the sessions whose
+/// checkpoint is waiting to be stored again.
 #[derive(Debug, Default)]
-pub(crate) struct Adoptions(Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>);
+pub(crate) struct Adoptions(
+    Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    Mutex<std::collections::BTreeSet<String>>,
+);
 
 impl Adoptions {
+    /// Marks (`true`) or unmarks the session `key` as having a checkpoint retry; true
+    /// when the mark changed (a retry for it was not running yet, when marking).
+    fn pending(&self, key: &str, on: bool) -> bool {
+        let Ok(mut pending) = self.1.lock() else {
+            return false;
+        };
+        if on {
+            pending.insert(key.to_string())
+        } else {
+            pending.remove(key)
+        }
+    }
+
     fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
         let Ok(mut locks) = self.0.lock() else {
             return Arc::default();

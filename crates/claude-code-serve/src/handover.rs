@@ -229,11 +229,15 @@ impl Handover {
 }
 
 /// Marks every session this host holds the lease of as moving: from now on its turns go
-/// to its next owner. Run before the host starts draining.
+/// to its next owner. Run before the host starts draining. Without a connection to NATS
+/// nothing can move: nothing is marked (the host drains as a lone host would).
 pub(crate) fn prepare(state: &AppState) {
     let Some(cluster) = state.cluster() else {
         return;
     };
+    if !cluster.link().connected() {
+        return;
+    }
     for key in cluster.leases().held() {
         if let Some((tenant, name)) = key.split_once('.') {
             state
@@ -259,6 +263,17 @@ pub(crate) async fn leave(state: &Arc<AppState>, drain: Duration) -> usize {
         .map(|(t, n)| (t.to_string(), n.to_string()))
         .collect();
     if sessions.is_empty() {
+        return 0;
+    }
+    // NATS down: no member can be asked, no lease moved. The sessions stay in this host's
+    // store; their leases run out and the others take them over from their checkpoints
+    // once NATS is back and this host's heartbeat has expired (a failover).
+    if let Err(e) = cluster.link().check() {
+        tracing::warn!(sessions = sessions.len(), error = %e,
+            "cannot hand sessions over: the cluster's NATS server is unreachable; they fail over once it is back");
+        for (t, n) in &sessions {
+            state.handover.set(&session_key(t, n), Motion::Stayed);
+        }
         return 0;
     }
     let moves = sessions

@@ -385,7 +385,9 @@ impl Host {
             if !leave {
                 cluster.stop();
                 // Cut off from NATS, as a dead process is: turns in flight send nothing more.
-                let _ = cluster.client().drain().await;
+                // (Bounded: a drain waits for the server, which may be down.)
+                let drain = cluster.client().drain();
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
             } else if let Err(e) = cluster.leave().await {
                 tracing::warn!(error = %e, "leaving the cluster failed; the others drop this host when its heartbeat expires");
             }

@@ -1,5 +1,7 @@
 //! A real `nats-server` with JetStream for the cluster tests: on loopback, on a free port,
-//! with its store in a temporary directory, killed (and waited for) on drop.
+//! with its store in a temporary directory, killed (and waited for) on drop. Outage tests
+//! [`kill`](NatsServer::kill) it with SIGKILL and [`restart`](NatsServer::restart) it on
+//! the same port with the same store.
 //!
 //! `scripts/install-nats` installs Debian's `nats-server`; without it [`NatsServer::start`]
 //! panics with that fix, so the cluster tests fail, they never skip.
@@ -58,14 +60,7 @@ impl NatsServer {
                 .and_then(|l| l.local_addr())
                 .expect("a free port")
                 .port();
-            let child = Command::new(&program)
-                .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-                .arg(store.path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+            let child = spawn(&program, port, &store);
             let mut server = NatsServer { child, port, store };
             if server.wait_ready(Duration::from_secs(10)) {
                 return server;
@@ -78,6 +73,43 @@ impl NatsServer {
             );
         }
         panic!("nats-server did not come up with JetStream on loopback after 5 tries");
+    }
+
+    /// Kills the server with SIGKILL (no clean shutdown, as a crash) and waits for it to
+    /// end. Its store stays for [`restart`](Self::restart).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port with the same JetStream store (after
+    /// [`kill`](Self::kill); a running one is killed first) and waits (bounded) until it
+    /// accepts clients with JetStream on. Panics when it does not come up.
+    pub fn restart(&mut self) {
+        self.kill();
+        let program = nats_server_program();
+        // The port was just freed; a client reconnecting can not hold it (it connects
+        // from an ephemeral port), so a bind failure is retried briefly.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            self.child = spawn(&program, self.port, &self.store);
+            if self.wait_ready(Duration::from_secs(10)) {
+                return;
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not come back on port {} with its store",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Whether the server process is running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// True once a client connection gets the server's `INFO` line with JetStream on;
@@ -117,6 +149,18 @@ impl NatsServer {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+}
+
+/// `nats-server -js` on 127.0.0.1:`port` with its store in `store`.
+fn spawn(program: &std::path::Path, port: u16, store: &tempfile::TempDir) -> Child {
+    Command::new(program)
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(store.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
 }
 
 impl Drop for NatsServer {

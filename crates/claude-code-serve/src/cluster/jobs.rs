@@ -295,6 +295,12 @@ impl Jobs {
         Ok(Some((record, entry.revision)))
     }
 
+    /// A job's record, if it has one (its requester reads it after a reconnection, when
+    /// the frames sent meanwhile may be lost).
+    pub async fn record_of(&self, id: &str) -> Result<Option<JobRecord>, ClusterError> {
+        Ok(self.record(id).await?.map(|(record, _)| record))
+    }
+
     fn encode(record: &JobRecord) -> Result<bytes::Bytes, ClusterError> {
         serde_json::to_vec(record)
             .map(Into::into)

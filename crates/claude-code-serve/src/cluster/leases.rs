@@ -69,6 +69,9 @@ pub struct Leases {
     deadlines: Arc<Mutex<BTreeMap<String, Instant>>>,
     /// Leases this node held until another member took them over.
     lost: Arc<Mutex<BTreeSet<String>>>,
+    /// The connection to NATS: every operation fails at once while it is down, and
+    /// another member's expired lease is not taken over until it is settled.
+    link: Option<super::Link>,
 }
 
 /// The ownership key of a tenant's session.
@@ -85,7 +88,20 @@ impl Leases {
             held: Arc::default(),
             deadlines: Arc::default(),
             lost: Arc::default(),
+            link: None,
         }
+    }
+
+    /// Watches `link`: operations fail at once with [`ClusterError::Unreachable`] while
+    /// the connection is down, and [`claim`](Self::claim) takes no other member's
+    /// expired lease over while it is not [settled](super::Link::settled).
+    pub(super) fn with_link(mut self, link: super::Link) -> Self {
+        self.link = Some(link);
+        self
+    }
+
+    fn online(&self) -> Result<(), ClusterError> {
+        self.link.as_ref().map_or(Ok(()), super::Link::check)
     }
 
     fn fresh(&self) -> Result<bytes_value::Value, ClusterError> {
@@ -133,6 +149,49 @@ impl Leases {
         self.held.lock().ok().and_then(|mut held| held.remove(key))
     }
 
+    /// Re-takes the lease of `key` that this node holds but could not renew at its
+    /// revision, when that is still this node's: its value names this node (a write
+    /// whose answer was lost with the connection, or a server that lost this node's last
+    /// write when it was killed), or the key is gone (the server lost it; only its holder
+    /// deletes a held lease). `None` when another member holds it.
+    async fn retake(&self, key: &str, started: Instant) -> Option<Result<(), ClusterError>> {
+        let entry = match self.kv.entry(key).await {
+            Ok(entry) => entry,
+            Err(e) => return Some(Err(ClusterError::kv(e))),
+        };
+        let written = match entry {
+            Some(e) if e.operation == Operation::Put => {
+                let lease = bytes_value::decode::<Lease>(&e.value).ok()?;
+                if lease.owner != self.node {
+                    return None;
+                }
+                let value = match self.fresh() {
+                    Ok(v) => v,
+                    Err(e) => return Some(Err(e)),
+                };
+                self.kv
+                    .update(key, value, e.revision)
+                    .await
+                    .map_err(ClusterError::kv)
+            }
+            _ => {
+                let value = match self.fresh() {
+                    Ok(v) => v,
+                    Err(e) => return Some(Err(e)),
+                };
+                match self.kv.create(key, value).await {
+                    Ok(r) => Ok(r),
+                    Err(e) if e.kind() == CreateErrorKind::AlreadyExists => return None,
+                    Err(e) => Err(ClusterError::kv(e)),
+                }
+            }
+        };
+        Some(written.map(|revision| {
+            tracing::info!(key, "re-took a session lease whose last revision this host did not see");
+            self.hold(key, revision, started)
+        }))
+    }
+
     /// Whether this node holds the lease of `key` but could not renew it before it ran
     /// out (cut off from NATS, or NATS down): another member may own the session by now,
     /// so this node must not serve it until a renewal succeeds (or fails for good, which
@@ -158,6 +217,7 @@ impl Leases {
 
     /// The current lease of a session, if any (expired ones included).
     pub async fn owner(&self, tenant: &str, session: &str) -> Result<Option<Lease>, ClusterError> {
+        self.online()?;
         let key = owner_key(tenant, session);
         match self
             .kv
@@ -173,6 +233,7 @@ impl Leases {
     /// Every lease in the bucket (expired ones included), by key.
     pub async fn all(&self) -> Result<Vec<(String, Lease)>, ClusterError> {
         use futures::TryStreamExt;
+        self.online()?;
         let keys: Vec<String> = match self.kv.keys().await {
             Ok(keys) => keys.try_collect().await.map_err(ClusterError::kv)?,
             Err(e) => return Err(ClusterError::kv(e)),
@@ -196,6 +257,7 @@ impl Leases {
     /// The leases of one tenant's sessions (expired ones included), by session name.
     pub async fn of_tenant(&self, tenant: &str) -> Result<Vec<(String, Lease)>, ClusterError> {
         use futures::TryStreamExt;
+        self.online()?;
         let prefix = owner_key(tenant, "");
         let keys: Vec<String> = match self.kv.keys().await {
             Ok(keys) => keys
@@ -224,7 +286,12 @@ impl Leases {
 
     /// Claims a session: wins a free key or an expired lease by compare-and-set, renews a
     /// lease this node already holds, or reports the live lease of another member.
+    ///
+    /// Another member's expired lease is taken over only while the connection to NATS is
+    /// settled ([`ClusterError::Unsettled`] otherwise): right after NATS comes back, that
+    /// member may not have reconnected and renewed it yet.
     pub async fn claim(&self, tenant: &str, session: &str) -> Result<Claim, ClusterError> {
+        self.online()?;
         let key = owner_key(tenant, session);
         let started = Instant::now();
         let value = self.fresh()?;
@@ -248,6 +315,12 @@ impl Leases {
         let current: Lease = bytes_value::decode(&entry.value)?;
         if current.owner != self.node && !current.expired_at(now_ms()) {
             return Ok(Claim::Held(current));
+        }
+        if current.owner != self.node && self.link.as_ref().is_some_and(|l| !l.settled()) {
+            return Err(ClusterError::Unsettled {
+                key,
+                owner: current.owner,
+            });
         }
         match self.kv.update(key.as_str(), value, entry.revision).await {
             Ok(revision) => {
@@ -279,6 +352,7 @@ impl Leases {
                 owner: None,
             });
         };
+        self.online()?;
         let started = Instant::now();
         match self.kv.update(key, self.fresh()?, revision).await {
             Ok(revision) => {
@@ -286,6 +360,12 @@ impl Leases {
                 Ok(())
             }
             Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {
+                // Our own write may have landed without its answer (the connection
+                // dropped), or the server lost its last writes (killed): the lease still
+                // names this node, so nobody took it; renew it at the revision found.
+                if let Some(retaken) = self.retake(key, started).await {
+                    return retaken;
+                }
                 self.forget(key);
                 if let Ok(mut lost) = self.lost.lock() {
                     lost.insert(key.to_string());
@@ -315,6 +395,7 @@ impl Leases {
         let Some(revision) = self.forget(key) else {
             return Ok(());
         };
+        self.online()?;
         match self.kv.delete_expect_revision(key, Some(revision)).await {
             Ok(()) => Ok(()),
             // Taken over meanwhile: nothing of ours to release.
@@ -344,6 +425,7 @@ impl Leases {
         session: &str,
         revision: u64,
     ) -> Result<(), ClusterError> {
+        self.online()?;
         let key = owner_key(tenant, session);
         let started = Instant::now();
         match self.kv.update(key.as_str(), self.fresh()?, revision).await {
@@ -364,6 +446,7 @@ impl Leases {
         tenant: &str,
         session: &str,
     ) -> Result<Option<(Lease, u64)>, ClusterError> {
+        self.online()?;
         let key = owner_key(tenant, session);
         match self
             .kv
@@ -386,6 +469,7 @@ impl Leases {
         session: &str,
         revision: u64,
     ) -> Result<(), ClusterError> {
+        self.online()?;
         let key = owner_key(tenant, session);
         match self
             .kv

@@ -53,11 +53,28 @@ pub(super) struct Members {
     kv: kv::Store,
     node: String,
     url: String,
+    /// Operations fail at once while the connection to NATS is down.
+    link: Option<super::Link>,
 }
 
 impl Members {
     pub(super) fn new(kv: kv::Store, node: String, url: String) -> Self {
-        Members { kv, node, url }
+        Members {
+            kv,
+            node,
+            url,
+            link: None,
+        }
+    }
+
+    /// Watches `link`: operations fail at once while the connection is down.
+    pub(super) fn with_link(mut self, link: super::Link) -> Self {
+        self.link = Some(link);
+        self
+    }
+
+    fn online(&self) -> Result<(), ClusterError> {
+        self.link.as_ref().map_or(Ok(()), super::Link::check)
     }
 
     fn value(&self, load: Load) -> Result<bytes::Bytes, ClusterError> {
@@ -74,6 +91,7 @@ impl Members {
 
     /// The first heartbeat: creates this node's key, refusing a name a live member uses.
     pub(super) async fn enter(&self, load: Load) -> Result<u64, ClusterError> {
+        self.online()?;
         match self.kv.create(self.node.as_str(), self.value(load)?).await {
             Ok(revision) => Ok(revision),
             Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Err(ClusterError::NameTaken {
@@ -85,21 +103,49 @@ impl Members {
 
     /// A heartbeat at `revision` (the last one this node wrote). When the key expired
     /// meanwhile (a stall longer than the TTL) it is created again; when another host took
-    /// the name, [`ClusterError::NameTaken`].
+    /// the name, [`ClusterError::NameTaken`]. When the key holds this node's own
+    /// heartbeat at another revision (a heartbeat whose answer was lost with the
+    /// connection, or a restarted server that lost the last one), it is updated there.
     pub(super) async fn beat(&self, revision: u64, load: Load) -> Result<u64, ClusterError> {
+        self.online()?;
         match self
             .kv
             .update(self.node.as_str(), self.value(load)?, revision)
             .await
         {
             Ok(revision) => Ok(revision),
-            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => self.enter(load).await,
+            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {
+                match self.enter(load).await {
+                    Err(ClusterError::NameTaken { node }) => {
+                        let entry = self
+                            .kv
+                            .entry(self.node.as_str())
+                            .await
+                            .map_err(ClusterError::kv)?;
+                        match entry {
+                            Some(e)
+                                if e.operation == Operation::Put
+                                    && bytes_value::decode::<Member>(&e.value)
+                                        .is_ok_and(|m| m.url == self.url) =>
+                            {
+                                self.kv
+                                    .update(self.node.as_str(), self.value(load)?, e.revision)
+                                    .await
+                                    .map_err(ClusterError::kv)
+                            }
+                            _ => Err(ClusterError::NameTaken { node }),
+                        }
+                    }
+                    other => other,
+                }
+            }
             Err(e) => Err(ClusterError::kv(e)),
         }
     }
 
     /// Removes this node's key (graceful leave).
     pub(super) async fn leave(&self) -> Result<(), ClusterError> {
+        self.online()?;
         self.kv
             .delete(self.node.as_str())
             .await
@@ -108,6 +154,7 @@ impl Members {
 
     /// Whether `node` is a live member (its heartbeat has not expired).
     pub(super) async fn is_live(&self, node: &str) -> Result<bool, ClusterError> {
+        self.online()?;
         match self.kv.entry(node).await.map_err(ClusterError::kv)? {
             Some(e) => Ok(e.operation == Operation::Put),
             None => Ok(false),
@@ -116,6 +163,7 @@ impl Members {
 
     /// The live members, sorted by node name.
     pub(super) async fn list(&self) -> Result<Vec<Member>, ClusterError> {
+        self.online()?;
         let keys: Vec<String> = match self.kv.keys().await {
             Ok(keys) => keys.try_collect().await.map_err(ClusterError::kv)?,
             Err(e) => return Err(ClusterError::kv(e)),

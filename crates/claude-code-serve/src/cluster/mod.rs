@@ -36,6 +36,7 @@
 mod checkpoints;
 mod jobs;
 mod leases;
+mod link;
 mod members;
 
 use std::{
@@ -55,6 +56,8 @@ pub use jobs::{
     DONE_BUCKET, DUPLICATE_WINDOW, JOBS_STREAM,
 };
 pub use leases::{owner_key, Claim, Lease, Leases, OWNERS_BUCKET};
+pub use link::{reconnect_delay, Link, OUTAGE_WAIT, RECONNECT_CAP, REQUEST_TIMEOUT};
+pub(crate) use link::flush;
 pub use members::{Load, Member, MEMBERS_BUCKET};
 
 /// How a host joins a cluster (`[cluster]` in `claude-code.toml`, `serve --cluster`).
@@ -199,6 +202,21 @@ pub enum ClusterError {
     /// A value in a bucket is not what this version writes.
     #[error("a cluster bucket holds a value this host cannot read: {0}")]
     Encoding(String),
+    /// The connection to the NATS server is down (the host reconnects on its own).
+    #[error("the cluster's NATS server is unreachable (the connection has been down for {down:.1?}; this host reconnects on its own): try again shortly")]
+    Unreachable {
+        /// How long it has been down.
+        down: Duration,
+    },
+    /// The connection to NATS came back (or failed) too recently to take over another
+    /// member's expired lease: that member may not have renewed it yet.
+    #[error("the connection to the cluster's NATS server came back too recently to take over the expired lease of {key} from {owner}, which may still be renewing it: try again in a few seconds")]
+    Unsettled {
+        /// The ownership key.
+        key: String,
+        /// The member named in the expired lease.
+        owner: String,
+    },
 }
 
 impl ClusterError {
@@ -221,13 +239,16 @@ async fn connect(url: &str, node: &str) -> Result<jetstream::Context, ClusterErr
     let client = async_nats::ConnectOptions::new()
         .name(format!("claude-code {node}"))
         .connection_timeout(Duration::from_secs(5))
+        .reconnect_delay_callback(link::reconnect_delay) // forever, capped (see link.rs)
         .connect(url)
         .await
         .map_err(|e| ClusterError::Connect {
             url: url.to_string(),
             detail: e.to_string(),
         })?;
-    Ok(jetstream::new(client))
+    let mut js = jetstream::new(client);
+    js.set_timeout(link::REQUEST_TIMEOUT); // bounded while NATS is down (see link.rs)
+    Ok(js)
 }
 
 /// Opens `bucket`, creating it when absent; an existing bucket must expire entries after
@@ -285,7 +306,8 @@ impl Leases {
         check_node(node)?;
         let js = connect(url, node).await?;
         let kv = bucket(&js, OWNERS_BUCKET, Duration::ZERO).await?;
-        Ok(Leases::new(kv, node.to_string(), lease))
+        let link = Link::watch(js.client(), node.to_string(), lease);
+        Ok(Leases::new(kv, node.to_string(), lease).with_link(link))
     }
 }
 
@@ -311,6 +333,7 @@ pub struct Cluster {
     ttl: Duration,
     heartbeat: Duration,
     placement: Placement,
+    link: Link,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -333,8 +356,11 @@ impl Cluster {
         let owners_kv = bucket(&js, OWNERS_BUCKET, Duration::ZERO).await?;
         let checkpoints = checkpoints::Checkpoints::open(&js).await?;
         let jobs = Jobs::open(&js, config.pool_ack_wait).await?;
-        let members = members::Members::new(members_kv, node.clone(), url);
-        let leases = Leases::new(owners_kv, node.clone(), config.lease);
+        // Not settled for a heartbeat TTL (+ a reconnection) after NATS comes back.
+        let link = Link::watch(js.client(), node.clone(), ttl + RECONNECT_CAP);
+        let members =
+            members::Members::new(members_kv, node.clone(), url).with_link(link.clone());
+        let leases = Leases::new(owners_kv, node.clone(), config.lease).with_link(link.clone());
         let revision = members.enter(probe().await).await?;
         crate::metrics::cluster::register(&node);
         let cluster = Arc::new(Cluster {
@@ -347,6 +373,7 @@ impl Cluster {
             ttl,
             heartbeat: config.heartbeat,
             placement: config.placement,
+            link,
             task: Mutex::new(None),
         });
         let task = tokio::spawn(keep_alive(
@@ -383,9 +410,15 @@ impl Cluster {
         self.placement
     }
 
+    /// The connection to NATS (whether it is up, since when).
+    pub fn link(&self) -> &Link {
+        &self.link
+    }
+
     /// Stores a session's checkpoint (its transcript and recipe) in
     /// [`TRANSCRIPTS_BUCKET`], replacing the previous one.
     pub async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), ClusterError> {
+        self.link.check()?;
         self.checkpoints.save(checkpoint).await
     }
 
@@ -395,17 +428,25 @@ impl Cluster {
         tenant: &str,
         session: &str,
     ) -> Result<Option<Checkpoint>, ClusterError> {
+        self.link.check()?;
         self.checkpoints.load(tenant, session).await
     }
 
     /// Deletes a session's checkpoint (the session was deleted).
     pub async fn forget_checkpoint(&self, tenant: &str, session: &str) -> Result<(), ClusterError> {
+        self.link.check()?;
         self.checkpoints.delete(tenant, session).await
     }
 
     /// The sessions whose owner is gone: their lease has expired and its owner is not a
-    /// live member. `(tenant, session)` pairs; another host may claim one first.
+    /// live member. `(tenant, session)` pairs; another host may claim one first. None
+    /// while the connection to NATS is not [settled](Link::settled) (after an outage the
+    /// other members may not have renewed their heartbeats yet).
     pub async fn orphans(&self) -> Result<Vec<(String, String)>, ClusterError> {
+        if !self.link.settled() {
+            self.link.check()?;
+            return Ok(Vec::new());
+        }
         let now = now_ms();
         let mut orphans = Vec::new();
         for (key, lease) in self.leases.all().await? {
@@ -446,15 +487,18 @@ impl Cluster {
 
     /// Leaves: stops heartbeating and renewing, deletes this host's member key and
     /// releases every lease it holds, so that the others see it gone at once.
+    /// Without a connection to NATS this fails at once (the leases then run out and the
+    /// heartbeat expires on their own).
     pub async fn leave(&self) -> Result<(), ClusterError> {
         self.stop();
+        self.link.check()?;
         let left = self.members.leave().await;
         for key in self.leases.held() {
             if let Err(e) = self.leases.release_key(&key).await {
                 tracing::warn!(key = %key, error = %e, "releasing a session lease failed");
             }
         }
-        let _ = self.client.flush().await;
+        link::flush(&self.client).await;
         tracing::info!(node = %self.node, "left the cluster");
         left
     }
@@ -472,8 +516,15 @@ impl Drop for Cluster {
     }
 }
 
+/// How soon a heartbeat or renewal that failed (NATS unreachable, a timeout) is tried
+/// again: after NATS comes back, a host renews its heartbeat and leases within this.
+const RETRY: Duration = Duration::from_millis(200);
+
 /// Heartbeats every `heartbeat` and renews the held leases every `renew`, while the
-/// cluster lives.
+/// cluster lives. After a failure (NATS down) both are retried every [`RETRY`] until they
+/// succeed, so a host re-confirms its membership and its leases right after NATS comes
+/// back, before the other members' grace period ([`Link::settled`]) lets them take any
+/// expired lease over.
 async fn keep_alive(
     cluster: std::sync::Weak<Cluster>,
     mut revision: u64,
@@ -483,33 +534,67 @@ async fn keep_alive(
 ) {
     let mut beat = tokio::time::interval(heartbeat);
     let mut renewal = tokio::time::interval(renew.max(Duration::from_millis(100)));
+    let mut retry = tokio::time::interval(RETRY);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     renewal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     beat.tick().await;
     renewal.tick().await;
+    // What failed and is retried; warnings are logged once per failing stretch.
+    let (mut beat_behind, mut renew_behind) = (false, false);
     loop {
-        tokio::select! {
-            _ = beat.tick() => {
-                let Some(c) = cluster.upgrade() else { return };
-                match c.members.beat(revision, probe().await).await {
-                    Ok(r) => revision = r,
-                    Err(e) => {
-                        crate::metrics::cluster::heartbeat_failure(&c.node);
-                        tracing::warn!(node = %c.node, error = %e, "cluster heartbeat failed");
+        // (beat, renew, a scheduled heartbeat: counted in the failures metric)
+        let (do_beat, do_renew, scheduled) = tokio::select! {
+            _ = beat.tick() => (true, false, true),
+            _ = renewal.tick() => (false, true, false),
+            _ = retry.tick(), if beat_behind || renew_behind => (beat_behind, renew_behind, false),
+        };
+        let Some(c) = cluster.upgrade() else { return };
+        if do_renew {
+            let mut failed = None;
+            for key in c.leases.held() {
+                match c.leases.renew_key(&key).await {
+                    Ok(()) => {}
+                    Err(e @ ClusterError::LeaseLost { .. }) => {
+                        crate::metrics::cluster::lease_lost(&c.node);
+                        tracing::warn!(node = %c.node, error = %e, "session lease lost");
                     }
+                    Err(e) => failed = Some((key, e)),
                 }
             }
-            _ = renewal.tick() => {
-                let Some(c) = cluster.upgrade() else { return };
-                for key in c.leases.held() {
-                    match c.leases.renew_key(&key).await {
-                        Ok(()) => {}
-                        Err(e @ ClusterError::LeaseLost { .. }) => {
-                            crate::metrics::cluster::lease_lost(&c.node);
-                            tracing::warn!(node = %c.node, error = %e, "session lease lost");
-                        }
-                        Err(e) => tracing::warn!(node = %c.node, key = %key, error = %e, "renewing a session lease failed"),
+            match failed {
+                Some((key, e)) => {
+                    c.link.note_failure();
+                    if !renew_behind {
+                        tracing::warn!(node = %c.node, key = %key, error = %e, "renewing session leases failed; retrying");
                     }
+                    renew_behind = true;
+                }
+                None if renew_behind => {
+                    renew_behind = false;
+                    tracing::info!(node = %c.node, "session leases renewed again");
+                }
+                None => {}
+            }
+        }
+        if do_beat {
+            match c.members.beat(revision, probe().await).await {
+                Ok(r) => {
+                    revision = r;
+                    if beat_behind {
+                        beat_behind = false;
+                        tracing::info!(node = %c.node, "cluster heartbeat put again");
+                    }
+                }
+                Err(e) => {
+                    c.link.note_failure();
+                    if scheduled {
+                        crate::metrics::cluster::heartbeat_failure(&c.node);
+                    }
+                    if !beat_behind {
+                        tracing::warn!(node = %c.node, error = %e, "cluster heartbeat failed; retrying");
+                    }
+                    beat_behind = true;
                 }
             }
         }

@@ -25,6 +25,8 @@
 //!   by another member when it renewed them;
 //! - `claude_cluster_heartbeat_failures_total{node}` (counter): heartbeats this host could
 //!   not put.
+//! - `claude_cluster_connected{node}` (gauge): 1 while this host's connection to the NATS
+//!   server is up, 0 while it is down (set when it changes, within 50 ms).
 
 use metrics::{counter, gauge, histogram, SharedString, Unit};
 
@@ -44,6 +46,8 @@ pub const FAILOVERS: &str = "claude_cluster_failovers_total";
 pub const LEASE_LOST: &str = "claude_cluster_lease_lost_total";
 /// Counter: failed heartbeats.
 pub const HEARTBEAT_FAILURES: &str = "claude_cluster_heartbeat_failures_total";
+/// Gauge: 1 while the connection to NATS is up, else 0.
+pub const CONNECTED: &str = "claude_cluster_connected";
 
 /// The session calls that are routed, as `op` label values.
 pub(crate) const OPS: [&str; 4] = ["get", "delete", "interrupt", "transcript"];
@@ -76,6 +80,10 @@ pub(crate) fn register(node: &str) {
         "Session leases found taken over by another member at renewal"
     );
     metrics::describe_counter!(HEARTBEAT_FAILURES, "Cluster heartbeats that failed");
+    metrics::describe_gauge!(
+        CONNECTED,
+        "1 while this host's connection to the cluster's NATS server is up, else 0"
+    );
     let n = node_label(node);
     gauge!(MEMBERS, "node" => n.clone()).set(0.0);
     gauge!(SESSIONS_OWNED, "node" => n.clone()).set(0.0);
@@ -99,6 +107,11 @@ pub(crate) fn register(node: &str) {
     counter!(FAILOVERS, "node" => n.clone()).increment(0);
     counter!(LEASE_LOST, "node" => n.clone()).increment(0);
     counter!(HEARTBEAT_FAILURES, "node" => n).increment(0);
+}
+
+/// Sets the connection gauge (when the connection to NATS comes or goes).
+pub(crate) fn set_connected(node: &str, connected: bool) {
+    gauge!(CONNECTED, "node" => node_label(node)).set(if connected { 1.0 } else { 0.0 });
 }
 
 /// Sets the membership gauges (at `GET /metrics`).

@@ -23,11 +23,11 @@ pub(crate) async fn healthz() -> Json<Health> {
 }
 
 /// The host can take work: the CLI is found, its supervisor answers, its state store is
-/// open, and it is not draining.
+/// open, it is not draining, and in a cluster its connection to the NATS server is up.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
         (status = 200, description = "Ready", body = Ready),
-        (status = 503, description = "Draining, the CLI is missing, or the supervisor or store is down", body = ErrorBody),
+        (status = 503, description = "Draining, the CLI is missing, or the supervisor or store is down; in a cluster, `cluster_unavailable`: the connection to the NATS server is down", body = ErrorBody),
     ))]
 pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.draining.load(Ordering::Relaxed) {
@@ -57,9 +57,17 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         )
         .into_response();
     }
+    let mut nats = None;
+    if let Some(cluster) = state.cluster() {
+        if let Err(e) = cluster.link().check() {
+            return ApiError::cluster(&e).into_response();
+        }
+        nats = Some("connected");
+    }
     Json(Ready {
         status: "ready",
         offline: state.offline,
+        nats,
     })
     .into_response()
 }

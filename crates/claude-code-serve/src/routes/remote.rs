@@ -114,6 +114,36 @@ pub(crate) struct Credit {
     pub(crate) n: usize,
 }
 
+/// 503 `lease_unconfirmed`: this host holds the session's lease but could not renew it
+/// before it ran out (cut off from NATS, or NATS down): another member may own the
+/// session by now, so it is not served here until a renewal confirms it.
+pub(crate) fn lease_unconfirmed(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "lease_unconfirmed",
+        format!("this host could not renew its lease of session `{name}` in time (it cannot reach the cluster's NATS server, or just reconnected); it does not serve the session until it can confirm it still owns it: try again shortly, or through another host"),
+    )
+}
+
+/// Whether this host holds the tenant's session `name` under a lease it could not
+/// renew in time (see [`lease_unconfirmed`]).
+pub(crate) fn unconfirmed(state: &AppState, tenant: &str, name: &str) -> bool {
+    state.cluster().is_some_and(|c| {
+        c.leases()
+            .unconfirmed(&crate::cluster::owner_key(tenant, name))
+    })
+}
+
+/// 503 `cluster_unavailable` for a routed request whose connection to NATS dropped while
+/// it waited: what the owner sent meanwhile is lost.
+fn connection_lost(name: &str, during: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "cluster_unavailable",
+        format!("the connection to the cluster's NATS server dropped {during} on session `{name}`; what its owner sent meanwhile is lost and the turn is not retried (whether it reached the model is unknown): send it again once the cluster is reachable"),
+    )
+}
+
 fn wire_error(e: &ApiError) -> (u16, ErrorBody) {
     (e.status().as_u16(), e.body())
 }
@@ -179,7 +209,7 @@ pub(crate) async fn serve(state: &Arc<AppState>, tenant: &str, name: &str) {
             return;
         }
     };
-    let _ = client.flush().await;
+    crate::cluster::flush(&client).await;
     // Its other calls (get, delete, interrupt, transcript) beside its turns.
     super::remote_calls::serve(state, tenant, name).await;
     let weak: Weak<AppState> = Arc::downgrade(state);
@@ -196,21 +226,32 @@ pub(crate) async fn serve(state: &Arc<AppState>, tenant: &str, name: &str) {
                 return;
             };
             // Serve only under a live lease of this host's, checked at the source: a
-            // host that lost it stays silent (the new owner answers) and stops.
-            match cluster.leases().owner(&tenant, &name).await {
-                Ok(Some(l))
-                    if l.owner == cluster.node() && !l.expired_at(crate::cluster::now_ms()) => {}
+            // host that lost it stays silent (the new owner answers) and stops. A lease
+            // still this host's that it could not renew in time (NATS was down; it is
+            // renewing now) is refused, typed, and the session stays served.
+            let owned = cluster.leases().owner(&tenant, &name).await;
+            let refused = match owned {
+                Ok(Some(l)) if l.owner == cluster.node() => {
+                    if l.expired_at(crate::cluster::now_ms()) || unconfirmed(&state, &tenant, &name)
+                    {
+                        Some(lease_unconfirmed(&name))
+                    } else {
+                        None
+                    }
+                }
                 Ok(_) => {
                     tracing::info!(tenant = %tenant, session = %name, "no longer the owner; stopped serving it over the cluster");
                     return;
                 }
-                Err(e) => {
-                    let (status, error) = wire_error(&ApiError::cluster(&e));
-                    let _ = client
-                        .publish(reply, encode(&Answer::Refused { status, error }))
-                        .await;
-                    continue;
-                }
+                Err(e) => Some(ApiError::cluster(&e)),
+            };
+            if let Some(e) = refused {
+                super::remote_calls::count_turn_in(&state, false);
+                let (status, error) = wire_error(&e);
+                let _ = client
+                    .publish(reply, encode(&Answer::Refused { status, error }))
+                    .await;
+                continue;
             }
             // Still this host's, but being handed over (graceful leave).
             if state.handover.motion(&key).is_some() {
@@ -258,6 +299,10 @@ async fn own_turn(
     };
     if let Err(e) = state.accepting().and_then(|()| check_prompt(&req.prompt)) {
         let _ = client.publish(reply, refuse(e)).await;
+        return;
+    }
+    if unconfirmed(&state, &tenant, &name) {
+        let _ = client.publish(reply, refuse(lease_unconfirmed(&name))).await;
         return;
     }
     let before = state.session_cost(&key).await;
@@ -468,6 +513,10 @@ pub(crate) async fn forward(
     let Some(cluster) = state.cluster() else {
         return Err(no_session(name));
     };
+    // NATS down: at once, not after a request's timeout.
+    cluster.link().check().map_err(|e| ApiError::cluster(&e))?;
+    // A reconnection from now on may have lost the owner's messages: the turn fails then.
+    let epoch = cluster.link().epoch();
     let client = cluster.client().clone();
     let inbox = client.new_inbox();
     let frames = client
@@ -498,14 +547,19 @@ pub(crate) async fn forward(
             return Ok(Routed::Here { prompt, permit });
         }
         let owner = lease.owner;
-        let answer = ask_owner(
+        let asked = ask_owner(
             cluster,
             &client,
             turn_subject(tenant, name),
             request.clone(),
             &owner,
-        )
-        .await;
+        );
+        let answer = tokio::select! {
+            answer = asked => answer,
+            () = cluster.link().lost(epoch) => {
+                return Err(connection_lost(name, "while a turn was being sent"));
+            }
+        };
         let answer = match answer {
             Ok(Ok(answer)) => Ok(answer),
             // Unanswered, and the session moved meanwhile: the old owner had stopped
@@ -564,6 +618,8 @@ pub(crate) async fn forward(
     let end = Arc::new(Mutex::new(None));
     let stream = Frames {
         cluster: cluster.clone(),
+        name: name.to_string(),
+        epoch,
         owner: owner.clone(),
         frames,
         client,
@@ -622,6 +678,10 @@ type End = (f64, Option<ApiError>);
 /// The requester's view of a routed turn's inbox.
 struct Frames {
     cluster: Arc<crate::cluster::Cluster>,
+    /// The session.
+    name: String,
+    /// The connection's epoch when the turn was sent: a reconnection since lost frames.
+    epoch: u64,
     /// The owner running the turn.
     owner: String,
     frames: async_nats::Subscriber,
@@ -651,7 +711,17 @@ impl Frames {
         let deadline = tokio::time::Instant::now() + CREDIT_WAIT;
         let slice = self.cluster.heartbeat().max(Duration::from_millis(200));
         let frame = loop {
-            match tokio::time::timeout(slice, self.frames.next()).await {
+            let next = tokio::time::timeout(slice, self.frames.next());
+            let next = tokio::select! {
+                // Frames are taken first: those that arrived before the drop count.
+                biased;
+                next = next => next,
+                () = self.cluster.link().lost(self.epoch) => {
+                    self.done = true;
+                    return Some(Err(connection_lost(&self.name, "while its turn ran")));
+                }
+            };
+            match next {
                 Ok(Some(m)) => break serde_json::from_slice::<Frame>(&m.payload).ok(),
                 Ok(None) => break None,
                 Err(_) if tokio::time::Instant::now() >= deadline => break None,

@@ -150,10 +150,23 @@ enum Route {
 /// clustered, does not have the session (or lost its lease) and another member holds
 /// its lease. An orphan (its lease and its owner's heartbeat expired) is taken over
 /// here first, as a turn for it would be, and then answered locally.
-async fn route(state: &Arc<AppState>, tenant: &str, name: &str) -> Result<Route, ApiError> {
+///
+/// Fails closed while this host's own lease of the session is unconfirmed (503
+/// `lease_unconfirmed`: it could not renew it in time, another member may own the
+/// session), and a `DELETE` while NATS is down (503 `cluster_unavailable`: the session's
+/// lease and checkpoint could not be released, and a later failover would bring it back).
+async fn route(
+    state: &Arc<AppState>,
+    tenant: &str,
+    name: &str,
+    op: Op,
+) -> Result<Route, ApiError> {
     let Some(cluster) = state.cluster() else {
         return Ok(Route::Local);
     };
+    if op == Op::Delete {
+        cluster.link().check().map_err(|e| ApiError::cluster(&e))?;
+    }
     let key = session_key(tenant, name);
     let here = state
         .sup
@@ -162,6 +175,9 @@ async fn route(state: &Arc<AppState>, tenant: &str, name: &str) -> Result<Route,
         .iter()
         .any(|c| c.name == key);
     if here && !cluster.leases().lost(&owner_key(tenant, name)) {
+        if super::remote::unconfirmed(state, tenant, name) {
+            return Err(super::remote::lease_unconfirmed(name));
+        }
         return Ok(Route::Local);
     }
     match cluster.leases().owner(tenant, name).await {
@@ -209,10 +225,24 @@ async fn forward(
         token_id: caller.token_id.clone(),
     };
     let started = Instant::now();
+    let link = cluster.link();
+    link.check().map_err(|e| ApiError::cluster(&e))?;
+    let epoch = link.epoch();
     let sent = cluster
         .client()
         .request(call_subject(&caller.tenant, name), encode(&request));
-    let answer = match tokio::time::timeout(CALL_WAIT, sent).await {
+    let answered = tokio::select! {
+        answered = tokio::time::timeout(CALL_WAIT, sent) => answered,
+        // The answer would be lost with the connection: fail now, typed.
+        () = link.lost(epoch) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cluster_unavailable",
+                format!("the connection to the cluster's NATS server dropped while session `{name}`'s owner was asked; whether it acted is unknown: try again once the cluster is reachable"),
+            ));
+        }
+    };
+    let answer = match answered {
         Ok(Ok(answer)) => answer,
         Ok(Err(e)) => {
             m::routed_call(cluster.node(), op.label(), "out", "owner_unavailable");
@@ -253,7 +283,7 @@ where
     if let Err(e) = caller.require(op.scope()) {
         return e.into_response();
     }
-    match route(state, &caller.tenant, name).await {
+    match route(state, &caller.tenant, name, op).await {
         Ok(Route::Local) => local().await.into_response(),
         Ok(Route::Remote(lease)) => match forward(state, caller, name, op, &lease).await {
             Ok(reply) => {
@@ -428,7 +458,7 @@ pub(crate) async fn serve(state: &Arc<AppState>, tenant: &str, name: &str) {
             return;
         }
     };
-    let _ = client.flush().await;
+    crate::cluster::flush(&client).await;
     let weak: Weak<AppState> = Arc::downgrade(state);
     let (tenant, name) = (tenant.to_string(), name.to_string());
     let key = session_key(&tenant, &name);
@@ -442,23 +472,32 @@ pub(crate) async fn serve(state: &Arc<AppState>, tenant: &str, name: &str) {
                 return;
             };
             // Answered only under a live lease of this host's, checked at the source: a
-            // host that lost it stays silent and stops.
-            match cluster.leases().owner(&tenant, &name).await {
-                Ok(Some(l))
-                    if l.owner == cluster.node() && !l.expired_at(crate::cluster::now_ms()) => {}
+            // host that lost it stays silent and stops. A lease still this host's that
+            // it could not renew in time (NATS was down) is refused, typed, and the
+            // session stays served.
+            let refused = match cluster.leases().owner(&tenant, &name).await {
+                Ok(Some(l)) if l.owner == cluster.node() => {
+                    if l.expired_at(crate::cluster::now_ms())
+                        || super::remote::unconfirmed(&state, &tenant, &name)
+                    {
+                        Some(super::remote::lease_unconfirmed(&name))
+                    } else {
+                        None
+                    }
+                }
                 Ok(_) => {
                     tracing::info!(tenant = %tenant, session = %name, "no longer the owner; stopped serving its calls over the cluster");
                     return;
                 }
-                Err(e) => {
-                    let e = ApiError::cluster(&e);
-                    let answer = CallReply {
-                        status: e.status().as_u16(),
-                        body: serde_json::to_value(e.body()).ok(),
-                    };
-                    let _ = cluster.client().publish(reply, encode(&answer)).await;
-                    continue;
-                }
+                Err(e) => Some(ApiError::cluster(&e)),
+            };
+            if let Some(e) = refused {
+                let answer = CallReply {
+                    status: e.status().as_u16(),
+                    body: serde_json::to_value(e.body()).ok(),
+                };
+                let _ = cluster.client().publish(reply, encode(&answer)).await;
+                continue;
             }
             let (tenant, name) = (tenant.clone(), name.clone());
             tokio::spawn(async move {

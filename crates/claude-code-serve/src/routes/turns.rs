@@ -84,11 +84,7 @@ pub(crate) async fn send_message(
         // Cut off from the cluster past the lease: another member may own the session
         // now. Fail closed until a renewal says whose it is.
         if cluster.leases().unconfirmed(&key) {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "lease_unconfirmed",
-                format!("this host could not renew its lease of session `{name}` in time (it cannot reach the cluster's NATS server); it does not serve the session until it can confirm it still owns it: try again, or through another host"),
-            ));
+            return Err(crate::routes::remote::lease_unconfirmed(&name));
         }
     }
     let (mut prompt, mut permit) = admit_prompt(&state, &caller, &body).await?;
