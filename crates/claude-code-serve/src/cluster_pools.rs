@@ -155,6 +155,19 @@ async fn pull(weak: Weak<AppState>, pool: String, consumer: PullConsumer, slots:
         let Ok(first) = slots.clone().acquire_owned().await else {
             return;
         };
+        // NATS down: wait for it quietly (a pull would fail; the consumer and its jobs are
+        // in the server's store and are pulled again once it is back).
+        let down = weak
+            .upgrade()
+            .and_then(|s| s.cluster().map(|c| !c.link().connected()));
+        if down != Some(false) {
+            if down.is_none() {
+                return;
+            }
+            drop(first);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
         let mut permits = vec![first];
         while let Ok(more) = slots.clone().try_acquire_owned() {
             permits.push(more);
@@ -450,7 +463,9 @@ fn cancel_later(cluster: Arc<Cluster>, id: String) {
                     tracing::info!(job = %id, ?outcome, "a job given up during a NATS outage, after it");
                     return;
                 }
-                Err(e) => tracing::debug!(job = %id, error = %e, "cannot cancel a job given up during a NATS outage yet"),
+                Err(e) => {
+                    tracing::debug!(job = %id, error = %e, "cannot cancel a job given up during a NATS outage yet")
+                }
             }
         }
     });

@@ -60,7 +60,12 @@ async fn get(host: &Host, path: &str) -> (u16, Value) {
 
 async fn ask(host: &Host, name: &str, prompt: &str) -> (u16, Value) {
     let url = format!("{}/v1/sessions/{name}/messages", host.url());
-    call(reqwest::Method::POST, url, Some(json!({ "prompt": prompt }))).await
+    call(
+        reqwest::Method::POST,
+        url,
+        Some(json!({ "prompt": prompt })),
+    )
+    .await
 }
 
 /// An SSE turn: its status and `(event, data)` pairs.
@@ -105,7 +110,12 @@ async fn create(host: &Host, name: &str) -> (u16, Value) {
 
 async fn job(host: &Host, prompt: &str) -> (u16, Value) {
     let url = format!("{}/v1/pools/work/messages", host.url());
-    call(reqwest::Method::POST, url, Some(json!({ "prompt": prompt }))).await
+    call(
+        reqwest::Method::POST,
+        url,
+        Some(json!({ "prompt": prompt })),
+    )
+    .await
 }
 
 /// One series' value in the host's `/metrics`.
@@ -150,7 +160,11 @@ async fn while_nats_is_down_everything_fails_closed_fast_and_afterwards_recovers
     let (_, before) = get(&a, "/v1/sessions/kept").await;
     let pid = before["pid"].as_u64().expect("a live CLI");
     let (status, ready) = get(&a, "/readyz").await;
-    assert_eq!((status, &ready["nats"]), (200, &json!("connected")), "{ready}");
+    assert_eq!(
+        (status, &ready["nats"]),
+        (200, &json!("connected")),
+        "{ready}"
+    );
     assert_eq!(
         metric(&a, "claude_cluster_connected{node=\"down-a\"}").await,
         Some(1.0)
@@ -171,32 +185,66 @@ async fn while_nats_is_down_everything_fails_closed_fast_and_afterwards_recovers
 
     // Routed turns (JSON, SSE), calls and the list through B: 503 at once.
     let t = Instant::now();
-    fast_503("routed JSON turn", &ask(&b, "kept", "lost?").await, "cluster_unavailable", t, fast);
+    fast_503(
+        "routed JSON turn",
+        &ask(&b, "kept", "lost?").await,
+        "cluster_unavailable",
+        t,
+        fast,
+    );
     let t = Instant::now();
     let (status, events) = ask_sse(b.url(), "kept", "lost?").await;
     assert_eq!(status, 503, "{events:?}");
     assert_eq!(events[0].1["code"], "cluster_unavailable", "{events:?}");
     assert!(t.elapsed() < fast, "routed SSE turn took {:?}", t.elapsed());
-    for path in ["/v1/sessions/kept", "/v1/sessions/kept/transcript", "/v1/sessions"] {
+    for path in [
+        "/v1/sessions/kept",
+        "/v1/sessions/kept/transcript",
+        "/v1/sessions",
+    ] {
         let t = Instant::now();
         fast_503(path, &get(&b, path).await, "cluster_unavailable", t, fast);
     }
     // Creation: its lease cannot be claimed, so no session (on either host).
     for h in [&a, &b] {
         let t = Instant::now();
-        fast_503("create", &create(h, "during").await, "cluster_unavailable", t, fast);
+        fast_503(
+            "create",
+            &create(h, "during").await,
+            "cluster_unavailable",
+            t,
+            fast,
+        );
     }
     // A delete could not release the lease and checkpoint: refused before anything stops.
     let t = Instant::now();
     let url = format!("{}/v1/sessions/kept", a.url());
     let deleted = call(reqwest::Method::DELETE, url, None).await;
-    fast_503("delete on the owner", &deleted, "cluster_unavailable", t, fast);
+    fast_503(
+        "delete on the owner",
+        &deleted,
+        "cluster_unavailable",
+        t,
+        fast,
+    );
     // Pool jobs: no cluster queue, no job.
     let t = Instant::now();
-    fast_503("pool job", &job(&b, "queued?").await, "cluster_unavailable", t, fast);
+    fast_503(
+        "pool job",
+        &job(&b, "queued?").await,
+        "cluster_unavailable",
+        t,
+        fast,
+    );
     // Readiness says so; liveness does not.
     let t = Instant::now();
-    fast_503("readyz", &get(&a, "/readyz").await, "cluster_unavailable", t, fast);
+    fast_503(
+        "readyz",
+        &get(&a, "/readyz").await,
+        "cluster_unavailable",
+        t,
+        fast,
+    );
     assert_eq!(get(&a, "/healthz").await.0, 200);
     assert_eq!(
         metric(&a, "claude_cluster_connected{node=\"down-a\"}").await,
@@ -220,7 +268,13 @@ async fn while_nats_is_down_everything_fails_closed_fast_and_afterwards_recovers
         "lease_unconfirmed within the lease (2 s, + slack): {unconfirmed:?}"
     );
     let t = Instant::now();
-    fast_503("GET on the owner", &get(&a, "/v1/sessions/kept").await, "lease_unconfirmed", t, fast);
+    fast_503(
+        "GET on the owner",
+        &get(&a, "/v1/sessions/kept").await,
+        "lease_unconfirmed",
+        t,
+        fast,
+    );
 
     // An outage longer than the lease and the heartbeat TTL: when NATS is back every
     // heartbeat has expired and every lease has run out.
@@ -241,7 +295,12 @@ async fn while_nats_is_down_everything_fails_closed_fast_and_afterwards_recovers
     let served_again = back.elapsed();
     assert_eq!(status, 200);
     assert_eq!(reply["session_id"], first["session_id"], "{reply}");
-    let texts = env.mock.turn_requests().last().expect("a turn").user_texts();
+    let texts = env
+        .mock
+        .turn_requests()
+        .last()
+        .expect("a turn")
+        .user_texts();
     assert!(
         texts.iter().any(|t| t.contains("the word is zebra")),
         "the same conversation: {texts:?}"
@@ -271,7 +330,10 @@ async fn while_nats_is_down_everything_fails_closed_fast_and_afterwards_recovers
             .as_deref(),
         Some("down-a")
     );
-    assert_eq!(watcher.owner("default", "during").await.expect("read"), None);
+    assert_eq!(
+        watcher.owner("default", "during").await.expect("read"),
+        None
+    );
     assert_eq!(get(&a, "/v1/sessions/during").await.0, 404);
     assert_eq!(
         metric(&b, "claude_cluster_failovers_total{node=\"down-b\"}").await,
@@ -279,12 +341,21 @@ async fn while_nats_is_down_everything_fails_closed_fast_and_afterwards_recovers
         "B took nothing over"
     );
     // Heartbeats, readiness, pool jobs and creation work again.
-    eventually(Duration::from_secs(5), "both members listed again", || async {
-        match get(&b, "/v1/cluster").await {
-            (200, v) if v["nats"] == "connected" && v["members"].as_array().map(Vec::len) == Some(2) => Ok(()),
-            other => Err(other),
-        }
-    })
+    eventually(
+        Duration::from_secs(5),
+        "both members listed again",
+        || async {
+            match get(&b, "/v1/cluster").await {
+                (200, v)
+                    if v["nats"] == "connected"
+                        && v["members"].as_array().map(Vec::len) == Some(2) =>
+                {
+                    Ok(())
+                }
+                other => Err(other),
+            }
+        },
+    )
     .await;
     assert_eq!(get(&a, "/readyz").await.0, 200);
     assert_eq!(
@@ -399,8 +470,12 @@ async fn after_an_outage_the_first_host_back_does_not_take_over_a_session_whose_
     let refused = ask(&b, "kept", "through b while a is away").await;
     assert_eq!(refused.0, 503, "{}", refused.1);
     assert!(
-        ["cluster_unavailable", "owner_unavailable", "lease_unconfirmed"]
-            .contains(&refused.1["code"].as_str().unwrap_or_default()),
+        [
+            "cluster_unavailable",
+            "owner_unavailable",
+            "lease_unconfirmed"
+        ]
+        .contains(&refused.1["code"].as_str().unwrap_or_default()),
         "{}",
         refused.1
     );
@@ -421,8 +496,16 @@ async fn after_an_outage_the_first_host_back_does_not_take_over_a_session_whose_
     .await;
     let a_back = back.elapsed();
     assert_eq!((status, &reply["session_id"]), (200, &first["session_id"]));
-    let texts = env.mock.turn_requests().last().expect("a turn").user_texts();
-    assert!(texts.iter().any(|t| t.contains("the word is heron")), "{texts:?}");
+    let texts = env
+        .mock
+        .turn_requests()
+        .last()
+        .expect("a turn")
+        .user_texts();
+    assert!(
+        texts.iter().any(|t| t.contains("the word is heron")),
+        "{texts:?}"
+    );
     // B never claimed it: A's lease, no failover on B, and B's routed turn reaches A.
     assert_eq!(
         watcher
@@ -438,7 +521,11 @@ async fn after_an_outage_the_first_host_back_does_not_take_over_a_session_whose_
         Some(0.0)
     );
     let (status, routed) = ask(&b, "kept", "through b").await;
-    assert_eq!((status, &routed["session_id"]), (200, &first["session_id"]), "{routed}");
+    assert_eq!(
+        (status, &routed["session_id"]),
+        (200, &first["session_id"]),
+        "{routed}"
+    );
     assert_eq!(get(&b, "/v1/sessions/kept").await.1["owner"], "late-a");
     eprintln!("late owner: A served its session again {a_back:?} after NATS came back (A kept away for 2 s; grace 4 s)");
     a.shutdown().await.expect("a stops");
@@ -460,15 +547,27 @@ async fn a_routed_turn_in_flight_when_nats_dies_fails_typed_at_once_and_is_not_r
     let burl = b.url();
     let json_turn = tokio::spawn(async move {
         let url = format!("{burl}/v1/sessions/json/messages");
-        call(reqwest::Method::POST, url, Some(json!({"prompt": "json in flight"}))).await
+        call(
+            reqwest::Method::POST,
+            url,
+            Some(json!({"prompt": "json in flight"})),
+        )
+        .await
     });
     // Both turns reached the model through their owner.
-    eventually(Duration::from_secs(20), "both turns to be running", || async {
-        match (runs_of(&env, "streamed in flight"), runs_of(&env, "json in flight")) {
-            (1, 1) => Ok(()),
-            other => Err(other),
-        }
-    })
+    eventually(
+        Duration::from_secs(20),
+        "both turns to be running",
+        || async {
+            match (
+                runs_of(&env, "streamed in flight"),
+                runs_of(&env, "json in flight"),
+            ) {
+                (1, 1) => Ok(()),
+                other => Err(other),
+            }
+        },
+    )
     .await;
     nats.kill();
     let killed = Instant::now();
@@ -476,13 +575,27 @@ async fn a_routed_turn_in_flight_when_nats_dies_fails_typed_at_once_and_is_not_r
     let sse_failed = killed.elapsed();
     assert_eq!(status, 200, "the stream had begun");
     let (event, data) = events.last().expect("events");
-    assert_eq!((event.as_str(), &data["code"]), ("error", &json!("cluster_unavailable")), "{events:?}");
+    assert_eq!(
+        (event.as_str(), &data["code"]),
+        ("error", &json!("cluster_unavailable")),
+        "{events:?}"
+    );
     assert!(!events.iter().any(|(e, _)| e == "result"), "{events:?}");
     let (status, body) = json_turn.await.expect("json");
     let json_failed = killed.elapsed();
-    assert_eq!((status, &body["code"]), (503, &json!("cluster_unavailable")), "{body}");
-    assert!(sse_failed < Duration::from_secs(1), "SSE failed after {sse_failed:?}");
-    assert!(json_failed < Duration::from_secs(1), "JSON failed after {json_failed:?}");
+    assert_eq!(
+        (status, &body["code"]),
+        (503, &json!("cluster_unavailable")),
+        "{body}"
+    );
+    assert!(
+        sse_failed < Duration::from_secs(1),
+        "SSE failed after {sse_failed:?}"
+    );
+    assert!(
+        json_failed < Duration::from_secs(1),
+        "JSON failed after {json_failed:?}"
+    );
 
     // NATS back: the sessions answer again, and neither lost turn was run again.
     nats.restart();
@@ -513,7 +626,12 @@ async fn a_pool_job_in_flight_when_nats_dies_is_answered_once_typed_and_not_run_
     let url = a.url();
     let in_flight = tokio::spawn(async move {
         let url = format!("{url}/v1/pools/work/messages");
-        call(reqwest::Method::POST, url, Some(json!({"prompt": "job in flight"}))).await
+        call(
+            reqwest::Method::POST,
+            url,
+            Some(json!({"prompt": "job in flight"})),
+        )
+        .await
     });
     eventually(Duration::from_secs(20), "the job to be running", || async {
         match runs_of(&env, "job in flight") {
@@ -526,22 +644,44 @@ async fn a_pool_job_in_flight_when_nats_dies_is_answered_once_typed_and_not_run_
     let killed = Instant::now();
     let (status, body) = in_flight.await.expect("job");
     let failed = killed.elapsed();
-    assert_eq!((status, &body["code"]), (503, &json!("cluster_unavailable")), "{body}");
+    assert_eq!(
+        (status, &body["code"]),
+        (503, &json!("cluster_unavailable")),
+        "{body}"
+    );
     // The outage wait (2 s) and a heartbeat's tick.
-    assert!(failed < Duration::from_millis(3500), "answered after {failed:?}");
+    assert!(
+        failed < Duration::from_millis(3500),
+        "answered after {failed:?}"
+    );
     let t = Instant::now();
-    fast_503("new job", &job(&a, "new while down").await, "cluster_unavailable", t, Duration::from_secs(1));
+    fast_503(
+        "new job",
+        &job(&a, "new while down").await,
+        "cluster_unavailable",
+        t,
+        Duration::from_secs(1),
+    );
 
     nats.restart();
-    let (status, answer) = eventually(Duration::from_secs(20), "the pool to work again", || async {
-        match job(&a, "job after").await {
-            (200, r) => Ok((200, r)),
-            other => Err(other),
-        }
-    })
+    let (status, answer) = eventually(
+        Duration::from_secs(20),
+        "the pool to work again",
+        || async {
+            match job(&a, "job after").await {
+                (200, r) => Ok((200, r)),
+                other => Err(other),
+            }
+        },
+    )
     .await;
     assert_eq!(status, 200);
-    assert!(answer["text"].as_str().is_some_and(|t| t.contains("job after")), "{answer}");
+    assert!(
+        answer["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("job after")),
+        "{answer}"
+    );
     // The job that ran during the outage had its reply stored and was acknowledged once
     // NATS was back: after more than its ack wait (2 s) it was not run a second time.
     let settled = Instant::now() + Duration::from_secs(5);
@@ -549,7 +689,11 @@ async fn a_pool_job_in_flight_when_nats_dies_is_answered_once_typed_and_not_run_
         assert_eq!(runs_of(&env, "job in flight"), 1, "run once");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert_eq!(runs_of(&env, "new while down"), 0, "a refused job never runs");
+    assert_eq!(
+        runs_of(&env, "new while down"),
+        0,
+        "a refused job never runs"
+    );
     eprintln!("pool: the job in flight was answered 503 {failed:?} after the kill");
     a.shutdown().await.expect("a stops");
 }
@@ -578,7 +722,10 @@ async fn shutdown_and_startup_while_nats_is_down_are_bounded() {
         .expect("shutdown is bounded")
         .expect("a stops");
     let stopped = t.elapsed();
-    assert!(stopped < Duration::from_secs(5), "stopped after {stopped:?}");
+    assert!(
+        stopped < Duration::from_secs(5),
+        "stopped after {stopped:?}"
+    );
     env.assert_no_leftovers().await;
 
     // A host cannot join a cluster whose NATS server is down: refused, typed, quickly.
@@ -593,8 +740,87 @@ async fn shutdown_and_startup_while_nats_is_down_are_bounded() {
         .expect("start is bounded");
     let took = t.elapsed();
     let err = refused.err().expect("refused").to_string();
-    assert!(err.contains("cannot connect to the cluster's NATS server"), "{err}");
+    assert!(
+        err.contains("cannot connect to the cluster's NATS server"),
+        "{err}"
+    );
     assert!(took < Duration::from_secs(6), "refused after {took:?}");
     env.assert_no_leftovers().await;
     eprintln!("down: shutdown took {stopped:?}, a refused start {took:?}");
+}
+
+#[tokio::test]
+async fn a_turn_answered_during_an_outage_is_checkpointed_once_nats_is_back_and_survives_a_later_failover(
+) {
+    let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
+    let mut nats = NatsServer::start();
+    let beat = Duration::from_millis(500);
+    let a = host(&env, &nats.url(), "kept-a", beat).await;
+    let b = host(&env, &nats.url(), "kept-b", beat).await;
+    assert_eq!(create(&a, "kept").await.0, 201);
+    assert_eq!(ask(&a, "kept", "the first word is otter").await.0, 200);
+
+    nats.kill();
+    // Within its lease the owner still answers (it surely owns the session); the turn's
+    // checkpoint cannot be stored now.
+    let (status, during) = ask(&a, "kept", "the word during the outage is lynx").await;
+    assert_eq!(status, 200, "{during}");
+    nats.restart();
+    // No turn since: A stores that turn's checkpoint on its own once NATS is back.
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    eventually(
+        Duration::from_secs(10),
+        "the outage's turn in A's checkpoint",
+        || async {
+            use tokio::io::AsyncReadExt;
+            let store = js
+                .get_object_store("claude_transcripts")
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut object = store.get("default.kept").await.map_err(|e| e.to_string())?;
+            let mut text = String::new();
+            object
+                .read_to_string(&mut text)
+                .await
+                .map_err(|e| e.to_string())?;
+            if text.contains("lynx") {
+                Ok(())
+            } else {
+                Err("not yet".to_string())
+            }
+        },
+    )
+    .await;
+    // A crashes after NATS is back: B takes the session over from A's checkpoint, which
+    // must hold the turn answered during the outage.
+    a.abort().await.expect("a stops");
+    let crashed = Instant::now();
+    let (status, reply) = eventually(
+        Duration::from_secs(20),
+        "B to take the session over and answer",
+        || async {
+            match ask(&b, "kept", "what was the word during the outage?").await {
+                (200, r) => Ok((200, r)),
+                other => Err(other),
+            }
+        },
+    )
+    .await;
+    let failed_over = crashed.elapsed();
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["session_id"], during["session_id"], "{reply}");
+    let texts = env
+        .mock
+        .turn_requests()
+        .last()
+        .expect("a turn")
+        .user_texts();
+    assert!(
+        texts.iter().any(|t| t.contains("lynx")) && texts.iter().any(|t| t.contains("otter")),
+        "the conversation, the outage's turn included: {texts:?}"
+    );
+    assert_eq!(get(&b, "/v1/sessions/kept").await.1["owner"], "kept-b");
+    eprintln!("after the outage: crash -> B answered the session in {failed_over:?}");
+    b.shutdown().await.expect("b stops");
 }

@@ -187,7 +187,10 @@ impl Leases {
             }
         };
         Some(written.map(|revision| {
-            tracing::info!(key, "re-took a session lease whose last revision this host did not see");
+            tracing::info!(
+                key,
+                "re-took a session lease whose last revision this host did not see"
+            );
             self.hold(key, revision, started)
         }))
     }

@@ -87,7 +87,10 @@ impl Link {
         let now = Instant::now();
         let status = Status {
             connected: client.connection_state() == State::Connected,
-            epoch: client.statistics().connects.load(std::sync::atomic::Ordering::Relaxed),
+            epoch: client
+                .statistics()
+                .connects
+                .load(std::sync::atomic::Ordering::Relaxed),
             since: now,
         };
         let (tx, rx) = watch::channel(status);
@@ -152,7 +155,11 @@ impl Link {
         }
         let s = *self.rx.borrow();
         // Not polled yet: it has just dropped.
-        Some(if s.connected { Duration::ZERO } else { s.since.elapsed() })
+        Some(if s.connected {
+            Duration::ZERO
+        } else {
+            s.since.elapsed()
+        })
     }
 
     /// `Ok` while the connection is up, else [`ClusterError::Unreachable`] at once.

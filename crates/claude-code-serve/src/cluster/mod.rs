@@ -56,8 +56,8 @@ pub use jobs::{
     DONE_BUCKET, DUPLICATE_WINDOW, JOBS_STREAM,
 };
 pub use leases::{owner_key, Claim, Lease, Leases, OWNERS_BUCKET};
-pub use link::{reconnect_delay, Link, OUTAGE_WAIT, RECONNECT_CAP, REQUEST_TIMEOUT};
 pub(crate) use link::flush;
+pub use link::{reconnect_delay, Link, OUTAGE_WAIT, RECONNECT_CAP, REQUEST_TIMEOUT};
 pub use members::{Load, Member, MEMBERS_BUCKET};
 
 /// How a host joins a cluster (`[cluster]` in `claude-code.toml`, `serve --cluster`).
@@ -358,8 +358,7 @@ impl Cluster {
         let jobs = Jobs::open(&js, config.pool_ack_wait).await?;
         // Not settled for a heartbeat TTL (+ a reconnection) after NATS comes back.
         let link = Link::watch(js.client(), node.clone(), ttl + RECONNECT_CAP);
-        let members =
-            members::Members::new(members_kv, node.clone(), url).with_link(link.clone());
+        let members = members::Members::new(members_kv, node.clone(), url).with_link(link.clone());
         let leases = Leases::new(owners_kv, node.clone(), config.lease).with_link(link.clone());
         let revision = members.enter(probe().await).await?;
         crate::metrics::cluster::register(&node);

@@ -302,7 +302,9 @@ async fn own_turn(
         return;
     }
     if unconfirmed(&state, &tenant, &name) {
-        let _ = client.publish(reply, refuse(lease_unconfirmed(&name))).await;
+        let _ = client
+            .publish(reply, refuse(lease_unconfirmed(&name)))
+            .await;
         return;
     }
     let before = state.session_cost(&key).await;

@@ -155,12 +155,7 @@ enum Route {
 /// `lease_unconfirmed`: it could not renew it in time, another member may own the
 /// session), and a `DELETE` while NATS is down (503 `cluster_unavailable`: the session's
 /// lease and checkpoint could not be released, and a later failover would bring it back).
-async fn route(
-    state: &Arc<AppState>,
-    tenant: &str,
-    name: &str,
-    op: Op,
-) -> Result<Route, ApiError> {
+async fn route(state: &Arc<AppState>, tenant: &str, name: &str, op: Op) -> Result<Route, ApiError> {
     let Some(cluster) = state.cluster() else {
         return Ok(Route::Local);
     };
