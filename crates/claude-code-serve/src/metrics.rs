@@ -144,6 +144,7 @@ pub(crate) async fn render(
     // A fresh memory sample: the periodic one runs only on the first host's runtime.
     claude_code::telemetry::sample_cli_rss();
     if let Some(c) = state.cluster() {
+        cluster::set_connected(c.node(), c.link().connected());
         // Bounded: a NATS server that does not answer must not stall the scrape.
         match tokio::time::timeout(Duration::from_secs(2), c.members()).await {
             Ok(Ok(members)) => {

@@ -29,6 +29,14 @@
 //!   compare-and-set of the lease from it to the member, which adopts the session from
 //!   its checkpoint) before it leaves.
 //!
+//! - **When NATS fails** ([`Link`]): while the connection is down every cluster operation
+//!   fails at once ([`ClusterError::Unreachable`], 503 `cluster_unavailable`); async-nats
+//!   reconnects forever (pauses capped at [`RECONNECT_CAP`]); heartbeats and lease renewals
+//!   are retried every 200 ms until they succeed, so a host re-confirms its membership and
+//!   leases right after NATS comes back; and for a grace period after a reconnection no
+//!   host takes over another member's expired lease ([`ClusterError::Unsettled`]), so a
+//!   restart of the NATS server does not move sessions between live hosts.
+//!
 //! nats-server 2.9 (Debian's) has no per-message TTL: heartbeats expire through the
 //! bucket's `max_age`, and a lease's expiry is wall-clock time inside its value, so the
 //! hosts' clocks must agree to well within a lease.

@@ -26,7 +26,8 @@
 //! - `claude_cluster_heartbeat_failures_total{node}` (counter): heartbeats this host could
 //!   not put.
 //! - `claude_cluster_connected{node}` (gauge): 1 while this host's connection to the NATS
-//!   server is up, 0 while it is down (set when it changes, within 50 ms).
+//!   server is up, 0 while it is down (set when it changes, within 50 ms, and at each
+//!   `GET /metrics`).
 
 use metrics::{counter, gauge, histogram, SharedString, Unit};
 
