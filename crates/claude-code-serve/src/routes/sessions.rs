@@ -291,7 +291,7 @@ pub(crate) async fn list(
         (status = 200, description = "The session (in a cluster, as its owner describes it)", body = SessionObject),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 404, description = "No such session for this tenant", body = ErrorBody),
-        (status = 503, description = "In a cluster, when another member holds the session: `owner_unavailable` (it does not answer), `cluster_unavailable` (NATS does not answer)", body = ErrorBody),
+        (status = 503, description = "In a cluster, when another member holds the session: `owner_unavailable` (it does not answer), `cluster_unavailable` (NATS does not answer); when this host holds it: `lease_unconfirmed` (it could not renew the lease in time, e.g. NATS is down)", body = ErrorBody),
     ))]
 pub(crate) async fn get(
     State(state): State<Arc<AppState>>,
@@ -311,7 +311,7 @@ pub(crate) async fn get(
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 403, description = "Needs write scope", body = ErrorBody),
         (status = 404, description = "No such session for this tenant", body = ErrorBody),
-        (status = 503, description = "In a cluster, when another member holds the session: `owner_unavailable` (it does not answer), `cluster_unavailable` (NATS does not answer)", body = ErrorBody),
+        (status = 503, description = "In a cluster, when another member holds the session: `owner_unavailable` (it does not answer), `cluster_unavailable` (NATS does not answer; also for a session this host holds, whose lease and checkpoint could not be released)", body = ErrorBody),
     ))]
 pub(crate) async fn delete(
     State(state): State<Arc<AppState>>,
@@ -362,7 +362,7 @@ async fn release(state: &AppState, tenant: &str, name: &str) {
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 404, description = "No such session for this tenant", body = ErrorBody),
         (status = 500, description = "The stored transcript is unreadable", body = ErrorBody),
-        (status = 503, description = "In a cluster, when another member holds the session: `owner_unavailable` (it does not answer), `cluster_unavailable` (NATS does not answer)", body = ErrorBody),
+        (status = 503, description = "In a cluster, when another member holds the session: `owner_unavailable` (it does not answer), `cluster_unavailable` (NATS does not answer); when this host holds it: `lease_unconfirmed` (it could not renew the lease in time, e.g. NATS is down)", body = ErrorBody),
     ))]
 pub(crate) async fn transcript(
     State(state): State<Arc<AppState>>,

@@ -352,7 +352,7 @@ async fn turn_error(state: &AppState, turn: &Turn, e: claude_code::Error) -> Api
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 403, description = "Needs write scope", body = ErrorBody),
         (status = 404, description = "No such session for this tenant", body = ErrorBody),
-        (status = 503, description = "The session's CLI is gone (`resource_limit`: it hit a resource limit); in a cluster, when another member holds the session: `owner_unavailable` (it does not answer), `cluster_unavailable` (NATS does not answer)", body = ErrorBody),
+        (status = 503, description = "The session's CLI is gone (`resource_limit`: it hit a resource limit); in a cluster, when another member holds the session: `owner_unavailable` (it does not answer), `cluster_unavailable` (NATS does not answer); when this host holds it: `lease_unconfirmed` (it could not renew the lease in time, e.g. NATS is down)", body = ErrorBody),
     ))]
 pub(crate) async fn interrupt(
     State(state): State<Arc<AppState>>,
