@@ -827,3 +827,82 @@ async fn a_turn_answered_during_an_outage_is_checkpointed_once_nats_is_back_and_
     eprintln!("after the outage: crash -> B answered the session in {failed_over:?}");
     b.shutdown().await.expect("b stops");
 }
+
+#[tokio::test]
+async fn leases_after_a_restart_of_nats_a_lost_revision_is_retaken_and_others_wait_out_the_grace() {
+    use claude_code_serve::cluster::{Claim, ClusterError};
+    let mut nats = NatsServer::start();
+    // Leases::connect watches its connection with a grace of one lease (1 s here).
+    let lease = Duration::from_secs(1);
+    let a = Leases::connect(&nats.url(), "node-a", lease)
+        .await
+        .expect("a");
+    let a_again = Leases::connect(&nats.url(), "node-a", lease)
+        .await
+        .expect("a'");
+    let b = Leases::connect(&nats.url(), "node-b", lease)
+        .await
+        .expect("b");
+    assert_eq!(a.claim("acme", "s1").await.expect("claim"), Claim::Won);
+    // A write of A's whose answer A never saw (lost with the connection, or a server
+    // killed before it stored A's last write): the lease still names A at a revision A
+    // does not know. A's renewal re-takes it instead of calling it lost.
+    assert_eq!(
+        a_again.claim("acme", "s1").await.expect("claim"),
+        Claim::Won
+    );
+    a.renew("acme", "s1").await.expect("A renews its own lease");
+    let key = claude_code_serve::cluster::owner_key("acme", "s1");
+    assert!(a.holds(&key) && !a.lost(&key) && !a.unconfirmed(&key));
+
+    // NATS down past the lease: every operation fails at once, typed.
+    nats.kill();
+    let t = Instant::now();
+    let down = eventually(Duration::from_secs(2), "B to see NATS gone", || async {
+        match b.owner("acme", "s1").await {
+            Err(e @ ClusterError::Unreachable { .. }) => Ok(e),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(down.to_string().contains("unreachable"), "{down}");
+    eventually(Duration::from_secs(3), "A's lease to run out", || async {
+        if a.unconfirmed(&key) {
+            Ok(())
+        } else {
+            Err("confirmed")
+        }
+    })
+    .await;
+    nats.restart();
+    // B is back first: A's lease has expired, but B may not take it over within its
+    // grace (A may still be reconnecting).
+    let unsettled = eventually(Duration::from_secs(5), "B to reach NATS again", || async {
+        match b.claim("acme", "s1").await {
+            Err(e @ ClusterError::Unsettled { .. }) => Ok(e),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert!(unsettled.to_string().contains("node-a"), "{unsettled}");
+    // A renews (the revision it wrote last is still the lease's): confirmed again, and B
+    // then finds it held.
+    eventually(Duration::from_secs(5), "A to renew", || async {
+        a.renew("acme", "s1").await.map_err(|e| e.to_string())
+    })
+    .await;
+    assert!(!a.unconfirmed(&key));
+    let held = eventually(Duration::from_secs(5), "B to see A's lease", || async {
+        match b.claim("acme", "s1").await {
+            Ok(Claim::Held(l)) => Ok(l),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(held.owner, "node-a");
+}

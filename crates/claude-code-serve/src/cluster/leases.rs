@@ -104,6 +104,18 @@ impl Leases {
         self.link.as_ref().map_or(Ok(()), super::Link::check)
     }
 
+    /// Runs `op` unless the connection is down, and gives it up as soon as the
+    /// connection drops (its answer would be lost): [`ClusterError::Unreachable`] then.
+    async fn guarded<T>(
+        &self,
+        op: impl std::future::Future<Output = Result<T, ClusterError>>,
+    ) -> Result<T, ClusterError> {
+        match &self.link {
+            Some(link) => link.guard(op).await,
+            None => op.await,
+        }
+    }
+
     fn fresh(&self) -> Result<bytes_value::Value, ClusterError> {
         let lease = Lease {
             owner: self.node.clone(),
@@ -220,71 +232,82 @@ impl Leases {
 
     /// The current lease of a session, if any (expired ones included).
     pub async fn owner(&self, tenant: &str, session: &str) -> Result<Option<Lease>, ClusterError> {
-        self.online()?;
-        let key = owner_key(tenant, session);
-        match self
-            .kv
-            .entry(key.as_str())
-            .await
-            .map_err(ClusterError::kv)?
-        {
-            Some(e) if e.operation == Operation::Put => Ok(Some(bytes_value::decode(&e.value)?)),
-            _ => Ok(None),
-        }
+        self.guarded(async {
+            self.online()?;
+            let key = owner_key(tenant, session);
+            match self
+                .kv
+                .entry(key.as_str())
+                .await
+                .map_err(ClusterError::kv)?
+            {
+                Some(e) if e.operation == Operation::Put => {
+                    Ok(Some(bytes_value::decode(&e.value)?))
+                }
+                _ => Ok(None),
+            }
+        })
+        .await
     }
 
     /// Every lease in the bucket (expired ones included), by key.
     pub async fn all(&self) -> Result<Vec<(String, Lease)>, ClusterError> {
-        use futures::TryStreamExt;
-        self.online()?;
-        let keys: Vec<String> = match self.kv.keys().await {
-            Ok(keys) => keys.try_collect().await.map_err(ClusterError::kv)?,
-            Err(e) => return Err(ClusterError::kv(e)),
-        };
-        let mut leases = Vec::with_capacity(keys.len());
-        for key in keys {
-            if let Some(e) = self
-                .kv
-                .entry(key.as_str())
-                .await
-                .map_err(ClusterError::kv)?
-            {
-                if e.operation == Operation::Put {
-                    leases.push((key, bytes_value::decode(&e.value)?));
+        self.guarded(async {
+            use futures::TryStreamExt;
+            self.online()?;
+            let keys: Vec<String> = match self.kv.keys().await {
+                Ok(keys) => keys.try_collect().await.map_err(ClusterError::kv)?,
+                Err(e) => return Err(ClusterError::kv(e)),
+            };
+            let mut leases = Vec::with_capacity(keys.len());
+            for key in keys {
+                if let Some(e) = self
+                    .kv
+                    .entry(key.as_str())
+                    .await
+                    .map_err(ClusterError::kv)?
+                {
+                    if e.operation == Operation::Put {
+                        leases.push((key, bytes_value::decode(&e.value)?));
+                    }
                 }
             }
-        }
-        Ok(leases)
+            Ok(leases)
+        })
+        .await
     }
 
     /// The leases of one tenant's sessions (expired ones included), by session name.
     pub async fn of_tenant(&self, tenant: &str) -> Result<Vec<(String, Lease)>, ClusterError> {
-        use futures::TryStreamExt;
-        self.online()?;
-        let prefix = owner_key(tenant, "");
-        let keys: Vec<String> = match self.kv.keys().await {
-            Ok(keys) => keys
-                .try_filter(|k| std::future::ready(k.starts_with(&prefix)))
-                .try_collect()
-                .await
-                .map_err(ClusterError::kv)?,
-            Err(e) => return Err(ClusterError::kv(e)),
-        };
-        let mut leases = Vec::with_capacity(keys.len());
-        for key in keys {
-            if let Some(e) = self
-                .kv
-                .entry(key.as_str())
-                .await
-                .map_err(ClusterError::kv)?
-            {
-                if e.operation == Operation::Put {
-                    let session = key[prefix.len()..].to_string();
-                    leases.push((session, bytes_value::decode(&e.value)?));
+        self.guarded(async {
+            use futures::TryStreamExt;
+            self.online()?;
+            let prefix = owner_key(tenant, "");
+            let keys: Vec<String> = match self.kv.keys().await {
+                Ok(keys) => keys
+                    .try_filter(|k| std::future::ready(k.starts_with(&prefix)))
+                    .try_collect()
+                    .await
+                    .map_err(ClusterError::kv)?,
+                Err(e) => return Err(ClusterError::kv(e)),
+            };
+            let mut leases = Vec::with_capacity(keys.len());
+            for key in keys {
+                if let Some(e) = self
+                    .kv
+                    .entry(key.as_str())
+                    .await
+                    .map_err(ClusterError::kv)?
+                {
+                    if e.operation == Operation::Put {
+                        let session = key[prefix.len()..].to_string();
+                        leases.push((session, bytes_value::decode(&e.value)?));
+                    }
                 }
             }
-        }
-        Ok(leases)
+            Ok(leases)
+        })
+        .await
     }
 
     /// Claims a session: wins a free key or an expired lease by compare-and-set, renews a
@@ -294,51 +317,54 @@ impl Leases {
     /// settled ([`ClusterError::Unsettled`] otherwise): right after NATS comes back, that
     /// member may not have reconnected and renewed it yet.
     pub async fn claim(&self, tenant: &str, session: &str) -> Result<Claim, ClusterError> {
-        self.online()?;
-        let key = owner_key(tenant, session);
-        let started = Instant::now();
-        let value = self.fresh()?;
-        match self.kv.create(key.as_str(), value.clone()).await {
-            Ok(revision) => {
-                self.hold(&key, revision, started);
-                return Ok(Claim::Won);
-            }
-            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {}
-            Err(e) => return Err(ClusterError::kv(e)),
-        }
-        let Some(entry) = self
-            .kv
-            .entry(key.as_str())
-            .await
-            .map_err(ClusterError::kv)?
-        else {
-            // Gone between the two calls (its owner released it): the caller may retry.
-            return Err(ClusterError::Contended { key });
-        };
-        let current: Lease = bytes_value::decode(&entry.value)?;
-        if current.owner != self.node && !current.expired_at(now_ms()) {
-            return Ok(Claim::Held(current));
-        }
-        if current.owner != self.node && self.link.as_ref().is_some_and(|l| !l.settled()) {
-            return Err(ClusterError::Unsettled {
-                key,
-                owner: current.owner,
-            });
-        }
-        match self.kv.update(key.as_str(), value, entry.revision).await {
-            Ok(revision) => {
-                self.hold(&key, revision, started);
-                Ok(Claim::Won)
-            }
-            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {
-                // Another claimer won this revision: report who holds it now.
-                match self.owner(tenant, session).await? {
-                    Some(lease) if lease.owner != self.node => Ok(Claim::Held(lease)),
-                    _ => Err(ClusterError::Contended { key }),
+        self.guarded(async {
+            self.online()?;
+            let key = owner_key(tenant, session);
+            let started = Instant::now();
+            let value = self.fresh()?;
+            match self.kv.create(key.as_str(), value.clone()).await {
+                Ok(revision) => {
+                    self.hold(&key, revision, started);
+                    return Ok(Claim::Won);
                 }
+                Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {}
+                Err(e) => return Err(ClusterError::kv(e)),
             }
-            Err(e) => Err(ClusterError::kv(e)),
-        }
+            let Some(entry) = self
+                .kv
+                .entry(key.as_str())
+                .await
+                .map_err(ClusterError::kv)?
+            else {
+                // Gone between the two calls (its owner released it): the caller may retry.
+                return Err(ClusterError::Contended { key });
+            };
+            let current: Lease = bytes_value::decode(&entry.value)?;
+            if current.owner != self.node && !current.expired_at(now_ms()) {
+                return Ok(Claim::Held(current));
+            }
+            if current.owner != self.node && self.link.as_ref().is_some_and(|l| !l.settled()) {
+                return Err(ClusterError::Unsettled {
+                    key,
+                    owner: current.owner,
+                });
+            }
+            match self.kv.update(key.as_str(), value, entry.revision).await {
+                Ok(revision) => {
+                    self.hold(&key, revision, started);
+                    Ok(Claim::Won)
+                }
+                Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {
+                    // Another claimer won this revision: report who holds it now.
+                    match self.owner(tenant, session).await? {
+                        Some(lease) if lease.owner != self.node => Ok(Claim::Held(lease)),
+                        _ => Err(ClusterError::Contended { key }),
+                    }
+                }
+                Err(e) => Err(ClusterError::kv(e)),
+            }
+        })
+        .await
     }
 
     /// Renews a lease this node holds, at the revision it last wrote. A
@@ -449,19 +475,22 @@ impl Leases {
         tenant: &str,
         session: &str,
     ) -> Result<Option<(Lease, u64)>, ClusterError> {
-        self.online()?;
-        let key = owner_key(tenant, session);
-        match self
-            .kv
-            .entry(key.as_str())
-            .await
-            .map_err(ClusterError::kv)?
-        {
-            Some(e) if e.operation == Operation::Put => {
-                Ok(Some((bytes_value::decode(&e.value)?, e.revision)))
+        self.guarded(async {
+            self.online()?;
+            let key = owner_key(tenant, session);
+            match self
+                .kv
+                .entry(key.as_str())
+                .await
+                .map_err(ClusterError::kv)?
+            {
+                Some(e) if e.operation == Operation::Put => {
+                    Ok(Some((bytes_value::decode(&e.value)?, e.revision)))
+                }
+                _ => Ok(None),
             }
-            _ => Ok(None),
-        }
+        })
+        .await
     }
 
     /// Releases a lease handed off at `revision` that no member took (a delete at that

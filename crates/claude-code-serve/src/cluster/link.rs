@@ -189,6 +189,23 @@ impl Link {
         self.grace
     }
 
+    /// Runs `op` unless the connection is down ([`ClusterError::Unreachable`] at once),
+    /// and gives it up as soon as the connection drops while it waits (its answer would
+    /// be lost with the connection), instead of waiting for its timeout.
+    pub(crate) async fn guard<T>(
+        &self,
+        op: impl std::future::Future<Output = Result<T, ClusterError>>,
+    ) -> Result<T, ClusterError> {
+        self.check()?;
+        let epoch = self.epoch();
+        tokio::select! {
+            done = op => done,
+            () = self.lost(epoch) => Err(ClusterError::Unreachable {
+                down: self.down_for().unwrap_or_default(),
+            }),
+        }
+    }
+
     /// Resolves when the connection drops or has dropped since it was at `epoch` (the
     /// messages in flight on it may be lost).
     pub(crate) async fn lost(&self, epoch: u64) {

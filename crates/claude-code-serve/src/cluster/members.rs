@@ -77,6 +77,18 @@ impl Members {
         self.link.as_ref().map_or(Ok(()), super::Link::check)
     }
 
+    /// Runs `op` unless the connection is down, and gives it up as soon as the
+    /// connection drops (its answer would be lost): [`ClusterError::Unreachable`] then.
+    async fn guarded<T>(
+        &self,
+        op: impl std::future::Future<Output = Result<T, ClusterError>>,
+    ) -> Result<T, ClusterError> {
+        match &self.link {
+            Some(link) => link.guard(op).await,
+            None => op.await,
+        }
+    }
+
     fn value(&self, load: Load) -> Result<bytes::Bytes, ClusterError> {
         bytes_value::encode(&Member {
             node: self.node.clone(),
@@ -154,36 +166,42 @@ impl Members {
 
     /// Whether `node` is a live member (its heartbeat has not expired).
     pub(super) async fn is_live(&self, node: &str) -> Result<bool, ClusterError> {
-        self.online()?;
-        match self.kv.entry(node).await.map_err(ClusterError::kv)? {
-            Some(e) => Ok(e.operation == Operation::Put),
-            None => Ok(false),
-        }
+        self.guarded(async {
+            self.online()?;
+            match self.kv.entry(node).await.map_err(ClusterError::kv)? {
+                Some(e) => Ok(e.operation == Operation::Put),
+                None => Ok(false),
+            }
+        })
+        .await
     }
 
     /// The live members, sorted by node name.
     pub(super) async fn list(&self) -> Result<Vec<Member>, ClusterError> {
-        self.online()?;
-        let keys: Vec<String> = match self.kv.keys().await {
-            Ok(keys) => keys.try_collect().await.map_err(ClusterError::kv)?,
-            Err(e) => return Err(ClusterError::kv(e)),
-        };
-        let mut members = Vec::with_capacity(keys.len());
-        for key in keys {
-            match self
-                .kv
-                .entry(key.as_str())
-                .await
-                .map_err(ClusterError::kv)?
-            {
-                Some(e) if e.operation == Operation::Put => {
-                    members.push(bytes_value::decode::<Member>(&e.value)?);
+        self.guarded(async {
+            self.online()?;
+            let keys: Vec<String> = match self.kv.keys().await {
+                Ok(keys) => keys.try_collect().await.map_err(ClusterError::kv)?,
+                Err(e) => return Err(ClusterError::kv(e)),
+            };
+            let mut members = Vec::with_capacity(keys.len());
+            for key in keys {
+                match self
+                    .kv
+                    .entry(key.as_str())
+                    .await
+                    .map_err(ClusterError::kv)?
+                {
+                    Some(e) if e.operation == Operation::Put => {
+                        members.push(bytes_value::decode::<Member>(&e.value)?);
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
-        }
-        members.sort_by(|a, b| a.node.cmp(&b.node));
-        Ok(members)
+            members.sort_by(|a, b| a.node.cmp(&b.node));
+            Ok(members)
+        })
+        .await
     }
 }
 
