@@ -18,15 +18,23 @@
 //! - `pools`: one host's pool of 2 CLIs without a cluster (`local`) against the same host
 //!   clustered, where every pool request is a job in the JetStream work queue; `JOBS`
 //!   jobs 8 at a time (jobs/s), then 30 one at a time (median and min latency).
+//! - `scaling`: how many live sessions one host holds against a cluster of three, when
+//!   each host admits `CAP` live CLIs (`Admission::max_live`: the stand-in for one
+//!   machine's memory, since the three hosts here share one machine). Sessions are made
+//!   and sent a turn through one host until it refuses; in the cluster, placement by
+//!   capacity spreads them. Printed: live sessions per setup and their spread, the time
+//!   to make them, and the turns/s of one round over all of them at once.
 //!
-//! `cargo bench -p claude-code-host-tests --bench cluster [-- latency|throughput|failover|pools]`
+//! `cargo bench -p claude-code-host-tests --bench cluster [-- latency|throughput|failover|pools|scaling]`
 //! (default: all). Environment: `TURNS` per path (default 40), `SESSIONS` (default 4),
-//! `ROUNDS` (default 5), `JOBS` (default 120). Under `cargo test` it does nothing.
+//! `ROUNDS` (default 5), `JOBS` (default 120), `CAP` (default 4). Under `cargo test` it
+//! does nothing.
 
 use std::time::{Duration, Instant};
 
 use std::path::Path;
 
+use claude_code::Admission;
 use claude_code_serve::{cluster::ClusterConfig, Host, HostConfig, PoolConfig};
 use claude_code_tests::{NatsServer, Reply, Script, TestEnv};
 use futures::StreamExt;
@@ -113,7 +121,7 @@ fn main() {
         .iter()
         .skip(1)
         .map(String::as_str)
-        .filter(|a| ["latency", "throughput", "failover", "pools"].contains(a))
+        .filter(|a| ["latency", "throughput", "failover", "pools", "scaling"].contains(a))
         .collect();
     let run = |part: &str| picked.is_empty() || picked.contains(&part);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -132,6 +140,9 @@ fn main() {
         }
         if run("pools") {
             pools(env_usize("JOBS", 120)).await;
+        }
+        if run("scaling") {
+            scaling(env_usize("CAP", 4)).await;
         }
     });
 }
@@ -385,4 +396,113 @@ async fn pools(jobs: usize) {
     }
     local.shutdown().await.expect("stop");
     clustered.shutdown().await.expect("stop");
+}
+
+/// A host that admits `cap` live CLIs, in the cluster when `nats` is given.
+async fn capped_host(env: &TestEnv, nats: Option<&NatsServer>, node: &str, cap: usize) -> Host {
+    let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+        .options(env.options())
+        .offline(false);
+    if let Some(nats) = nats {
+        config = config.cluster(
+            ClusterConfig::new(nats.url())
+                .node_name(node)
+                .heartbeat(Duration::from_millis(500)),
+        );
+    }
+    config.spares = 0;
+    config.admission = Some(
+        Admission::new()
+            .max_live(cap)
+            .wait_timeout(Duration::from_millis(500)),
+    );
+    Host::start(config).await.expect("host starts")
+}
+
+/// Makes sessions through `url` and sends each a turn, until one is refused: the
+/// sessions that answered, with their owners.
+async fn fill(client: &reqwest::Client, url: &str, limit: usize) -> Vec<(String, String)> {
+    let mut live = Vec::new();
+    for i in 0..limit {
+        let name = format!("sc{i}");
+        let r = client
+            .post(format!("{url}/v1/sessions"))
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .expect("create");
+        if r.status().as_u16() != 201 {
+            break;
+        }
+        let created: serde_json::Value = r.json().await.expect("json");
+        let owner = created["owner"].as_str().unwrap_or("-").to_string();
+        let r = client
+            .post(format!("{url}/v1/sessions/{name}/messages"))
+            .json(&json!({"prompt": "ping"}))
+            .send()
+            .await
+            .expect("turn");
+        if r.status().as_u16() != 200 {
+            break;
+        }
+        live.push((name, owner));
+    }
+    live
+}
+
+async fn scaling(cap: usize) {
+    let env = TestEnv::new(Script::new().fallback(Reply::text("pong"))).await;
+    let client = reqwest::Client::new();
+    let limit = cap * 3 + 2;
+    // One host.
+    let alone = capped_host(&env, None, "alone", cap).await;
+    let started = Instant::now();
+    let one = fill(&client, &alone.url(), limit).await;
+    let one_time = started.elapsed();
+    let one_rate = round(&client, &alone.url(), &one).await;
+    alone.shutdown().await.expect("stop");
+    // Three hosts, sessions made through the first.
+    let nats = NatsServer::start();
+    let mut hosts = Vec::new();
+    for node in ["host-a", "host-b", "host-c"] {
+        hosts.push(capped_host(&env, Some(&nats), node, cap).await);
+    }
+    let started = Instant::now();
+    let three = fill(&client, &hosts[0].url(), limit).await;
+    let three_time = started.elapsed();
+    let three_rate = round(&client, &hosts[0].url(), &three).await;
+    let spread: Vec<String> = ["host-a", "host-b", "host-c"]
+        .iter()
+        .map(|n| format!("{n} {}", three.iter().filter(|(_, o)| o == n).count()))
+        .collect();
+    for h in hosts {
+        h.shutdown().await.expect("stop");
+    }
+    println!(
+        "cluster scaling, {cap} live CLIs admitted per host (real CLI, mock API, one machine):"
+    );
+    println!(
+        "  one host   : {:3} live sessions (made and answered in {:5.1} s); one turn each at once: {:6.1} turns/s",
+        one.len(),
+        one_time.as_secs_f64(),
+        one_rate
+    );
+    println!(
+        "  three hosts: {:3} live sessions (made and answered in {:5.1} s; {}); one turn each at once through host-a: {:6.1} turns/s",
+        three.len(),
+        three_time.as_secs_f64(),
+        spread.join(", "),
+        three_rate
+    );
+    println!(
+        "  live sessions three/one: {:.2}x",
+        three.len() as f64 / one.len().max(1) as f64
+    );
+}
+
+/// One turn on each session at once, through `url`: turns per second.
+async fn round(client: &reqwest::Client, url: &str, sessions: &[(String, String)]) -> f64 {
+    let started = Instant::now();
+    futures::future::join_all(sessions.iter().map(|(name, _)| turn_on(client, url, name))).await;
+    sessions.len() as f64 / started.elapsed().as_secs_f64()
 }
