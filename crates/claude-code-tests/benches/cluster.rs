@@ -20,10 +20,11 @@
 //!   jobs 8 at a time (jobs/s), then 30 one at a time (median and min latency).
 //! - `scaling`: how many live sessions one host holds against a cluster of three, when
 //!   each host admits `CAP` live CLIs (`Admission::max_live`: the stand-in for one
-//!   machine's memory, since the three hosts here share one machine). Sessions are made
-//!   and sent a turn through one host until it refuses; in the cluster, placement by
-//!   capacity spreads them. Printed: live sessions per setup and their spread, the time
-//!   to make them, and the turns/s of one round over all of them at once.
+//!   machine's memory, since the three hosts here share one machine). `3 x CAP` sessions
+//!   are made through one host (in the cluster, placement by capacity spreads them), then
+//!   sent one turn each at once, three rounds: one host must hibernate and resume
+//!   sessions to stay within its cap, three hold them all live. Printed: live sessions
+//!   after the rounds, the spread, turns/s, and the ratios.
 //!
 //! `cargo bench -p claude-code-host-tests --bench cluster [-- latency|throughput|failover|pools|scaling]`
 //! (default: all). Environment: `TURNS` per path (default 40), `SESSIONS` (default 4),
@@ -419,11 +420,11 @@ async fn capped_host(env: &TestEnv, nats: Option<&NatsServer>, node: &str, cap: 
     Host::start(config).await.expect("host starts")
 }
 
-/// Makes sessions through `url` and sends each a turn, until one is refused: the
-/// sessions that answered, with their owners.
-async fn fill(client: &reqwest::Client, url: &str, limit: usize) -> Vec<(String, String)> {
-    let mut live = Vec::new();
-    for i in 0..limit {
+/// Makes `n` sessions through `url` (placement by capacity in a cluster) and sends each a
+/// turn: their names and owners.
+async fn fill(client: &reqwest::Client, url: &str, n: usize) -> Vec<(String, String)> {
+    let mut made = Vec::new();
+    for i in 0..n {
         let name = format!("sc{i}");
         let r = client
             .post(format!("{url}/v1/sessions"))
@@ -431,78 +432,95 @@ async fn fill(client: &reqwest::Client, url: &str, limit: usize) -> Vec<(String,
             .send()
             .await
             .expect("create");
-        if r.status().as_u16() != 201 {
-            break;
-        }
+        assert_eq!(r.status().as_u16(), 201);
         let created: serde_json::Value = r.json().await.expect("json");
         let owner = created["owner"].as_str().unwrap_or("-").to_string();
-        let r = client
-            .post(format!("{url}/v1/sessions/{name}/messages"))
-            .json(&json!({"prompt": "ping"}))
-            .send()
-            .await
-            .expect("turn");
-        if r.status().as_u16() != 200 {
-            break;
-        }
-        live.push((name, owner));
+        turn_on(client, url, &name).await;
+        made.push((name, owner));
     }
-    live
+    made
+}
+
+/// Sessions whose CLI is running, as the session list through `url` says.
+async fn live(client: &reqwest::Client, url: &str) -> usize {
+    let list: serde_json::Value = client
+        .get(format!("{url}/v1/sessions"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    list["sessions"]
+        .as_array()
+        .map_or(0, |s| s.iter().filter(|s| s["status"] == "live").count())
 }
 
 async fn scaling(cap: usize) {
     let env = TestEnv::new(Script::new().fallback(Reply::text("pong"))).await;
     let client = reqwest::Client::new();
-    let limit = cap * 3 + 2;
+    let n = cap * 3;
+    const ROUNDS: usize = 3;
     // One host.
     let alone = capped_host(&env, None, "alone", cap).await;
-    let started = Instant::now();
-    let one = fill(&client, &alone.url(), limit).await;
-    let one_time = started.elapsed();
-    let one_rate = round(&client, &alone.url(), &one).await;
+    fill(&client, &alone.url(), n).await;
+    let mut one_rates = Vec::new();
+    for _ in 0..ROUNDS {
+        one_rates.push(round(&client, &alone.url(), n).await);
+    }
+    let one_live = live(&client, &alone.url()).await;
     alone.shutdown().await.expect("stop");
-    // Three hosts, sessions made through the first.
+    // Three hosts, sessions made and sent through the first.
     let nats = NatsServer::start();
     let mut hosts = Vec::new();
     for node in ["host-a", "host-b", "host-c"] {
         hosts.push(capped_host(&env, Some(&nats), node, cap).await);
     }
-    let started = Instant::now();
-    let three = fill(&client, &hosts[0].url(), limit).await;
-    let three_time = started.elapsed();
-    let three_rate = round(&client, &hosts[0].url(), &three).await;
+    let made = fill(&client, &hosts[0].url(), n).await;
+    let mut three_rates = Vec::new();
+    for _ in 0..ROUNDS {
+        three_rates.push(round(&client, &hosts[0].url(), n).await);
+    }
+    let three_live = live(&client, &hosts[0].url()).await;
     let spread: Vec<String> = ["host-a", "host-b", "host-c"]
         .iter()
-        .map(|n| format!("{n} {}", three.iter().filter(|(_, o)| o == n).count()))
+        .map(|node| format!("{node} {}", made.iter().filter(|(_, o)| o == node).count()))
         .collect();
     for h in hosts {
         h.shutdown().await.expect("stop");
     }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     println!(
-        "cluster scaling, {cap} live CLIs admitted per host (real CLI, mock API, one machine):"
+        "cluster scaling, {n} sessions each sent one turn at once, {ROUNDS} rounds; {cap} live CLIs admitted per host (real CLI, mock API, one machine):"
     );
     println!(
-        "  one host   : {:3} live sessions (made and answered in {:5.1} s); one turn each at once: {:6.1} turns/s",
-        one.len(),
-        one_time.as_secs_f64(),
-        one_rate
+        "  one host   : {one_live:3} of {n} live after the rounds; {:6.1} turns/s (rounds {:?})",
+        mean(&one_rates),
+        one_rates
+            .iter()
+            .map(|r| (r * 10.0).round() / 10.0)
+            .collect::<Vec<_>>()
     );
     println!(
-        "  three hosts: {:3} live sessions (made and answered in {:5.1} s; {}); one turn each at once through host-a: {:6.1} turns/s",
-        three.len(),
-        three_time.as_secs_f64(),
+        "  three hosts: {three_live:3} of {n} live after the rounds (placed: {}); through host-a {:6.1} turns/s (rounds {:?})",
         spread.join(", "),
-        three_rate
+        mean(&three_rates),
+        three_rates.iter().map(|r| (r * 10.0).round() / 10.0).collect::<Vec<_>>()
     );
     println!(
-        "  live sessions three/one: {:.2}x",
-        three.len() as f64 / one.len().max(1) as f64
+        "  three/one: live sessions {:.2}x, turns/s {:.2}x",
+        three_live as f64 / one_live.max(1) as f64,
+        mean(&three_rates) / mean(&one_rates)
     );
 }
 
-/// One turn on each session at once, through `url`: turns per second.
-async fn round(client: &reqwest::Client, url: &str, sessions: &[(String, String)]) -> f64 {
+/// One turn on each of the `n` sessions at once, through `url`: turns per second.
+async fn round(client: &reqwest::Client, url: &str, n: usize) -> f64 {
     let started = Instant::now();
-    futures::future::join_all(sessions.iter().map(|(name, _)| turn_on(client, url, name))).await;
-    sessions.len() as f64 / started.elapsed().as_secs_f64()
+    futures::future::join_all((0..n).map(|i| {
+        let name = format!("sc{i}");
+        async move { turn_on(client, url, &name).await }
+    }))
+    .await;
+    n as f64 / started.elapsed().as_secs_f64()
 }
