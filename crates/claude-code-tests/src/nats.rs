@@ -18,6 +18,8 @@ pub struct NatsServer {
     port: u16,
     /// JetStream's store directory (removed on drop).
     store: tempfile::TempDir,
+    /// The directory of the configuration file, for [`NatsServer::start_with`].
+    _config: Option<tempfile::TempDir>,
 }
 
 impl std::fmt::Debug for NatsServer {
@@ -49,7 +51,27 @@ impl NatsServer {
     /// Starts a server with JetStream on a free loopback port and waits (bounded) until it
     /// accepts clients with JetStream on.
     pub fn start() -> NatsServer {
+        Self::launch(None)
+    }
+
+    /// As [`start`](Self::start), with a configuration file of `config` (nats-server's
+    /// format, e.g. `authorization { user: a, password: b }` or `tls { cert_file: ..,
+    /// key_file: .. }`) given with `-c`; the address, port and JetStream come from the
+    /// command line as for `start`.
+    pub fn start_with(config: &str) -> NatsServer {
+        let dir = tempfile::tempdir().expect("nats-server config dir");
+        let file = dir.path().join("nats-server.conf");
+        std::fs::write(&file, config).expect("write the nats-server config");
+        Self::launch(Some((dir, file)))
+    }
+
+    fn launch(config: Option<(tempfile::TempDir, PathBuf)>) -> NatsServer {
         let program = nats_server_program();
+        let (config_dir, config_file) = match config {
+            Some((dir, file)) => (Some(dir), Some(file)),
+            None => (None, None),
+        };
+        let mut config_dir = config_dir;
         let mut store = tempfile::tempdir().expect("JetStream store dir");
         // A port the kernel just handed out; a rare collision fails the start and is
         // retried with another.
@@ -58,7 +80,11 @@ impl NatsServer {
                 .and_then(|l| l.local_addr())
                 .expect("a free port")
                 .port();
-            let child = Command::new(&program)
+            let mut command = Command::new(&program);
+            if let Some(file) = &config_file {
+                command.arg("-c").arg(file);
+            }
+            let child = command
                 .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
                 .arg(store.path())
                 .stdin(Stdio::null())
@@ -66,7 +92,12 @@ impl NatsServer {
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-            let mut server = NatsServer { child, port, store };
+            let mut server = NatsServer {
+                child,
+                port,
+                store,
+                _config: config_dir.take(),
+            };
             if server.wait_ready(Duration::from_secs(10)) {
                 return server;
             }
@@ -76,6 +107,7 @@ impl NatsServer {
                 &mut server.store,
                 tempfile::tempdir().expect("JetStream store dir"),
             );
+            config_dir = server._config.take();
         }
         panic!("nats-server did not come up with JetStream on loopback after 5 tries");
     }

@@ -90,7 +90,8 @@ impl SecretSource {
             },
             SecretSource::File(path) => {
                 warn_if_shared(path, what);
-                std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?
+                std::fs::read_to_string(path)
+                    .map_err(|e| fail(format!("{e}; check [cluster] {what}_file")))?
             }
             SecretSource::Value(secret) => secret.expose().to_string(),
         };
@@ -217,7 +218,7 @@ pub fn check_url(url: &str) -> Result<(), ClusterError> {
         .strip_prefix("nats://")
         .or_else(|| url.strip_prefix("tls://"))
         .ok_or_else(|| {
-            invalid("expected nats://HOST:PORT (or tls://HOST:PORT to require TLS)")
+            invalid("expected a NATS server URL like nats://127.0.0.1:4222 (or tls://HOST:PORT to require TLS)")
         })?;
     if rest.contains('@') {
         return Err(invalid(
