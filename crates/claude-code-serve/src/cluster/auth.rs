@@ -356,6 +356,32 @@ pub(crate) async fn connect(
     }
 }
 
+/// What [`probe`] learnt of the NATS server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Probe {
+    /// The server's version (`INFO`).
+    pub version: String,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+    /// Whether the server asked for credentials.
+    pub auth_required: bool,
+}
+
+/// Connects once with `config`'s URL, credentials and TLS, as a host would, then closes:
+/// for `claude-code doctor`. The same typed errors as a host's start.
+pub async fn probe(config: &ClusterConfig) -> Result<Probe, ClusterError> {
+    let client = connect(config, "doctor").await?;
+    let info = client.server_info();
+    let probe = Probe {
+        version: info.version,
+        tls: info.tls_required || config.tls.required_by(&config.url).is_some(),
+        auth_required: info.auth_required,
+    };
+    let _ = client.drain().await;
+    Ok(probe)
+}
+
 /// The [`ClusterError`] for a failed first connection.
 async fn classify(config: &ClusterConfig, e: &async_nats::ConnectError) -> ClusterError {
     let url = config.url.clone();
