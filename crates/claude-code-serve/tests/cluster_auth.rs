@@ -339,3 +339,141 @@ async fn tls_required_against_a_plain_server_is_refused() {
         .expect("joins without TLS");
     a.shutdown().await.expect("stops");
 }
+
+/// A NATS operator, an account with JetStream and a user of it, made in the test: the
+/// server's `operator` / `resolver_preload` configuration and the user's `.creds` text.
+mod jwt {
+    use data_encoding::BASE64URL_NOPAD;
+    use nkeys::KeyPair;
+    use serde_json::{json, Value};
+
+    fn encode(claims: Value, issuer: &KeyPair) -> String {
+        let header = BASE64URL_NOPAD.encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+        let body = BASE64URL_NOPAD.encode(claims.to_string().as_bytes());
+        let signing_input = format!("{header}.{body}");
+        let signature = issuer.sign(signing_input.as_bytes()).expect("sign");
+        format!("{signing_input}.{}", BASE64URL_NOPAD.encode(&signature))
+    }
+
+    fn claims(name: &str, issuer: &KeyPair, subject: &KeyPair, nats: Value) -> Value {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        json!({
+            "jti": format!("{name}-{now}"),
+            "iat": now,
+            "iss": issuer.public_key(),
+            "name": name,
+            "sub": subject.public_key(),
+            "nats": nats,
+        })
+    }
+
+    /// `(server configuration, creds text of the user)`; `other` gives a user of an
+    /// account the server does not know.
+    pub fn operator_account_user() -> (String, String, String) {
+        let operator = KeyPair::new_operator();
+        let account = KeyPair::new_account();
+        // JetStream in operator mode needs a system account.
+        let system = KeyPair::new_account();
+        let op_jwt = encode(
+            claims(
+                "op",
+                &operator,
+                &operator,
+                json!({"type": "operator", "version": 2, "system_account": system.public_key()}),
+            ),
+            &operator,
+        );
+        let sys_jwt = encode(
+            claims(
+                "SYS",
+                &operator,
+                &system,
+                json!({"type": "account", "version": 2,
+                       "limits": {"subs": -1, "data": -1, "payload": -1, "imports": -1,
+                                  "exports": -1, "wildcards": true, "conn": -1, "leaf": -1}}),
+            ),
+            &operator,
+        );
+        let acc_jwt = encode(
+            claims(
+                "claude",
+                &operator,
+                &account,
+                json!({
+                    "type": "account", "version": 2,
+                    "limits": {
+                        "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+                        "wildcards": true, "conn": -1, "leaf": -1,
+                        "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1
+                    },
+                    "default_permissions": {"pub": {}, "sub": {}}
+                }),
+            ),
+            &operator,
+        );
+        let creds = |account: &KeyPair| {
+            let user = KeyPair::new_user();
+            let jwt = encode(
+                claims(
+                    "host",
+                    account,
+                    &user,
+                    json!({"type": "user", "version": 2, "pub": {}, "sub": {},
+                           "subs": -1, "data": -1, "payload": -1}),
+                ),
+                account,
+            );
+            format!(
+                "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n\
+                 ************************* IMPORTANT *************************\n\
+                 NKEY Seed printed below can be used to sign and prove identity.\n\n\
+                 -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+                user.seed().expect("seed")
+            )
+        };
+        let server = format!(
+            "operator: \"{op_jwt}\"\nsystem_account: {sys}\nresolver: MEMORY\nresolver_preload: {{\n  {acc}: \"{acc_jwt}\"\n  {sys}: \"{sys_jwt}\"\n}}\n",
+            acc = account.public_key(),
+            sys = system.public_key(),
+        );
+        let user = creds(&account);
+        let stranger = creds(&KeyPair::new_account());
+        (server, user, stranger)
+    }
+}
+
+#[tokio::test]
+async fn a_creds_file_joins_and_a_user_of_another_account_is_refused() {
+    let env = TestEnv::new(Script::new().fallback(Reply::text("routed ok"))).await;
+    let (server, user, stranger) = jwt::operator_account_user();
+    let nats = NatsServer::start_with(&server);
+    let dir = tempfile::tempdir().expect("dir");
+    let creds = dir.path().join("host.creds");
+    std::fs::write(&creds, &user).expect("write creds");
+    let seed = user
+        .lines()
+        .find(|l| l.starts_with("SU"))
+        .expect("a seed line")
+        .to_string();
+    let with = |file: &std::path::Path| {
+        ClusterConfig::new(nats.url()).auth(NatsAuth::Creds(file.to_path_buf()))
+    };
+    let a = host(&env, with(&creds).node_name("auth-a"))
+        .await
+        .expect("A joins with the creds file");
+    let b = host(&env, with(&creds).node_name("auth-b"))
+        .await
+        .expect("B joins with the creds file");
+    two_hosts_route_a_turn(&a, &b, &seed).await;
+
+    let other = dir.path().join("other.creds");
+    std::fs::write(&other, &stranger).expect("write creds");
+    let e = refused(&env, with(&other).node_name("auth-c"), &[&seed]).await;
+    assert!(matches!(e, ClusterError::AuthRefused { .. }), "{e:?}");
+    assert!(e.to_string().contains("the credentials file"), "{e}");
+    b.shutdown().await.expect("B stops");
+    a.shutdown().await.expect("A stops");
+}
