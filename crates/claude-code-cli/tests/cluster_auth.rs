@@ -113,11 +113,7 @@ async fn refused(env: &TestEnv, nats_url: &str, token: &str, flags: &[&str]) -> 
     assert!(!out.status.success(), "serve started: {}", stdout(&out));
     assert!(took < Duration::from_secs(10), "refused after {took:?}");
     let err = stderr(&out);
-    assert!(
-        !stdout(&out).contains("listening on"),
-        "{}",
-        stdout(&out)
-    );
+    assert!(!stdout(&out).contains("listening on"), "{}", stdout(&out));
     err
 }
 
@@ -179,8 +175,14 @@ async fn a_token_from_the_environment_joins_and_shows_nowhere() {
     let out = run(&mut cmd, &["config"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let shown = format!("{}{}", stdout(&out), stderr(&out));
-    assert!(shown.contains("cluster.token_env = \"NATS_TOKEN\""), "{shown}");
-    assert!(shown.contains("# cluster token: NATS_TOKEN is set"), "{shown}");
+    assert!(
+        shown.contains("cluster.token_env = \"NATS_TOKEN\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("# cluster token: NATS_TOKEN is set"),
+        "{shown}"
+    );
     assert!(!shown.contains(TOKEN), "{shown}");
     let row = doctor_row(&env, &nats.url(), TOKEN).await;
     assert!(row.starts_with("✓ cluster NATS"), "{row}");
@@ -214,7 +216,10 @@ async fn a_wrong_token_tls_against_a_plain_server_or_credentials_in_the_url_stop
     let err = refused(&env, &nats.url(), "tok-wrong-77", &[]).await;
     assert!(err.contains("refused this host's credentials"), "{err}");
     assert!(err.contains("the token from $NATS_TOKEN"), "{err}");
-    assert!(!err.contains("tok-wrong-77") && !err.contains(TOKEN), "{err}");
+    assert!(
+        !err.contains("tok-wrong-77") && !err.contains(TOKEN),
+        "{err}"
+    );
 
     let row = doctor_row(&env, &nats.url(), "tok-wrong-77").await;
     assert!(row.starts_with("✗ cluster NATS"), "{row}");

@@ -28,7 +28,9 @@ async fn host(env: &TestEnv, cluster: ClusterConfig) -> Result<Host, ServeError>
 /// timeout (no retry loop) and to show none of `secrets`.
 async fn refused(env: &TestEnv, cluster: ClusterConfig, secrets: &[&str]) -> ClusterError {
     let started = Instant::now();
-    let err = host(env, cluster).await.expect_err("the host refuses to start");
+    let err = host(env, cluster)
+        .await
+        .expect_err("the host refuses to start");
     let took = started.elapsed();
     assert!(
         took < claude_code_serve::cluster::CONNECT_TIMEOUT + Duration::from_secs(3),
@@ -165,14 +167,27 @@ async fn user_and_password_right_joins_wrong_or_none_is_refused() {
     )
     .await;
     assert!(
-        matches!(e, ClusterError::Secret { what: "password", .. }),
+        matches!(
+            e,
+            ClusterError::Secret {
+                what: "password",
+                ..
+            }
+        ),
         "{e:?}"
     );
     assert!(e.to_string().contains("absent"), "{e}");
 
     // Credentials in the URL are refused, and not repeated.
-    let url = nats.url().replace("nats://", &format!("nats://claude:{PASSWORD}@"));
-    let e = refused(&env, ClusterConfig::new(url).node_name("auth-c"), &[PASSWORD]).await;
+    let url = nats
+        .url()
+        .replace("nats://", &format!("nats://claude:{PASSWORD}@"));
+    let e = refused(
+        &env,
+        ClusterConfig::new(url).node_name("auth-c"),
+        &[PASSWORD],
+    )
+    .await;
     assert!(matches!(e, ClusterError::InvalidUrl { .. }), "{e:?}");
     b.shutdown().await.expect("B stops");
     a.shutdown().await.expect("A stops");
@@ -201,7 +216,10 @@ async fn a_token_joins_and_a_wrong_token_is_refused() {
     )
     .await;
     assert!(matches!(e, ClusterError::AuthRefused { .. }), "{e:?}");
-    assert!(e.to_string().contains("the token from the value given"), "{e}");
+    assert!(
+        e.to_string().contains("the token from the value given"),
+        "{e}"
+    );
     a.shutdown().await.expect("stops");
 }
 
@@ -249,7 +267,12 @@ async fn tls_with_the_ca_joins_an_untrusted_certificate_is_refused() {
     two_hosts_route_a_turn(&a, &b, "-----BEGIN").await;
 
     // Without the CA (the system's roots) and with another CA: not trusted.
-    let e = refused(&env, ClusterConfig::new(tls_url.clone()).node_name("auth-c"), &[]).await;
+    let e = refused(
+        &env,
+        ClusterConfig::new(tls_url.clone()).node_name("auth-c"),
+        &[],
+    )
+    .await;
     assert!(matches!(e, ClusterError::TlsUntrusted { .. }), "{e:?}");
     assert!(e.to_string().contains("tls_ca"), "{e}");
     let other = TestPki::new("other");
@@ -275,9 +298,11 @@ async fn mutual_tls_joins_with_a_client_certificate_and_is_refused_without() {
     let client = pki.client("host-a");
     let a = host(
         &env,
-        ClusterConfig::new(url.clone())
-            .node_name("mtls-a")
-            .tls(NatsTls::default().ca(pki.ca_file()).client_cert(&client.cert, &client.key)),
+        ClusterConfig::new(url.clone()).node_name("mtls-a").tls(
+            NatsTls::default()
+                .ca(pki.ca_file())
+                .client_cert(&client.cert, &client.key),
+        ),
     )
     .await
     .expect("joins with a client certificate");
@@ -296,9 +321,11 @@ async fn mutual_tls_joins_with_a_client_certificate_and_is_refused_without() {
     let stranger = stranger_ca.client("host-b");
     let e = refused(
         &env,
-        ClusterConfig::new(url)
-            .node_name("mtls-b")
-            .tls(NatsTls::default().ca(pki.ca_file()).client_cert(&stranger.cert, &stranger.key)),
+        ClusterConfig::new(url).node_name("mtls-b").tls(
+            NatsTls::default()
+                .ca(pki.ca_file())
+                .client_cert(&stranger.cert, &stranger.key),
+        ),
         &[],
     )
     .await;
@@ -317,7 +344,13 @@ async fn tls_required_against_a_plain_server_is_refused() {
     )
     .await;
     assert!(
-        matches!(e, ClusterError::TlsUnavailable { why: "a tls:// URL", .. }),
+        matches!(
+            e,
+            ClusterError::TlsUnavailable {
+                why: "a tls:// URL",
+                ..
+            }
+        ),
         "{e:?}"
     );
     assert!(e.to_string().contains("does not offer TLS"), "{e}");
@@ -330,7 +363,13 @@ async fn tls_required_against_a_plain_server_is_refused() {
     )
     .await;
     assert!(
-        matches!(e, ClusterError::TlsUnavailable { why: "[cluster] tls = true", .. }),
+        matches!(
+            e,
+            ClusterError::TlsUnavailable {
+                why: "[cluster] tls = true",
+                ..
+            }
+        ),
         "{e:?}"
     );
     // The same host without TLS joins: the server is fine, only TLS was missing.

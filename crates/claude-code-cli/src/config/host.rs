@@ -581,12 +581,17 @@ impl FileCluster {
         let password = source(&self.password_env, &self.password_file, "password")?;
         let token = source(&self.token_env, &self.token_file, "token")?;
         let spans = [
-            self.creds_file.as_ref().map(|c| ("creds_file", c.span().start)),
+            self.creds_file
+                .as_ref()
+                .map(|c| ("creds_file", c.span().start)),
             self.user.as_ref().map(|u| ("user", u.span().start)),
             self.token_env
                 .as_ref()
                 .map(|t| ("token_env", t.span().start))
-                .or(self.token_file.as_ref().map(|t| ("token_file", t.span().start))),
+                .or(self
+                    .token_file
+                    .as_ref()
+                    .map(|t| ("token_file", t.span().start))),
         ];
         let methods: Vec<(&str, usize)> = spans.into_iter().flatten().collect();
         if let [(first, _), (second, offset), ..] = methods[..] {
@@ -627,10 +632,16 @@ impl FileCluster {
                 tls = tls.client_cert(base.join(c.get_ref()), base.join(k.get_ref()));
             }
             (Some(c), None) => {
-                return Err(at(c.span().start, "a client certificate needs its key: set tls_key"))
+                return Err(at(
+                    c.span().start,
+                    "a client certificate needs its key: set tls_key",
+                ))
             }
             (None, Some(k)) => {
-                return Err(at(k.span().start, "a client key needs its certificate: set tls_cert"))
+                return Err(at(
+                    k.span().start,
+                    "a client key needs its certificate: set tls_cert",
+                ))
             }
             (None, None) => {}
         }
@@ -1096,12 +1107,12 @@ impl Config {
                 NatsAuth::UserPassword { user, .. } => Some(user.clone()),
                 _ => None,
             },
-            "cluster.password_env" | "cluster.password_file" | "cluster.token_env"
+            "cluster.password_env"
+            | "cluster.password_file"
+            | "cluster.token_env"
             | "cluster.token_file" => {
                 let source = match &h.cluster.auth {
-                    NatsAuth::UserPassword { password, .. } if key.contains("password") => {
-                        password
-                    }
+                    NatsAuth::UserPassword { password, .. } if key.contains("password") => password,
                     NatsAuth::Token(token) if key.contains("token") => token,
                     _ => return None,
                 };
@@ -1695,19 +1706,25 @@ jsonl = "audit/events.jsonl"
             }
         );
         assert!(!cluster.tls.required, "tls = true was not written");
-        assert_eq!(cluster.tls.ca, Some(d.path().join("ca.pem")), "relative to the file");
+        assert_eq!(
+            cluster.tls.ca,
+            Some(d.path().join("ca.pem")),
+            "relative to the file"
+        );
         assert_eq!(cluster.tls.cert, Some(PathBuf::from("/etc/c.pem")));
         assert_eq!(cluster.tls.key, Some(d.path().join("k.pem")));
-        assert_eq!(c.value("cluster.password_env").as_deref(), Some("NATS_PASSWORD"));
+        assert_eq!(
+            c.value("cluster.password_env").as_deref(),
+            Some("NATS_PASSWORD")
+        );
         assert_eq!(c.value("cluster.password_file"), None);
         assert_eq!(c.value("cluster.token_env"), None);
         assert_eq!(c.value("cluster.user").as_deref(), Some("web"));
         assert_eq!(c.value("cluster.tls").as_deref(), Some("false"));
         assert_eq!(c.origin("cluster.user"), Origin::File(path.clone()));
 
-        let (d, path) = write(
-            "[cluster]\nurl = \"nats://h:1\"\ntoken_file = \"secrets/tok\"\ntls = true\n",
-        );
+        let (d, path) =
+            write("[cluster]\nurl = \"nats://h:1\"\ntoken_file = \"secrets/tok\"\ntls = true\n");
         let c = load(&path, &[]).expect("config");
         let cluster = c.host.cluster.to_config().expect("clustered");
         assert_eq!(
@@ -1725,9 +1742,16 @@ jsonl = "audit/events.jsonl"
         // A secret in the file is refused, and the message does not repeat it.
         for key in ["password", "token"] {
             let text = format!("[cluster]\n{key} = \"hunter2\"\n");
-            fails_at(&text, 2, &format!("cluster.{key}"), "not written in claude-code.toml");
+            fails_at(
+                &text,
+                2,
+                &format!("cluster.{key}"),
+                "not written in claude-code.toml",
+            );
             let (_d, path) = write(&text);
-            let err = load(&path, &[]).expect_err("secret in the file").to_string();
+            let err = load(&path, &[])
+                .expect_err("secret in the file")
+                .to_string();
             assert!(!err.contains("hunter2"), "{err}");
         }
         fails_at(
@@ -1737,7 +1761,9 @@ jsonl = "audit/events.jsonl"
             "credentials in the URL",
         );
         let (_d, path) = write("[cluster]\nurl = \"nats://web:hunter2@h:1\"\n");
-        let err = load(&path, &[]).expect_err("credentials in the URL").to_string();
+        let err = load(&path, &[])
+            .expect_err("credentials in the URL")
+            .to_string();
         assert!(!err.contains("hunter2"), "{err}");
         fails_at(
             "[cluster]\nuser = \"web\"\n",

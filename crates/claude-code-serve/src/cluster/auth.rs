@@ -81,8 +81,8 @@ impl SecretSource {
                 Ok(v) => v,
                 Err(std::env::VarError::NotPresent) => {
                     return Err(fail(format!(
-                        "the environment variable {var} is not set; set it in the host's environment"
-                    )))
+                    "the environment variable {var} is not set; set it in the host's environment"
+                )))
                 }
                 Err(std::env::VarError::NotUnicode(_)) => {
                     return Err(fail(format!("the environment variable {var} is not UTF-8")))
@@ -133,7 +133,10 @@ impl NatsAuth {
             NatsAuth::None => "no credentials".to_string(),
             NatsAuth::Creds(path) => format!("the credentials file {}", path.display()),
             NatsAuth::UserPassword { user, password } => {
-                format!("user {user:?} with the password from {}", password.describe())
+                format!(
+                    "user {user:?} with the password from {}",
+                    password.describe()
+                )
             }
             NatsAuth::Token(token) => format!("the token from {}", token.describe()),
         }
@@ -502,14 +505,14 @@ mod tests {
 
     #[test]
     fn urls_with_credentials_are_refused_without_repeating_them() {
-        check_url("nats://127.0.0.1:4222").unwrap();
-        check_url("tls://nats.internal:4222").unwrap();
+        check_url("nats://127.0.0.1:4222").expect("works");
+        check_url("tls://nats.internal:4222").expect("works");
         for bad in [
             "nats://me:hunter2@127.0.0.1:4222",
             "nats://s3cr3t-token@127.0.0.1:4222",
             "tls://me:hunter2@h:1",
         ] {
-            let e = check_url(bad).unwrap_err().to_string();
+            let e = check_url(bad).expect_err("fails").to_string();
             assert!(e.contains("credentials in the URL"), "{e}");
             assert!(!e.contains("hunter2") && !e.contains("s3cr3t"), "{e}");
             assert!(e.contains("***@"), "{e}");
@@ -521,10 +524,10 @@ mod tests {
 
     #[test]
     fn secrets_come_from_env_or_files_and_never_show() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("works");
         let file = dir.path().join("pw");
-        std::fs::write(&file, "from-a-file\n").unwrap();
-        let s = SecretSource::file(&file).read("password").unwrap();
+        std::fs::write(&file, "from-a-file\n").expect("works");
+        let s = SecretSource::file(&file).read("password").expect("works");
         assert_eq!(s.expose(), "from-a-file");
         assert!(!format!("{s:?}").contains("from-a-file"));
         let value = SecretSource::value("s3cr3t-value");
@@ -538,7 +541,7 @@ mod tests {
 
         let e = SecretSource::env("CLAUDE_CODE_TEST_SURELY_UNSET_VAR")
             .read("password")
-            .unwrap_err()
+            .expect_err("fails")
             .to_string();
         assert!(
             e.contains("CLAUDE_CODE_TEST_SURELY_UNSET_VAR is not set"),
@@ -546,13 +549,13 @@ mod tests {
         );
         let e = SecretSource::file(dir.path().join("missing"))
             .read("token")
-            .unwrap_err()
+            .expect_err("fails")
             .to_string();
         assert!(e.contains("token") && e.contains("missing"), "{e}");
-        std::fs::write(&file, "\n").unwrap();
+        std::fs::write(&file, "\n").expect("works");
         let e = SecretSource::file(&file)
             .read("token")
-            .unwrap_err()
+            .expect_err("fails")
             .to_string();
         assert!(e.contains("empty"), "{e}");
     }
@@ -562,7 +565,10 @@ mod tests {
         assert_eq!(NatsTls::default().required_by("nats://h:1"), None);
         assert!(NatsTls::default().required_by("tls://h:1").is_some());
         assert!(NatsTls::required().required_by("nats://h:1").is_some());
-        assert!(NatsTls::default().ca("ca.pem").required_by("nats://h:1").is_some());
+        assert!(NatsTls::default()
+            .ca("ca.pem")
+            .required_by("nats://h:1")
+            .is_some());
         assert!(NatsTls::default()
             .client_cert("c.pem", "k.pem")
             .required_by("nats://h:1")
@@ -571,24 +577,27 @@ mod tests {
 
     #[tokio::test]
     async fn missing_or_wrong_files_are_named() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("works");
         let not_pem = dir.path().join("ca.pem");
-        std::fs::write(&not_pem, "hello").unwrap();
+        std::fs::write(&not_pem, "hello").expect("works");
         let config = ClusterConfig::new("nats://127.0.0.1:1").tls(NatsTls::default().ca(&not_pem));
-        let e = options(&config, "n").await.unwrap_err();
-        assert!(matches!(e, ClusterError::TlsFile { key: "tls_ca", .. }), "{e}");
+        let e = options(&config, "n").await.expect_err("fails");
+        assert!(
+            matches!(e, ClusterError::TlsFile { key: "tls_ca", .. }),
+            "{e}"
+        );
         assert!(e.to_string().contains("ca.pem"), "{e}");
 
         let config = ClusterConfig::new("nats://127.0.0.1:1")
             .auth(NatsAuth::Creds(dir.path().join("nope.creds")));
-        let e = options(&config, "n").await.unwrap_err();
+        let e = options(&config, "n").await.expect_err("fails");
         assert!(matches!(e, ClusterError::Credentials { .. }), "{e}");
         assert!(e.to_string().contains("nope.creds"), "{e}");
 
         let garbled = dir.path().join("bad.creds");
-        std::fs::write(&garbled, "not a creds file").unwrap();
+        std::fs::write(&garbled, "not a creds file").expect("works");
         let config = ClusterConfig::new("nats://127.0.0.1:1").auth(NatsAuth::Creds(garbled));
-        let e = options(&config, "n").await.unwrap_err();
+        let e = options(&config, "n").await.expect_err("fails");
         assert!(e.to_string().contains("cannot parse user JWT"), "{e}");
     }
 }

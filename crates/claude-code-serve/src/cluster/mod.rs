@@ -50,9 +50,7 @@ use async_nats::jetstream::{self, kv};
 use tokio::task::JoinHandle;
 
 pub use crate::placement::Placement;
-pub use auth::{
-    check_url, probe, NatsAuth, NatsTls, Probe, Secret, SecretSource, CONNECT_TIMEOUT,
-};
+pub use auth::{check_url, probe, NatsAuth, NatsTls, Probe, Secret, SecretSource, CONNECT_TIMEOUT};
 pub use checkpoints::{Checkpoint, TRANSCRIPTS_BUCKET};
 pub use jobs::{
     consumer_name, job_subject, Cancel, Claimed, Job, JobFrame, JobRecord, JobReply, Jobs,
