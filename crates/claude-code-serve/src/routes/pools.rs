@@ -122,8 +122,8 @@ pub(crate) async fn send_message(
         .ok_or_else(|| ApiError::not_found(format!("no pool named `{name}`")))?;
     let (prompt, permit) = admit_prompt(&state, &caller, &body).await?;
     let sse = wants_sse(&headers);
-    // In a cluster, a JSON request is a job any host serving the pool may take.
-    if let (Some(cluster), false) = (state.cluster(), sse) {
+    // In a cluster, a request is a job any host serving the pool may take.
+    if let Some(cluster) = state.cluster() {
         let cluster = cluster.clone();
         return crate::cluster_pools::submit(
             &state,
@@ -132,6 +132,7 @@ pub(crate) async fn send_message(
             &name,
             prompt,
             permit,
+            sse,
         )
         .await;
     }
