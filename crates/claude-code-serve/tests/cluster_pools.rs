@@ -474,6 +474,7 @@ async fn an_sse_pool_request_through_a_host_without_free_members_streams_from_an
     let names = |events: &[(String, Value)]| -> Vec<String> {
         events.iter().map(|(e, _)| e.clone()).collect()
     };
+    eprintln!("events: {:?}", names(&events));
     assert_eq!(names(&events), names(&local_events), "{events:?}");
     assert_eq!(events.last().map(|(e, _)| e.as_str()), Some("result"));
     assert_eq!(
@@ -750,4 +751,100 @@ async fn an_executor_killed_mid_stream_ends_the_stream_with_owner_lost_and_is_no
     );
     eprintln!("the streamed job failed {lost_after:?} after its executor was killed (heartbeat TTL 1.5 s)");
     b.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn an_sse_job_whose_executor_dies_before_its_first_message_is_redelivered_and_streams_whole()
+{
+    let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
+    let nats = NatsServer::start();
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let js = jetstream::new(client.clone());
+    let b = host(&env, &nats, "ghost-b", 1, 8).await;
+    let held = occupy(&env, &b, Duration::from_secs(2)).await;
+    // A "ghost" executor (no heartbeat: not a live member) takes the job while B's member
+    // is busy, claims it and says it started, then dies without a message.
+    let consumer: jetstream::consumer::PullConsumer = js
+        .get_consumer_from_stream(consumer_name("work"), "CLAUDE_JOBS")
+        .await
+        .expect("the pool's consumer");
+    let records = js.get_key_value("claude_jobs_done").await.expect("records");
+    let ghost = tokio::spawn(async move {
+        let mut batch = consumer
+            .batch()
+            .max_messages(1)
+            .expires(Duration::from_secs(20))
+            .messages()
+            .await
+            .expect("pull");
+        let msg = batch.next().await.expect("a job").expect("a job message");
+        let job: Job = serde_json::from_slice(&msg.payload).expect("a job");
+        let running = JobRecord::Running {
+            node: "ghost".into(),
+            attempt: 1,
+        };
+        records
+            .create(&job.id, serde_json::to_vec(&running).expect("json").into())
+            .await
+            .expect("the ghost's claim");
+        let started = JobFrame::Started {
+            id: job.id.clone(),
+            node: "ghost".into(),
+            attempt: 1,
+        };
+        client
+            .publish(
+                job.inbox.clone(),
+                serde_json::to_vec(&started).expect("json").into(),
+            )
+            .await
+            .expect("started");
+        client.flush().await.expect("flush");
+        // Dies holding the job unacknowledged: it is redelivered after the ack wait.
+        job
+    });
+    let streamed = SseJob::send(&b.url(), "work", "after a ghost").await;
+    assert_eq!(
+        (streamed.status, streamed.node.as_deref()),
+        (200, Some("ghost"))
+    );
+    let job = ghost.await.expect("the ghost");
+    let events = streamed.all().await;
+    let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(names.first(), Some(&"system"), "{names:?}");
+    assert_eq!(names.last(), Some(&"result"), "{names:?}");
+    assert!(!names.contains(&"error"), "{names:?}");
+    assert_eq!(
+        events.last().expect("result").1["result"],
+        "echo: after a ghost"
+    );
+    let _ = held.await.expect("the holding job");
+    let record: JobRecord = serde_json::from_slice(
+        &js.get_key_value("claude_jobs_done")
+            .await
+            .expect("records")
+            .get(&job.id)
+            .await
+            .expect("read")
+            .expect("a record"),
+    )
+    .expect("record");
+    assert!(
+        matches!(&record, JobRecord::Done { node, attempt, .. } if node == "ghost-b" && *attempt == 2),
+        "{record:?}"
+    );
+    assert_eq!(pool_jobs(&b, "ghost-b", "redelivered").await, Some(1.0));
+    let prompts: Vec<String> = env
+        .mock
+        .turn_requests()
+        .iter()
+        .filter_map(|r| r.last_user_text())
+        .collect();
+    assert_eq!(
+        prompts.iter().filter(|p| *p == "after a ghost").count(),
+        1,
+        "{prompts:?}"
+    );
+    b.shutdown().await.expect("shutdown");
+    env.assert_no_leftovers().await;
 }
