@@ -1,4 +1,4 @@
-//! Cluster pools, the serving side: in a cluster, `POST /v1/pools/{pool}/messages` (JSON)
+//! Cluster pools, the serving side: in a cluster, `POST /v1/pools/{pool}/messages`
 //! publishes the request as a job to the work-queue stream (see
 //! [`cluster::Jobs`](crate::cluster::Jobs)) and waits for its answer; every host that has
 //! the pool pulls jobs from the pool's shared durable consumer and runs them on its local
@@ -12,18 +12,29 @@
 //!   inbox, and only then acknowledged. While the turn runs the host reports progress
 //!   every third of the ack wait, so a long turn is not redelivered from a live host; a
 //!   job whose host dies before acknowledging it is redelivered to another host after the
-//!   ack wait. A redelivered job whose record holds a reply is not run again: the stored
-//!   reply is sent again.
+//!   ack wait. A redelivered JSON job whose record holds a reply is not run again: the
+//!   stored reply is sent again.
 //! - **Requester.** Checks the pool's waiting jobs against the pool's `max_queue` (429
 //!   `queue_full`), publishes the job (id: a UUID, also the stream's dedup id), and waits
 //!   for the first reply carrying that id; any later reply is ignored. If no host starts
 //!   the job within the pool's queue timeout (or, once a host that started it has left the
 //!   cluster, within the ack wait plus the queue timeout), the requester cancels it in its
 //!   record (so no host runs it later) and answers 429 `queue_full`, unless the record
-//!   shows the job ran or runs on a live host.
-//!
-//! Server-Sent Events stay local: a pool request with `Accept: text/event-stream` runs on
-//! the host that got it, as without a cluster.
+//!   shows the job ran or runs on a live host. A client that goes away before any host
+//!   started its job cancels it the same way.
+//! - **Streamed jobs** (`Accept: text/event-stream`). The job carries a credit subject.
+//!   Its executor sends the turn's SDK messages to the requester's inbox, one NATS
+//!   message each, at most [`WINDOW`] that the requester has not credited (behind them
+//!   the turn waits in the same bounded buffer as a local SSE turn), and before the first
+//!   it marks the job `streaming` in its record (compare-and-set on its claim), so a
+//!   redelivery never runs it again. The requester answers its client with the SSE head
+//!   once a host started the job, then one event per message, ending with `result`,
+//!   crediting frames as the client takes them. If the executor's heartbeat expires
+//!   before any message reached the client, the job is redelivered (nothing was seen)
+//!   and the stream goes on from the new executor; after that, the stream ends with an
+//!   `error` event, 502 `owner_lost`, and the job is not run again. A client that leaves
+//!   sends credit 0: the turn runs to its end on the executor, unobserved, and is
+//!   recorded there once.
 
 use std::{
     collections::BTreeMap,
