@@ -619,16 +619,14 @@ async fn a_streamed_job_holds_its_executor_at_the_credit_window_and_runs_on_when
         )
         .await
         .expect("gone");
-    let (node, done_attempt, reply) = loop {
-        match frame(&mut frames).await {
-            JobFrame::Done {
-                node,
-                attempt,
-                reply,
-                ..
-            } => break (node, attempt, reply),
-            other => panic!("no message after the requester left: {other:?}"),
-        }
+    let (node, done_attempt, reply) = match frame(&mut frames).await {
+        JobFrame::Done {
+            node,
+            attempt,
+            reply,
+            ..
+        } => (node, attempt, reply),
+        other => panic!("no message after the requester left: {other:?}"),
     };
     assert_eq!((node.as_str(), done_attempt), ("win-a", attempt));
     assert_eq!(reply.status, 200, "{reply:?}");
