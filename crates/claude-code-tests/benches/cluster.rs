@@ -17,7 +17,9 @@
 //!   answered (the new owner's CLI starts with `--resume`).
 //! - `pools`: one host's pool of 2 CLIs without a cluster (`local`) against the same host
 //!   clustered, where every pool request is a job in the JetStream work queue; `JOBS`
-//!   jobs 8 at a time (jobs/s), then 30 one at a time (median and min latency).
+//!   jobs 8 at a time (jobs/s), then 30 one at a time (median and min latency); then 30
+//!   SSE requests one at a time (`Accept: text/event-stream`; in the cluster a streamed
+//!   job): time to the first event and to the stream's end (median and min).
 //! - `scaling`: how many live sessions one host holds against a cluster of three, when
 //!   each host admits `CAP` live CLIs (`Admission::max_live`: the stand-in for one
 //!   machine's memory, since the three hosts here share one machine). `3 x CAP` sessions
@@ -344,6 +346,31 @@ async fn pool_job(client: &reqwest::Client, url: &str, prompt: String) {
     assert_eq!(body["is_error"], false, "{body}");
 }
 
+/// One SSE pool request: the time to its first event and to its stream's end.
+async fn sse_pool_job(client: &reqwest::Client, url: &str, prompt: String) -> (Duration, Duration) {
+    let t = Instant::now();
+    let r = client
+        .post(format!("{url}/v1/pools/work/messages"))
+        .header("accept", "text/event-stream")
+        .json(&json!({ "prompt": prompt }))
+        .send()
+        .await
+        .expect("pool request");
+    assert_eq!(r.status().as_u16(), 200);
+    let mut body = r.bytes_stream();
+    let mut text = String::new();
+    let mut first = None;
+    while let Some(chunk) = body.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk.expect("SSE body")));
+        if first.is_none() && text.contains("\n\n") {
+            first = Some(t.elapsed());
+        }
+    }
+    assert!(text.contains("event: result"), "{text}");
+    assert!(!text.contains("event: error"), "{text}");
+    (first.unwrap_or_else(|| t.elapsed()), t.elapsed())
+}
+
 async fn pools(jobs: usize) {
     let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
     let nats = NatsServer::start();
@@ -393,6 +420,20 @@ async fn pools(jobs: usize) {
             "  {label}: {jobs} jobs 8 at a time {rate:6.1} jobs/s; one at a time median {:6.1} ms, min {:6.1} ms",
             ms(med),
             ms(one[0])
+        );
+        let (mut first, mut total) = (Vec::new(), Vec::new());
+        for i in 0..30 {
+            let (f, t) = sse_pool_job(&client, url, format!("{label} sse {i}")).await;
+            first.push(f);
+            total.push(t);
+        }
+        let (first_med, total_med) = (median(&mut first), median(&mut total));
+        println!(
+            "  {label}: 30 SSE requests one at a time: first event median {:6.1} ms (min {:6.1}), end median {:6.1} ms (min {:6.1})",
+            ms(first_med),
+            ms(first[0]),
+            ms(total_med),
+            ms(total[0])
         );
     }
     local.shutdown().await.expect("stop");

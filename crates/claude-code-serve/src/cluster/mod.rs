@@ -53,8 +53,8 @@ pub use crate::placement::Placement;
 pub use auth::{check_url, probe, NatsAuth, NatsTls, Probe, Secret, SecretSource, CONNECT_TIMEOUT};
 pub use checkpoints::{Checkpoint, TRANSCRIPTS_BUCKET};
 pub use jobs::{
-    consumer_name, job_subject, Cancel, Claimed, Job, JobFrame, JobRecord, JobReply, Jobs,
-    DONE_BUCKET, DUPLICATE_WINDOW, JOBS_STREAM,
+    consumer_name, job_subject, Cancel, Claimed, Job, JobCredit, JobFrame, JobRecord, JobReply,
+    Jobs, DONE_BUCKET, DUPLICATE_WINDOW, JOBS_STREAM,
 };
 pub use leases::{owner_key, Claim, Lease, Leases, OWNERS_BUCKET};
 pub use members::{Load, Member, MEMBERS_BUCKET};
