@@ -63,6 +63,16 @@ cluster.heartbeat_secs = "2"  # default
 cluster.lease_secs = "15"  # default
 cluster.pool_ack_secs = "15"  # default
 cluster.placement = "capacity"  # default
+cluster.creds_file = (unset)  # default
+cluster.user = (unset)  # default
+cluster.password_env = (unset)  # default
+cluster.password_file = (unset)  # default
+cluster.token_env = (unset)  # default
+cluster.token_file = (unset)  # default
+cluster.tls = "false"  # default
+cluster.tls_ca = (unset)  # default
+cluster.tls_cert = (unset)  # default
+cluster.tls_key = (unset)  # default
 # api key: ANTHROPIC_API_KEY is set
 # cli env (lean profile): CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_AUTOUPDATER=1 DISABLE_TELEMETRY=1 DISABLE_ERROR_REPORTING=1 CLAUDE_CODE_DISABLE_FEATURE_FLAGS=1 DISABLE_GROWTHBOOK=1 CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL=1
 # cli args: --output-format=stream-json --input-format=stream-json --system-prompt=from the file --model=env-model --max-turns=4 --allowedTools=Read,Grep --permission-mode=acceptEdits --verbose
@@ -77,6 +87,50 @@ cluster.placement = "capacity"  # default
         ),
         expected
     );
+}
+
+#[tokio::test]
+async fn config_names_the_cluster_secret_variables_never_their_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("claude-code.toml"),
+        "[cluster]\nurl = \"tls://nats.internal:4222\"\nuser = \"web\"\npassword_env = \"NATS_PASSWORD\"\ntls_ca = \"ca.pem\"\n",
+    )
+    .expect("write");
+    let mut cmd = bare(dir.path());
+    cmd.env("NATS_PASSWORD", "pw-never-printed-4c1e");
+    let out = run(&mut cmd, &["config"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(!text.contains("pw-never-printed"), "{text}");
+    assert!(text.contains("cluster.user = \"web\"  # file"), "{text}");
+    assert!(
+        text.contains("cluster.password_env = \"NATS_PASSWORD\"  # file"),
+        "{text}"
+    );
+    assert!(text.contains("cluster.tls_ca = \""), "{text}");
+    assert!(
+        text.contains("# cluster password: NATS_PASSWORD is set"),
+        "{text}"
+    );
+    let out = run(&mut bare(dir.path()), &["config"]).await;
+    assert!(
+        stdout(&out).contains("# cluster password: NATS_PASSWORD is not set"),
+        "{}",
+        stdout(&out)
+    );
+    // A password written in the file is refused, with the file and line, not repeated.
+    std::fs::write(
+        dir.path().join("claude-code.toml"),
+        "[cluster]\nuser = \"web\"\npassword = \"pw-in-the-file-9d\"\n",
+    )
+    .expect("write");
+    let out = run(&mut bare(dir.path()), &["config"]).await;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("claude-code.toml:3:"), "{err}");
+    assert!(err.contains("password_env"), "{err}");
+    assert!(!err.contains("pw-in-the-file"), "{err}");
 }
 
 #[tokio::test]

@@ -121,7 +121,7 @@ fn describe_http_metrics() {
         `claude_code_http_request_duration_seconds{method,route}`, \
         `claude_code_http_requests_in_flight`), labelled by route template; in a \
         cluster also `claude_cluster_*{node,...}` (members, sessions owned, routed turns \
-        and calls, failovers, lost leases, failed heartbeats); no label carries a \
+        and calls, failovers, lost leases, failed heartbeats, pool jobs); no label carries a \
         session name or a prompt.",
     responses(
         (status = 200, description = "The metrics", content_type = "text/plain; version=0.0.4", body = String),

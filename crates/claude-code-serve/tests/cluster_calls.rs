@@ -64,7 +64,10 @@ async fn get(host: &Host, path: &str) -> (u16, Value) {
     call(host, reqwest::Method::GET, path, None, None).await
 }
 
-async fn create(host: &Host, body: Value) -> (u16, Value) {
+/// Makes a session on `host` itself (`"placement": "local"`: these tests put each session
+/// on a chosen member).
+async fn create(host: &Host, mut body: Value) -> (u16, Value) {
+    body["placement"] = json!("local");
     call(
         host,
         reqwest::Method::POST,
@@ -239,13 +242,13 @@ async fn get_transcript_list_and_delete_through_a_host_that_does_not_own_the_ses
 
     c.shutdown().await.expect("c stops");
     b.shutdown().await.expect("b stops");
-    // B left: its sessions are nowhere now; A lists only its own.
+    // B left gracefully: it handed its sessions (on-a, on-b) over to A, the one member
+    // left, which lists them as its own, their turns and cost with them.
     let (status, list) = get(&a, "/v1/sessions").await;
-    assert_eq!(
-        (status, list["sessions"].clone()),
-        (200, json!([])),
-        "{list}"
-    );
+    assert_eq!(status, 200, "{list}");
+    let handed =
+        [("on-a", "calls-a"), ("on-b", "calls-a")].map(|(n, o)| (n.to_string(), o.to_string()));
+    assert_eq!(names(&list), handed, "{list}");
     a.shutdown().await.expect("a stops");
 }
 

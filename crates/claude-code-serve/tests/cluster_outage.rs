@@ -25,7 +25,12 @@ use serde_json::{json, Value};
 /// A clustered host: heartbeat `beat`, leases of 2 s, a pool `work` of one member (pool
 /// jobs redelivered after 2 s), reaching NATS at `url`.
 async fn host(env: &TestEnv, url: &str, node: &str, beat: Duration) -> Host {
-    let mut pool = PoolConfig::new("work", env.options(), 1);
+    host_with(env, url, node, beat, 1).await
+}
+
+/// [`host`] with a pool of `size` members.
+async fn host_with(env: &TestEnv, url: &str, node: &str, beat: Duration, size: usize) -> Host {
+    let mut pool = PoolConfig::new("work", env.options(), size);
     pool.queue_timeout = Duration::from_secs(30);
     let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
         .options(env.options())
@@ -100,6 +105,44 @@ async fn ask_sse(url: String, name: &str, prompt: &str) -> (u16, Vec<(String, Va
         }
     }
     (status, events)
+}
+
+/// An SSE pool job: its status and `(event, data)` pairs.
+async fn pool_sse(url: String, prompt: &str) -> (u16, Vec<(String, Value)>) {
+    let r = reqwest::Client::new()
+        .post(format!("{url}/v1/pools/work/messages"))
+        .header("accept", "text/event-stream")
+        .json(&json!({ "prompt": prompt }))
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    (status, sse_events(&text))
+}
+
+/// The `(event, data)` pairs of an SSE body (a JSON error body as one `error`).
+fn sse_events(text: &str) -> Vec<(String, Value)> {
+    let mut events = Vec::new();
+    for block in text.split("\n\n") {
+        let (mut event, mut data) = (None, String::new());
+        for line in block.lines() {
+            if let Some(e) = line.strip_prefix("event: ") {
+                event = Some(e.to_string());
+            } else if let Some(d) = line.strip_prefix("data: ") {
+                data.push_str(d);
+            }
+        }
+        if let Some(event) = event {
+            events.push((event, serde_json::from_str(&data).unwrap_or(Value::Null)));
+        }
+    }
+    if events.is_empty() {
+        if let Ok(body) = serde_json::from_str(text) {
+            events.push(("error".to_string(), body));
+        }
+    }
+    events
 }
 
 async fn create(host: &Host, name: &str) -> (u16, Value) {
@@ -620,9 +663,11 @@ async fn a_pool_job_in_flight_when_nats_dies_is_answered_once_typed_and_not_run_
         TestEnv::new(Script::new().fallback(Reply::echo().delay(Duration::from_millis(1500))))
             .await;
     let mut nats = NatsServer::start();
-    let a = host(&env, &nats.url(), "job-a", Duration::from_millis(500)).await;
+    let a = host_with(&env, &nats.url(), "job-a", Duration::from_millis(500), 2).await;
     let (status, warm) = job(&a, "warm up").await;
     assert_eq!(status, 200, "{warm}");
+    // A streamed job beside the JSON one.
+    let streamed = tokio::spawn(pool_sse(a.url(), "streamed pool job"));
     let url = a.url();
     let in_flight = tokio::spawn(async move {
         let url = format!("{url}/v1/pools/work/messages");
@@ -633,15 +678,36 @@ async fn a_pool_job_in_flight_when_nats_dies_is_answered_once_typed_and_not_run_
         )
         .await
     });
-    eventually(Duration::from_secs(20), "the job to be running", || async {
-        match runs_of(&env, "job in flight") {
-            1 => Ok(()),
-            n => Err(n),
-        }
-    })
+    eventually(
+        Duration::from_secs(20),
+        "both jobs to be running",
+        || async {
+            match (
+                runs_of(&env, "job in flight"),
+                runs_of(&env, "streamed pool job"),
+            ) {
+                (1, 1) => Ok(()),
+                other => Err(other),
+            }
+        },
+    )
     .await;
     nats.kill();
     let killed = Instant::now();
+    let (status, events) = streamed.await.expect("sse job");
+    let sse_failed = killed.elapsed();
+    assert_eq!(status, 200, "the stream had begun: {events:?}");
+    let (event, data) = events.last().expect("events");
+    assert_eq!(
+        (event.as_str(), &data["code"]),
+        ("error", &json!("cluster_unavailable")),
+        "{events:?}"
+    );
+    assert!(!events.iter().any(|(e, _)| e == "result"), "{events:?}");
+    assert!(
+        sse_failed < Duration::from_secs(1),
+        "SSE job failed after {sse_failed:?}"
+    );
     let (status, body) = in_flight.await.expect("job");
     let failed = killed.elapsed();
     assert_eq!(
@@ -687,6 +753,7 @@ async fn a_pool_job_in_flight_when_nats_dies_is_answered_once_typed_and_not_run_
     let settled = Instant::now() + Duration::from_secs(5);
     while Instant::now() < settled {
         assert_eq!(runs_of(&env, "job in flight"), 1, "run once");
+        assert_eq!(runs_of(&env, "streamed pool job"), 1, "never replayed");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert_eq!(
@@ -694,7 +761,7 @@ async fn a_pool_job_in_flight_when_nats_dies_is_answered_once_typed_and_not_run_
         0,
         "a refused job never runs"
     );
-    eprintln!("pool: the job in flight was answered 503 {failed:?} after the kill");
+    eprintln!("pool: the JSON job in flight was answered 503 {failed:?} after the kill, the SSE job's stream ended {sse_failed:?} after it");
     a.shutdown().await.expect("a stops");
 }
 

@@ -17,16 +17,27 @@
 //!   answered (the new owner's CLI starts with `--resume`).
 //! - `pools`: one host's pool of 2 CLIs without a cluster (`local`) against the same host
 //!   clustered, where every pool request is a job in the JetStream work queue; `JOBS`
-//!   jobs 8 at a time (jobs/s), then 30 one at a time (median and min latency).
+//!   jobs 8 at a time (jobs/s), then 30 one at a time (median and min latency); then 30
+//!   SSE requests one at a time (`Accept: text/event-stream`; in the cluster a streamed
+//!   job): time to the first event and to the stream's end (median and min).
+//! - `scaling`: how many live sessions one host holds against a cluster of three, when
+//!   each host admits `CAP` live CLIs (`Admission::max_live`: the stand-in for one
+//!   machine's memory, since the three hosts here share one machine). `3 x CAP` sessions
+//!   are made through one host (in the cluster, placement by capacity spreads them), then
+//!   sent one turn each at once, three rounds: one host must hibernate and resume
+//!   sessions to stay within its cap, three hold them all live. Printed: live sessions
+//!   after the rounds, the spread, turns/s, and the ratios.
 //!
-//! `cargo bench -p claude-code-host-tests --bench cluster [-- latency|throughput|failover|pools]`
+//! `cargo bench -p claude-code-host-tests --bench cluster [-- latency|throughput|failover|pools|scaling]`
 //! (default: all). Environment: `TURNS` per path (default 40), `SESSIONS` (default 4),
-//! `ROUNDS` (default 5), `JOBS` (default 120). Under `cargo test` it does nothing.
+//! `ROUNDS` (default 5), `JOBS` (default 120), `CAP` (default 4). Under `cargo test` it
+//! does nothing.
 
 use std::time::{Duration, Instant};
 
 use std::path::Path;
 
+use claude_code::Admission;
 use claude_code_serve::{cluster::ClusterConfig, Host, HostConfig, PoolConfig};
 use claude_code_tests::{NatsServer, Reply, Script, TestEnv};
 use futures::StreamExt;
@@ -113,7 +124,7 @@ fn main() {
         .iter()
         .skip(1)
         .map(String::as_str)
-        .filter(|a| ["latency", "throughput", "failover", "pools"].contains(a))
+        .filter(|a| ["latency", "throughput", "failover", "pools", "scaling"].contains(a))
         .collect();
     let run = |part: &str| picked.is_empty() || picked.contains(&part);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -132,6 +143,9 @@ fn main() {
         }
         if run("pools") {
             pools(env_usize("JOBS", 120)).await;
+        }
+        if run("scaling") {
+            scaling(env_usize("CAP", 4)).await;
         }
     });
 }
@@ -332,6 +346,31 @@ async fn pool_job(client: &reqwest::Client, url: &str, prompt: String) {
     assert_eq!(body["is_error"], false, "{body}");
 }
 
+/// One SSE pool request: the time to its first event and to its stream's end.
+async fn sse_pool_job(client: &reqwest::Client, url: &str, prompt: String) -> (Duration, Duration) {
+    let t = Instant::now();
+    let r = client
+        .post(format!("{url}/v1/pools/work/messages"))
+        .header("accept", "text/event-stream")
+        .json(&json!({ "prompt": prompt }))
+        .send()
+        .await
+        .expect("pool request");
+    assert_eq!(r.status().as_u16(), 200);
+    let mut body = r.bytes_stream();
+    let mut text = String::new();
+    let mut first = None;
+    while let Some(chunk) = body.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk.expect("SSE body")));
+        if first.is_none() && text.contains("\n\n") {
+            first = Some(t.elapsed());
+        }
+    }
+    assert!(text.contains("event: result"), "{text}");
+    assert!(!text.contains("event: error"), "{text}");
+    (first.unwrap_or_else(|| t.elapsed()), t.elapsed())
+}
+
 async fn pools(jobs: usize) {
     let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
     let nats = NatsServer::start();
@@ -382,7 +421,147 @@ async fn pools(jobs: usize) {
             ms(med),
             ms(one[0])
         );
+        let (mut first, mut total) = (Vec::new(), Vec::new());
+        for i in 0..30 {
+            let (f, t) = sse_pool_job(&client, url, format!("{label} sse {i}")).await;
+            first.push(f);
+            total.push(t);
+        }
+        let (first_med, total_med) = (median(&mut first), median(&mut total));
+        println!(
+            "  {label}: 30 SSE requests one at a time: first event median {:6.1} ms (min {:6.1}), end median {:6.1} ms (min {:6.1})",
+            ms(first_med),
+            ms(first[0]),
+            ms(total_med),
+            ms(total[0])
+        );
     }
     local.shutdown().await.expect("stop");
     clustered.shutdown().await.expect("stop");
+}
+
+/// A host that admits `cap` live CLIs, in the cluster when `nats` is given.
+async fn capped_host(env: &TestEnv, nats: Option<&NatsServer>, node: &str, cap: usize) -> Host {
+    let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+        .options(env.options())
+        .offline(false);
+    if let Some(nats) = nats {
+        config = config.cluster(
+            ClusterConfig::new(nats.url())
+                .node_name(node)
+                .heartbeat(Duration::from_millis(500)),
+        );
+    }
+    config.spares = 0;
+    config.admission = Some(
+        Admission::new()
+            .max_live(cap)
+            .wait_timeout(Duration::from_millis(500)),
+    );
+    Host::start(config).await.expect("host starts")
+}
+
+/// Makes `n` sessions through `url` (placement by capacity in a cluster) and sends each a
+/// turn: their names and owners.
+async fn fill(client: &reqwest::Client, url: &str, n: usize) -> Vec<(String, String)> {
+    let mut made = Vec::new();
+    for i in 0..n {
+        let name = format!("sc{i}");
+        let r = client
+            .post(format!("{url}/v1/sessions"))
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(r.status().as_u16(), 201);
+        let created: serde_json::Value = r.json().await.expect("json");
+        let owner = created["owner"].as_str().unwrap_or("-").to_string();
+        turn_on(client, url, &name).await;
+        made.push((name, owner));
+    }
+    made
+}
+
+/// Sessions whose CLI is running, as the session list through `url` says.
+async fn live(client: &reqwest::Client, url: &str) -> usize {
+    let list: serde_json::Value = client
+        .get(format!("{url}/v1/sessions"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    list["sessions"]
+        .as_array()
+        .map_or(0, |s| s.iter().filter(|s| s["status"] == "live").count())
+}
+
+async fn scaling(cap: usize) {
+    let env = TestEnv::new(Script::new().fallback(Reply::text("pong"))).await;
+    let client = reqwest::Client::new();
+    let n = cap * 3;
+    const ROUNDS: usize = 3;
+    // One host.
+    let alone = capped_host(&env, None, "alone", cap).await;
+    fill(&client, &alone.url(), n).await;
+    let mut one_rates = Vec::new();
+    for _ in 0..ROUNDS {
+        one_rates.push(round(&client, &alone.url(), n).await);
+    }
+    let one_live = live(&client, &alone.url()).await;
+    alone.shutdown().await.expect("stop");
+    // Three hosts, sessions made and sent through the first.
+    let nats = NatsServer::start();
+    let mut hosts = Vec::new();
+    for node in ["host-a", "host-b", "host-c"] {
+        hosts.push(capped_host(&env, Some(&nats), node, cap).await);
+    }
+    let made = fill(&client, &hosts[0].url(), n).await;
+    let mut three_rates = Vec::new();
+    for _ in 0..ROUNDS {
+        three_rates.push(round(&client, &hosts[0].url(), n).await);
+    }
+    let three_live = live(&client, &hosts[0].url()).await;
+    let spread: Vec<String> = ["host-a", "host-b", "host-c"]
+        .iter()
+        .map(|node| format!("{node} {}", made.iter().filter(|(_, o)| o == node).count()))
+        .collect();
+    for h in hosts {
+        h.shutdown().await.expect("stop");
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    println!(
+        "cluster scaling, {n} sessions each sent one turn at once, {ROUNDS} rounds; {cap} live CLIs admitted per host (real CLI, mock API, one machine):"
+    );
+    println!(
+        "  one host   : {one_live:3} of {n} live after the rounds; {:6.1} turns/s (rounds {:?})",
+        mean(&one_rates),
+        one_rates
+            .iter()
+            .map(|r| (r * 10.0).round() / 10.0)
+            .collect::<Vec<_>>()
+    );
+    println!(
+        "  three hosts: {three_live:3} of {n} live after the rounds (placed: {}); through host-a {:6.1} turns/s (rounds {:?})",
+        spread.join(", "),
+        mean(&three_rates),
+        three_rates.iter().map(|r| (r * 10.0).round() / 10.0).collect::<Vec<_>>()
+    );
+    println!(
+        "  three/one: live sessions {:.2}x, turns/s {:.2}x",
+        three_live as f64 / one_live.max(1) as f64,
+        mean(&three_rates) / mean(&one_rates)
+    );
+}
+
+/// One turn on each of the `n` sessions at once, through `url`: turns per second.
+async fn round(client: &reqwest::Client, url: &str, n: usize) -> f64 {
+    let started = Instant::now();
+    futures::future::join_all((0..n).map(|i| {
+        let name = format!("sc{i}");
+        async move { turn_on(client, url, &name).await }
+    }))
+    .await;
+    n as f64 / started.elapsed().as_secs_f64()
 }

@@ -24,6 +24,8 @@ mod nats;
 pub use nats::{nats_server_program, NatsServer};
 mod netns;
 pub use netns::{ip_program, Netns};
+mod pki;
+pub use pki::{CertFiles, TestPki};
 
 /// The workspace root (two levels above this crate).
 pub fn workspace_root() -> PathBuf {

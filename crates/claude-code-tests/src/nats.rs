@@ -20,6 +20,8 @@ pub struct NatsServer {
     port: u16,
     /// JetStream's store directory (removed on drop).
     store: tempfile::TempDir,
+    /// The directory of the configuration file, for [`NatsServer::start_with`].
+    _config: Option<tempfile::TempDir>,
 }
 
 impl std::fmt::Debug for NatsServer {
@@ -51,7 +53,27 @@ impl NatsServer {
     /// Starts a server with JetStream on a free loopback port and waits (bounded) until it
     /// accepts clients with JetStream on.
     pub fn start() -> NatsServer {
+        Self::launch(None)
+    }
+
+    /// As [`start`](Self::start), with a configuration file of `config` (nats-server's
+    /// format, e.g. `authorization { user: a, password: b }` or `tls { cert_file: ..,
+    /// key_file: .. }`) given with `-c`; the address, port and JetStream come from the
+    /// command line as for `start`.
+    pub fn start_with(config: &str) -> NatsServer {
+        let dir = tempfile::tempdir().expect("nats-server config dir");
+        let file = dir.path().join("nats-server.conf");
+        std::fs::write(&file, config).expect("write the nats-server config");
+        Self::launch(Some((dir, file)))
+    }
+
+    fn launch(config: Option<(tempfile::TempDir, PathBuf)>) -> NatsServer {
         let program = nats_server_program();
+        let (config_dir, config_file) = match config {
+            Some((dir, file)) => (Some(dir), Some(file)),
+            None => (None, None),
+        };
+        let mut config_dir = config_dir;
         let mut store = tempfile::tempdir().expect("JetStream store dir");
         // A port the kernel just handed out; a rare collision fails the start and is
         // retried with another.
@@ -60,8 +82,14 @@ impl NatsServer {
                 .and_then(|l| l.local_addr())
                 .expect("a free port")
                 .port();
-            let child = spawn(&program, port, &store);
-            let mut server = NatsServer { child, port, store };
+            let file = config_file.as_deref();
+            let child = spawn(&program, port, &store, file);
+            let mut server = NatsServer {
+                child,
+                port,
+                store,
+                _config: config_dir.take(),
+            };
             if server.wait_ready(Duration::from_secs(10)) {
                 return server;
             }
@@ -71,6 +99,7 @@ impl NatsServer {
                 &mut server.store,
                 tempfile::tempdir().expect("JetStream store dir"),
             );
+            config_dir = server._config.take();
         }
         panic!("nats-server did not come up with JetStream on loopback after 5 tries");
     }
@@ -92,7 +121,11 @@ impl NatsServer {
         // from an ephemeral port), so a bind failure is retried briefly.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            self.child = spawn(&program, self.port, &self.store);
+            let file = self
+                ._config
+                .as_ref()
+                .map(|dir| dir.path().join("nats-server.conf"));
+            self.child = spawn(&program, self.port, &self.store, file.as_deref());
             if self.wait_ready(Duration::from_secs(10)) {
                 return;
             }
@@ -151,9 +184,19 @@ impl NatsServer {
     }
 }
 
-/// `nats-server -js` on 127.0.0.1:`port` with its store in `store`.
-fn spawn(program: &std::path::Path, port: u16, store: &tempfile::TempDir) -> Child {
-    Command::new(program)
+/// `nats-server -js` on 127.0.0.1:`port` with its store in `store` (and the
+/// configuration file `config`, when given).
+fn spawn(
+    program: &std::path::Path,
+    port: u16,
+    store: &tempfile::TempDir,
+    config: Option<&std::path::Path>,
+) -> Child {
+    let mut command = Command::new(program);
+    if let Some(file) = config {
+        command.arg("-c").arg(file);
+    }
+    command
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
         .arg(store.path())
         .stdin(Stdio::null())

@@ -2,7 +2,7 @@
 //! where the value came from (the host's keys as `section.key`), a line for each declared
 //! session, pool, template and limit, then the CLI arguments and the environment switches
 //! of its CLI profile a session would get. The API key's value is never printed, only
-//! whether its variable is set.
+//! whether its variable is set; so for the cluster's NATS password or token.
 
 use claude_code::Restart;
 
@@ -40,6 +40,11 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
         "not set"
     };
     println!("# api key: {} is {present}", config.api_key_env);
+    if let Some((what, var)) = cluster_secret_var(&config) {
+        let set = std::env::var_os(var).is_some_and(|v| !v.is_empty());
+        let present = if set { "set" } else { "not set" };
+        println!("# cluster {what}: {var} is {present}");
+    }
     let options = config.to_options();
     let switches: Vec<String> = options
         .cli_switches()
@@ -59,6 +64,19 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
         .collect();
     println!("# cli args: {}", argv.join(" "));
     Ok(())
+}
+
+/// The environment variable `[cluster]` takes its password or token from, if any.
+fn cluster_secret_var(config: &Config) -> Option<(&'static str, &str)> {
+    use claude_code_serve::cluster::{NatsAuth, SecretSource};
+    match &config.host.cluster.auth {
+        NatsAuth::UserPassword {
+            password: SecretSource::Env(var),
+            ..
+        } => Some(("password", var)),
+        NatsAuth::Token(SecretSource::Env(var)) => Some(("token", var)),
+        _ => None,
+    }
 }
 
 /// One line per declared admission limit, session, pool, template and tenant limit.

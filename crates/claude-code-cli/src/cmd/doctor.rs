@@ -1,5 +1,6 @@
 //! `claude-code doctor`: a table of checks (config file, CLI found / runs / version, API
-//! key present, CLI config dir writable, and with `--online` a one-turn round trip), each
+//! key present, CLI config dir writable, with `[cluster]` a connection to its NATS server
+//! with the configured credentials and TLS, and with `--online` a one-turn round trip), each
 //! failure followed by its fix. Exits non-zero when any check fails; a CLI version other
 //! than the configured one is a warning.
 
@@ -98,6 +99,9 @@ pub async fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
         )
     });
     rows.push(check_config_dir());
+    if let Some(cluster) = config.host.cluster.to_config() {
+        rows.push(check_cluster(&cluster).await);
+    }
     if args.online {
         rows.push(check_online(&config).await);
     }
@@ -185,6 +189,27 @@ fn check_config_dir() -> Row {
 fn writable(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     tempfile::NamedTempFile::new_in(dir).map(drop)
+}
+
+async fn check_cluster(cluster: &claude_code_serve::cluster::ClusterConfig) -> Row {
+    const NAME: &str = "cluster NATS";
+    match claude_code_serve::cluster::probe(cluster).await {
+        Ok(p) => Row::ok(
+            NAME,
+            format!(
+                "connected to {} (nats-server {}, {}, {})",
+                cluster.url,
+                p.version,
+                if p.tls { "TLS" } else { "no TLS" },
+                cluster.auth.describe()
+            ),
+        ),
+        Err(e) => Row::fail(
+            NAME,
+            e.to_string(),
+            "see \"Securing the cluster's NATS connection\" in docs/guides/cluster.md",
+        ),
+    }
 }
 
 async fn check_online(config: &Config) -> Row {

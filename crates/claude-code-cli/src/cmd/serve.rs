@@ -38,8 +38,11 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Join a cluster of hosts over the NATS server with JetStream at this URL
-    /// (nats://HOST:PORT; default: [cluster] url, else run alone).
-    #[arg(long, value_name = "URL", value_parser = parse_nats_url)]
+    /// (nats://HOST:PORT, or tls://HOST:PORT to require TLS; no credentials in it: see
+    /// [cluster] user, password_env, token_env, creds_file; default: [cluster] url, else
+    /// run alone).
+    // Checked in `run`, not by clap, whose error would repeat a URL with credentials.
+    #[arg(long, value_name = "URL")]
     cluster: Option<String>,
     /// This host's name in the cluster (default: [cluster] node_name, else
     /// <hostname>-<port>).
@@ -74,7 +77,13 @@ pub async fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     overrides.data_dir.clone_from(&args.data_dir);
     let mut config = cli.load_config(overrides)?;
     if let Some(url) = &args.cluster {
-        config.host.cluster.url = Some(url.clone());
+        let url = crate::config::check_nats_url(url).map_err(|message| {
+            crate::config::ConfigError::Flag {
+                flag: "cluster".into(),
+                message,
+            }
+        })?;
+        config.host.cluster.url = Some(url);
     }
     if let Some(name) = &args.node_name {
         config.host.cluster.node_name = Some(name.clone());
@@ -146,10 +155,6 @@ pub fn host_config(config: &Config) -> HostConfig {
         host = host.tenant_limits(tenant, tenant_limits(limits));
     }
     host
-}
-
-fn parse_nats_url(s: &str) -> Result<String, String> {
-    crate::config::check_nats_url(s)
 }
 
 fn parse_node_name(s: &str) -> Result<String, String> {

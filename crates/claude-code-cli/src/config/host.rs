@@ -21,7 +21,7 @@ use claude_code::{
     Admission, Restart, Strategy,
 };
 use claude_code_serve::{
-    cluster::{ClusterConfig, Placement},
+    cluster::{ClusterConfig, NatsAuth, NatsTls, Placement, SecretSource},
     default_resources, SandboxConfig, SandboxMode, SandboxNetwork,
 };
 use serde::Deserialize;
@@ -40,7 +40,7 @@ pub const DATA_DIR_ENV: &str = "CLAUDE_CODE_DATA_DIR";
 
 /// The host's single-valued keys as `section.key`, in display order (see
 /// [`Config::value`]).
-pub const HOST_KEYS: [&str; 20] = [
+pub const HOST_KEYS: [&str; 30] = [
     "serve.listen",
     "serve.data_dir",
     "serve.max_body_bytes",
@@ -61,6 +61,16 @@ pub const HOST_KEYS: [&str; 20] = [
     "cluster.lease_secs",
     "cluster.pool_ack_secs",
     "cluster.placement",
+    "cluster.creds_file",
+    "cluster.user",
+    "cluster.password_env",
+    "cluster.password_file",
+    "cluster.token_env",
+    "cluster.token_file",
+    "cluster.tls",
+    "cluster.tls_ca",
+    "cluster.tls_cert",
+    "cluster.tls_key",
 ];
 
 /// The host's settings: everything `claude-code serve` needs besides the session options.
@@ -137,6 +147,13 @@ pub struct ClusterSettings {
     /// `placement`: where `POST /v1/sessions` makes new dynamic sessions: `"capacity"`
     /// (default: the member with the most free capacity) or `"local"` (this host).
     pub placement: Placement,
+    /// How the host authenticates to the NATS server: `creds_file`, or `user` with
+    /// `password_env` / `password_file`, or `token_env` / `token_file` (at most one;
+    /// secrets are read when the host connects, never written in the file).
+    pub auth: NatsAuth,
+    /// TLS: `tls = true`, `tls_ca`, `tls_cert` with `tls_key` (paths relative to the
+    /// configuration file).
+    pub tls: NatsTls,
 }
 
 impl Default for ClusterSettings {
@@ -149,6 +166,8 @@ impl Default for ClusterSettings {
             lease: d.lease,
             pool_ack_wait: d.pool_ack_wait,
             placement: d.placement,
+            auth: d.auth,
+            tls: d.tls,
         }
     }
 }
@@ -161,7 +180,9 @@ impl ClusterSettings {
             .heartbeat(self.heartbeat)
             .lease(self.lease)
             .pool_ack_wait(self.pool_ack_wait)
-            .placement(self.placement);
+            .placement(self.placement)
+            .auth(self.auth.clone())
+            .tls(self.tls.clone());
         c.node_name.clone_from(&self.node_name);
         Some(c)
     }
@@ -353,6 +374,20 @@ pub(super) struct FileCluster {
     lease_secs: Option<NonZeroU64>,
     pool_ack_secs: Option<NonZeroU64>,
     placement: Option<Spanned<String>>,
+    creds_file: Option<Spanned<PathBuf>>,
+    user: Option<Spanned<String>>,
+    password_env: Option<Spanned<String>>,
+    password_file: Option<Spanned<PathBuf>>,
+    token_env: Option<Spanned<String>>,
+    token_file: Option<Spanned<PathBuf>>,
+    tls: Option<bool>,
+    tls_ca: Option<Spanned<PathBuf>>,
+    tls_cert: Option<Spanned<PathBuf>>,
+    tls_key: Option<Spanned<PathBuf>>,
+    /// Refused with advice: a secret is not written in the file (its value is never read).
+    password: Option<Spanned<serde::de::IgnoredAny>>,
+    /// Refused with advice, as `password`.
+    token: Option<Spanned<serde::de::IgnoredAny>>,
 }
 
 /// `[audit]`.
@@ -483,17 +518,135 @@ pub(super) struct FileLimits {
     max_spend_usd: Option<Spanned<f64>>,
 }
 
-/// A NATS server URL for `[cluster] url` and `serve --cluster`: `nats://HOST:PORT`.
+/// A NATS server URL for `[cluster] url` and `serve --cluster`: `nats://HOST:PORT`, or
+/// `tls://HOST:PORT` to require TLS; credentials in it are refused (see
+/// [`claude_code_serve::cluster::check_url`]), and the message never repeats them.
 pub fn check_nats_url(url: &str) -> Result<String, String> {
-    let rest = url.strip_prefix("nats://").ok_or_else(|| {
-        format!("expected a NATS server URL like nats://127.0.0.1:4222, got {url:?}")
-    })?;
-    if rest.is_empty() || rest.contains('/') {
-        return Err(format!(
-            "expected a NATS server URL like nats://127.0.0.1:4222, got {url:?}"
-        ));
-    }
+    claude_code_serve::cluster::check_url(url).map_err(|e| e.to_string())?;
     Ok(url.to_string())
+}
+
+/// An environment variable's name: `A-Z a-z 0-9 _`, not starting with a digit.
+fn check_env_name(name: &Spanned<String>, path: &Path, text: &str) -> Result<String, ConfigError> {
+    let n = name.get_ref();
+    let valid = !n.is_empty()
+        && !n.starts_with(|c: char| c.is_ascii_digit())
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(n.clone())
+    } else {
+        Err(invalid(
+            path,
+            text,
+            name.span().start,
+            format!("expected the name of an environment variable (A-Z, a-z, 0-9, _), got {n:?}"),
+        ))
+    }
+}
+
+impl FileCluster {
+    /// `[cluster]`'s credentials and TLS, checked: a secret is never in the file, at most
+    /// one way to authenticate, a user goes with a password, a client certificate with its
+    /// key. Paths are made relative to `base`.
+    fn auth_and_tls(
+        &self,
+        base: &Path,
+        path: &Path,
+        text: &str,
+    ) -> Result<(NatsAuth, NatsTls), ConfigError> {
+        let at = |offset: usize, m: &str| invalid(path, text, offset, m.to_string());
+        for (secret, env_key) in [(&self.password, "password_env"), (&self.token, "token_env")] {
+            if let Some(v) = secret {
+                let file_key = env_key.replace("_env", "_file");
+                return Err(at(
+                    v.span().start,
+                    &format!("a secret is not written in claude-code.toml: name the environment variable that holds it ({env_key} = \"NATS_...\") or a file ({file_key} = \"/run/secrets/...\")"),
+                ));
+            }
+        }
+        let source = |env: &Option<Spanned<String>>,
+                      file: &Option<Spanned<PathBuf>>,
+                      what: &str|
+         -> Result<Option<SecretSource>, ConfigError> {
+            match (env, file) {
+                (Some(_), Some(f)) => Err(at(
+                    f.span().start,
+                    &format!("give the {what} by {what}_env or {what}_file, not both"),
+                )),
+                (Some(e), None) => Ok(Some(SecretSource::env(check_env_name(e, path, text)?))),
+                (None, Some(f)) => Ok(Some(SecretSource::file(base.join(f.get_ref())))),
+                (None, None) => Ok(None),
+            }
+        };
+        let password = source(&self.password_env, &self.password_file, "password")?;
+        let token = source(&self.token_env, &self.token_file, "token")?;
+        let spans = [
+            self.creds_file
+                .as_ref()
+                .map(|c| ("creds_file", c.span().start)),
+            self.user.as_ref().map(|u| ("user", u.span().start)),
+            self.token_env
+                .as_ref()
+                .map(|t| ("token_env", t.span().start))
+                .or(self
+                    .token_file
+                    .as_ref()
+                    .map(|t| ("token_file", t.span().start))),
+        ];
+        let methods: Vec<(&str, usize)> = spans.into_iter().flatten().collect();
+        if let [(first, _), (second, offset), ..] = methods[..] {
+            return Err(at(
+                offset,
+                &format!("authenticate one way: {first} and {second} are both set (creds_file, or user with password_env/password_file, or token_env/token_file)"),
+            ));
+        }
+        let auth = match (&self.creds_file, &self.user, password, token) {
+            (Some(c), ..) => NatsAuth::Creds(base.join(c.get_ref())),
+            (None, Some(u), Some(password), _) => NatsAuth::UserPassword {
+                user: u.get_ref().clone(),
+                password,
+            },
+            (None, Some(u), None, _) => {
+                return Err(at(
+                    u.span().start,
+                    "a user needs its password: set password_env (the variable that holds it) or password_file",
+                ))
+            }
+            (None, None, Some(_), _) => {
+                let offset = self
+                    .password_env
+                    .as_ref()
+                    .map(|p| p.span().start)
+                    .or(self.password_file.as_ref().map(|p| p.span().start))
+                    .unwrap_or(0);
+                return Err(at(offset, "a password needs its user: set user"));
+            }
+            (None, None, None, Some(token)) => NatsAuth::Token(token),
+            (None, None, None, None) => NatsAuth::None,
+        };
+        let mut tls = NatsTls::default();
+        tls.required = self.tls.unwrap_or(false);
+        tls.ca = self.tls_ca.as_ref().map(|p| base.join(p.get_ref()));
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(c), Some(k)) => {
+                tls = tls.client_cert(base.join(c.get_ref()), base.join(k.get_ref()));
+            }
+            (Some(c), None) => {
+                return Err(at(
+                    c.span().start,
+                    "a client certificate needs its key: set tls_key",
+                ))
+            }
+            (None, Some(k)) => {
+                return Err(at(
+                    k.span().start,
+                    "a client key needs its certificate: set tls_cert",
+                ))
+            }
+            (None, None) => {}
+        }
+        Ok((auth, tls))
+    }
 }
 
 /// A file struct with its own fields plus the session option keys (serde's `flatten`
@@ -806,7 +959,8 @@ impl Config {
             self.set_origin("audit.jsonl", origin.clone());
         }
         if let Some(c) = file.cluster {
-            if let Some(url) = c.url {
+            let (auth, tls) = c.auth_and_tls(base, path, text)?;
+            if let Some(url) = &c.url {
                 self.host.cluster.url = Some(
                     check_nats_url(url.get_ref())
                         .map_err(|m| invalid(path, text, url.span().start, m))?,
@@ -836,6 +990,24 @@ impl Config {
                     .map_err(|m| invalid(path, text, p.span().start, m))?;
                 self.set_origin("cluster.placement", origin.clone());
             }
+            for (key, set) in [
+                ("cluster.creds_file", c.creds_file.is_some()),
+                ("cluster.user", c.user.is_some()),
+                ("cluster.password_env", c.password_env.is_some()),
+                ("cluster.password_file", c.password_file.is_some()),
+                ("cluster.token_env", c.token_env.is_some()),
+                ("cluster.token_file", c.token_file.is_some()),
+                ("cluster.tls", c.tls.is_some()),
+                ("cluster.tls_ca", c.tls_ca.is_some()),
+                ("cluster.tls_cert", c.tls_cert.is_some()),
+                ("cluster.tls_key", c.tls_key.is_some()),
+            ] {
+                if set {
+                    self.set_origin(key, origin.clone());
+                }
+            }
+            self.host.cluster.auth = auth;
+            self.host.cluster.tls = tls;
         }
         for (name, l) in file.tenants.unwrap_or_default() {
             let name = check_name("tenant", &name, path, text)?;
@@ -927,6 +1099,36 @@ impl Config {
                 }
                 .to_string(),
             ),
+            "cluster.creds_file" => match &h.cluster.auth {
+                NatsAuth::Creds(p) => Some(p.display().to_string()),
+                _ => None,
+            },
+            "cluster.user" => match &h.cluster.auth {
+                NatsAuth::UserPassword { user, .. } => Some(user.clone()),
+                _ => None,
+            },
+            "cluster.password_env"
+            | "cluster.password_file"
+            | "cluster.token_env"
+            | "cluster.token_file" => {
+                let source = match &h.cluster.auth {
+                    NatsAuth::UserPassword { password, .. } if key.contains("password") => password,
+                    NatsAuth::Token(token) if key.contains("token") => token,
+                    _ => return None,
+                };
+                // The variable's name or the file's path, never the secret.
+                match source {
+                    SecretSource::Env(var) if key.ends_with("_env") => Some(var.clone()),
+                    SecretSource::File(p) if key.ends_with("_file") => {
+                        Some(p.display().to_string())
+                    }
+                    _ => None,
+                }
+            }
+            "cluster.tls" => Some(h.cluster.tls.required.to_string()),
+            "cluster.tls_ca" => h.cluster.tls.ca.as_ref().map(|p| p.display().to_string()),
+            "cluster.tls_cert" => h.cluster.tls.cert.as_ref().map(|p| p.display().to_string()),
+            "cluster.tls_key" => h.cluster.tls.key.as_ref().map(|p| p.display().to_string()),
             _ => None,
         }
     }
@@ -1487,6 +1689,119 @@ jsonl = "audit/events.jsonl"
             "cluster.pool_ack_secs",
             "",
         );
+    }
+
+    #[test]
+    fn the_cluster_credentials_and_tls_come_from_names_and_files_only() {
+        let (d, path) = write(
+            "[cluster]\nurl = \"tls://nats.internal:4222\"\nuser = \"web\"\npassword_env = \"NATS_PASSWORD\"\ntls_ca = \"ca.pem\"\ntls_cert = \"/etc/c.pem\"\ntls_key = \"k.pem\"\n",
+        );
+        let c = load(&path, &[]).expect("config");
+        let cluster = c.host.cluster.to_config().expect("clustered");
+        assert_eq!(
+            cluster.auth,
+            NatsAuth::UserPassword {
+                user: "web".into(),
+                password: SecretSource::env("NATS_PASSWORD"),
+            }
+        );
+        assert!(!cluster.tls.required, "tls = true was not written");
+        assert_eq!(
+            cluster.tls.ca,
+            Some(d.path().join("ca.pem")),
+            "relative to the file"
+        );
+        assert_eq!(cluster.tls.cert, Some(PathBuf::from("/etc/c.pem")));
+        assert_eq!(cluster.tls.key, Some(d.path().join("k.pem")));
+        assert_eq!(
+            c.value("cluster.password_env").as_deref(),
+            Some("NATS_PASSWORD")
+        );
+        assert_eq!(c.value("cluster.password_file"), None);
+        assert_eq!(c.value("cluster.token_env"), None);
+        assert_eq!(c.value("cluster.user").as_deref(), Some("web"));
+        assert_eq!(c.value("cluster.tls").as_deref(), Some("false"));
+        assert_eq!(c.origin("cluster.user"), Origin::File(path.clone()));
+
+        let (d, path) =
+            write("[cluster]\nurl = \"nats://h:1\"\ntoken_file = \"secrets/tok\"\ntls = true\n");
+        let c = load(&path, &[]).expect("config");
+        let cluster = c.host.cluster.to_config().expect("clustered");
+        assert_eq!(
+            cluster.auth,
+            NatsAuth::Token(SecretSource::file(d.path().join("secrets/tok")))
+        );
+        assert!(cluster.tls.required);
+        let (d, path) = write("[cluster]\nurl = \"nats://h:1\"\ncreds_file = \"x.creds\"\n");
+        let c = load(&path, &[]).expect("config");
+        assert_eq!(
+            c.host.cluster.auth,
+            NatsAuth::Creds(d.path().join("x.creds"))
+        );
+
+        // A secret in the file is refused, and the message does not repeat it.
+        for key in ["password", "token"] {
+            let text = format!("[cluster]\n{key} = \"hunter2\"\n");
+            fails_at(
+                &text,
+                2,
+                &format!("cluster.{key}"),
+                "not written in claude-code.toml",
+            );
+            let (_d, path) = write(&text);
+            let err = load(&path, &[])
+                .expect_err("secret in the file")
+                .to_string();
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        fails_at(
+            "[cluster]\nurl = \"nats://web:hunter2@h:1\"\n",
+            2,
+            "cluster.url",
+            "credentials in the URL",
+        );
+        let (_d, path) = write("[cluster]\nurl = \"nats://web:hunter2@h:1\"\n");
+        let err = load(&path, &[])
+            .expect_err("credentials in the URL")
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        fails_at(
+            "[cluster]\nuser = \"web\"\n",
+            2,
+            "cluster.user",
+            "needs its password",
+        );
+        fails_at(
+            "[cluster]\npassword_env = \"P\"\n",
+            2,
+            "cluster.password_env",
+            "needs its user",
+        );
+        fails_at(
+            "[cluster]\nuser = \"w\"\npassword_env = \"P\"\npassword_file = \"p\"\n",
+            4,
+            "cluster.password_file",
+            "not both",
+        );
+        fails_at(
+            "[cluster]\ncreds_file = \"a.creds\"\ntoken_env = \"T\"\n",
+            3,
+            "cluster.token_env",
+            "authenticate one way",
+        );
+        fails_at(
+            "[cluster]\ntoken_env = \"NOT-A-NAME\"\n",
+            2,
+            "cluster.token_env",
+            "environment variable",
+        );
+        fails_at(
+            "[cluster]\ntls_cert = \"c.pem\"\n",
+            2,
+            "cluster.tls_cert",
+            "set tls_key",
+        );
+        fails_at("[cluster]\ntls = \"yes\"\n", 2, "cluster.tls", "");
     }
 
     #[test]

@@ -151,11 +151,12 @@ pub async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value 
         .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
 }
 
-/// `POST {base}/v1/sessions {"name": name}`; the status code.
+/// `POST {base}/v1/sessions {"name": name}` on that host itself (`"placement": "local"`,
+/// which a host outside a cluster ignores); the status code.
 pub async fn create_session(client: &reqwest::Client, base: &str, name: &str) -> u16 {
     client
         .post(format!("{base}/v1/sessions"))
-        .json(&serde_json::json!({ "name": name }))
+        .json(&serde_json::json!({ "name": name, "placement": "local" }))
         .send()
         .await
         .unwrap_or_else(|e| panic!("create {name}: {e}"))

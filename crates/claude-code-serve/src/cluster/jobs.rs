@@ -19,6 +19,14 @@
 //! is not run again: its stored reply is sent again, and the requester, which answers
 //! its client once and then forgets the job, ignores any second reply. A job whose key
 //! says `cancelled` is dropped.
+//!
+//! **Streamed (SSE) jobs** carry a credit subject ([`Job::credit`]). Their executor
+//! streams the turn's SDK messages to the requester's inbox ([`JobFrame::Message`],
+//! [`JobFrame::Error`]) under a credit window ([`JobCredit`]), and before it sends the
+//! first of them it moves the record `running` → `streaming` (compare-and-set on its
+//! claim). A redelivered job whose record says `streaming` (or `done`) is dropped, never
+//! run again: its requester's client has seen part of the turn, which cannot be replayed.
+//! A redelivered job whose record still says `running` sent nothing, and is taken over.
 
 use std::time::Duration;
 
@@ -74,6 +82,21 @@ pub struct Job {
     pub prompt: String,
     /// The requester's inbox for [`JobFrame`]s.
     pub inbox: String,
+    /// A streamed (SSE) job: the subject its requester sends [`JobCredit`]s on; absent
+    /// for a job answered with one JSON reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit: Option<String>,
+}
+
+/// A streamed job's credit, from its requester: `n` more frames of delivery `attempt`
+/// taken by the HTTP client; `n == 0`: the requester is gone (any attempt), stop
+/// sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobCredit {
+    /// The delivery attempt whose frames were taken.
+    pub attempt: i64,
+    /// Frames taken since the last credit; 0: gone.
+    pub n: usize,
 }
 
 /// The HTTP answer to a job: its status and JSON body (a turn reply, or an error body).
@@ -97,6 +120,14 @@ pub enum JobRecord {
         /// The host.
         node: String,
         /// Its delivery attempt (1 the first time).
+        attempt: i64,
+    },
+    /// A streamed job whose first message went (or is about to go) to its requester:
+    /// never run again, whatever happens to its host.
+    Streaming {
+        /// The host streaming it.
+        node: String,
+        /// Its delivery attempt.
         attempt: i64,
     },
     /// It ran; this is its answer.
@@ -125,7 +156,26 @@ pub enum JobFrame {
         /// Its delivery attempt.
         attempt: i64,
     },
-    /// The job's answer.
+    /// One SDK message of a streamed job's turn (an SSE event named by its type).
+    Message {
+        /// The job.
+        id: String,
+        /// The delivery attempt streaming it.
+        attempt: i64,
+        /// The message.
+        message: Box<claude_code::Message>,
+    },
+    /// An error a streamed job's turn sent its client (an SSE `error` event).
+    Error {
+        /// The job.
+        id: String,
+        /// The delivery attempt streaming it.
+        attempt: i64,
+        /// Its status and error body.
+        error: JobReply,
+    },
+    /// The job's answer (for a streamed job: the end of its stream; the turn's JSON
+    /// reply, as stored in its record).
     Done {
         /// The job.
         id: String,
@@ -152,6 +202,8 @@ pub enum Claimed {
     Done(JobRecord),
     /// Its requester cancelled it: drop it.
     Cancelled,
+    /// A streamed job that already sent messages from `node`: drop it (never replayed).
+    Streamed(String),
 }
 
 /// What a requester's [`Jobs::cancel`] found.
@@ -163,6 +215,8 @@ pub enum Cancel {
     Done(JobReply, String, i64),
     /// A live claim: the job runs on this host.
     Running(String),
+    /// A streamed job whose host died after it sent messages: it is not run again.
+    Lost(String),
 }
 
 /// The cluster's job stream and job records.
@@ -353,6 +407,7 @@ impl Jobs {
                 }
                 Some((record @ JobRecord::Done { .. }, _)) => return Ok(Claimed::Done(record)),
                 Some((JobRecord::Cancelled, _)) => return Ok(Claimed::Cancelled),
+                Some((JobRecord::Streaming { node, .. }, _)) => return Ok(Claimed::Streamed(node)),
             }
         }
         Err(ClusterError::Contended {
@@ -383,6 +438,28 @@ impl Jobs {
         }
     }
 
+    /// Marks a streamed job `streaming` under the claim at `revision`, before its first
+    /// message goes out: from then on a redelivery drops it. `Ok(Some(revision))`: the
+    /// mark's revision (for [`finish`](Self::finish)); `Ok(None)`: another host took
+    /// the job over meanwhile (this one was presumed dead), so this one must not stream.
+    pub async fn stream(
+        &self,
+        id: &str,
+        revision: u64,
+        node: &str,
+        attempt: i64,
+    ) -> Result<Option<u64>, ClusterError> {
+        let streaming = Self::encode(&JobRecord::Streaming {
+            node: node.to_string(),
+            attempt,
+        })?;
+        match self.records.update(id, streaming, revision).await {
+            Ok(revision) => Ok(Some(revision)),
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+            Err(e) => Err(jobs_error(e)),
+        }
+    }
+
     /// Gives up a claim without an answer (the job could not start here), so that the
     /// redelivered job starts afresh elsewhere.
     pub async fn release(&self, id: &str, revision: u64) -> Result<(), ClusterError> {
@@ -393,7 +470,8 @@ impl Jobs {
     }
 
     /// The requester gives a job up unless it started: cancels it when it has no record
-    /// or a `running` one whose host `is_dead`; otherwise says what the record holds.
+    /// or a `running` one whose host `is_dead`; otherwise says what the record holds
+    /// (a `streaming` one whose host `is_dead` is [`Cancel::Lost`]).
     pub async fn cancel<F>(
         &self,
         id: &str,
@@ -429,6 +507,12 @@ impl Jobs {
                     _,
                 )) => return Ok(Cancel::Done(reply, node, attempt)),
                 Some((JobRecord::Cancelled, _)) => return Ok(Cancel::Cancelled),
+                Some((JobRecord::Streaming { node, .. }, _)) => {
+                    if is_dead(node.clone()).await {
+                        return Ok(Cancel::Lost(node));
+                    }
+                    return Ok(Cancel::Running(node));
+                }
             }
         }
         Err(ClusterError::Contended {

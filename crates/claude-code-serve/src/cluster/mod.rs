@@ -41,6 +41,7 @@
 //! bucket's `max_age`, and a lease's expiry is wall-clock time inside its value, so the
 //! hosts' clocks must agree to well within a lease.
 
+mod auth;
 mod checkpoints;
 mod jobs;
 mod leases;
@@ -58,10 +59,11 @@ use async_nats::jetstream::{self, kv};
 use tokio::task::JoinHandle;
 
 pub use crate::placement::Placement;
+pub use auth::{check_url, probe, NatsAuth, NatsTls, Probe, Secret, SecretSource, CONNECT_TIMEOUT};
 pub use checkpoints::{Checkpoint, TRANSCRIPTS_BUCKET};
 pub use jobs::{
-    consumer_name, job_subject, Cancel, Claimed, Job, JobFrame, JobRecord, JobReply, Jobs,
-    DONE_BUCKET, DUPLICATE_WINDOW, JOBS_STREAM,
+    consumer_name, job_subject, Cancel, Claimed, Job, JobCredit, JobFrame, JobRecord, JobReply,
+    Jobs, DONE_BUCKET, DUPLICATE_WINDOW, JOBS_STREAM,
 };
 pub use leases::{owner_key, Claim, Lease, Leases, OWNERS_BUCKET};
 pub(crate) use link::flush;
@@ -72,8 +74,13 @@ pub use members::{Load, Member, MEMBERS_BUCKET};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ClusterConfig {
-    /// The NATS server, e.g. `nats://127.0.0.1:4222` (JetStream enabled).
+    /// The NATS server, e.g. `nats://127.0.0.1:4222` (JetStream enabled), or
+    /// `tls://HOST:PORT` to require TLS; never with credentials in it (see [`check_url`]).
     pub url: String,
+    /// How this host authenticates to the NATS server (default: no credentials).
+    pub auth: NatsAuth,
+    /// TLS of the connection (default: TLS only when the server asks for it).
+    pub tls: NatsTls,
     /// This host's name in the cluster (1-64 characters of `A-Z a-z 0-9 _ -`); default
     /// `<hostname>-<port>`.
     pub node_name: Option<String>,
@@ -96,12 +103,28 @@ impl ClusterConfig {
     pub fn new(url: impl Into<String>) -> Self {
         ClusterConfig {
             url: url.into(),
+            auth: NatsAuth::None,
+            tls: NatsTls::default(),
             node_name: None,
             heartbeat: Duration::from_secs(2),
             lease: Duration::from_secs(15),
             pool_ack_wait: Duration::from_secs(15),
             placement: Placement::Capacity,
         }
+    }
+
+    /// How this host authenticates to the NATS server.
+    #[must_use]
+    pub fn auth(mut self, auth: NatsAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// TLS of the connection to the NATS server.
+    #[must_use]
+    pub fn tls(mut self, tls: NatsTls) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// This host's node name.
@@ -150,6 +173,86 @@ pub enum ClusterError {
         /// The server's URL.
         url: String,
         /// The client's error.
+        detail: String,
+    },
+    /// The cluster URL is not `nats://HOST:PORT` or `tls://HOST:PORT`, or carries
+    /// credentials (shown as `***`).
+    #[error("invalid cluster URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL, credentials replaced by `***`.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A password or token could not be read from its environment variable or file.
+    #[error("cannot read the cluster's NATS {what} from {from}: {detail}")]
+    Secret {
+        /// `password` or `token`.
+        what: &'static str,
+        /// Where it was to come from (`$VAR`, `the file PATH`), never the secret.
+        from: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The `.creds` file is missing or not a NATS credentials file.
+    #[error("cannot use the NATS credentials file {}: {detail}; check [cluster] creds_file (a .creds file with a user JWT and its nkey seed, as `nsc generate creds` writes it)", path.display())]
+    Credentials {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The NATS server refused this host's credentials (authorization violation).
+    #[error("the NATS server at {url} refused this host's credentials ({method}): {hint}")]
+    AuthRefused {
+        /// The server's URL.
+        url: String,
+        /// The method used, without the secret ([`NatsAuth::describe`]).
+        method: String,
+        /// What to check.
+        hint: &'static str,
+    },
+    /// A TLS file (`tls_ca`, `tls_cert`, `tls_key`) is missing or not PEM.
+    #[error("cannot use {} for [cluster] {key}: {detail}", path.display())]
+    TlsFile {
+        /// The `[cluster]` key.
+        key: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The server's certificate is not signed by a CA this host trusts (or does not name
+    /// the host of the URL).
+    #[error("the NATS server at {url} presented a certificate this host does not trust ({detail}); set [cluster] tls_ca to the PEM file of the CA that signed it, and connect by a host name the certificate names")]
+    TlsUntrusted {
+        /// The server's URL.
+        url: String,
+        /// The TLS error.
+        detail: String,
+    },
+    /// The server refused this host's client certificate, or wants one and got none.
+    #[error("the NATS server at {url} refused this host's TLS client certificate ({detail}); it verifies clients: set [cluster] tls_cert and tls_key to a certificate signed by the CA it trusts")]
+    TlsClientRefused {
+        /// The server's URL.
+        url: String,
+        /// The TLS error.
+        detail: String,
+    },
+    /// TLS is required but the server does not offer it.
+    #[error("TLS is required for the cluster's NATS connection ({why}), but the server at {url} does not offer TLS; enable TLS on the server (a tls {{ cert_file, key_file }} block), or point [cluster] url at one that has it")]
+    TlsUnavailable {
+        /// The server's URL.
+        url: String,
+        /// What requires TLS (a `tls://` URL, `tls = true`, `tls_ca`, `tls_cert`).
+        why: &'static str,
+    },
+    /// Another TLS failure with the server.
+    #[error("the TLS handshake with the NATS server at {url} failed: {detail}; check [cluster] tls_ca, tls_cert and tls_key")]
+    Tls {
+        /// The server's URL.
+        url: String,
+        /// The TLS error.
         detail: String,
     },
     /// A bucket could not be created or opened.
@@ -243,18 +346,9 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-async fn connect(url: &str, node: &str) -> Result<jetstream::Context, ClusterError> {
-    let client = async_nats::ConnectOptions::new()
-        .name(format!("claude-code {node}"))
-        .connection_timeout(Duration::from_secs(5))
-        .reconnect_delay_callback(link::reconnect_delay) // forever, capped (see link.rs)
-        .connect(url)
-        .await
-        .map_err(|e| ClusterError::Connect {
-            url: url.to_string(),
-            detail: e.to_string(),
-        })?;
-    let mut js = jetstream::new(client);
+/// Connects with `config`'s URL, credentials and TLS (see [`auth`]).
+async fn connect(config: &ClusterConfig, node: &str) -> Result<jetstream::Context, ClusterError> {
+    let mut js = jetstream::new(auth::connect(config, node).await?);
     js.set_timeout(link::REQUEST_TIMEOUT); // bounded while NATS is down (see link.rs)
     Ok(js)
 }
@@ -311,8 +405,17 @@ impl Leases {
     /// Connects to the NATS server at `url` and opens (or creates) the ownership bucket
     /// for `node`, with leases of `lease`. No background work: the caller renews.
     pub async fn connect(url: &str, node: &str, lease: Duration) -> Result<Leases, ClusterError> {
+        Leases::connect_with(&ClusterConfig::new(url), node, lease).await
+    }
+
+    /// As [`Leases::connect`], with `config`'s URL, credentials and TLS.
+    pub async fn connect_with(
+        config: &ClusterConfig,
+        node: &str,
+        lease: Duration,
+    ) -> Result<Leases, ClusterError> {
         check_node(node)?;
-        let js = connect(url, node).await?;
+        let js = connect(config, node).await?;
         let kv = bucket(&js, OWNERS_BUCKET, Duration::ZERO).await?;
         let link = Link::watch(js.client(), node.to_string(), lease);
         Ok(Leases::new(kv, node.to_string(), lease).with_link(link))
@@ -358,7 +461,7 @@ impl Cluster {
     ) -> Result<Arc<Cluster>, ClusterError> {
         let node = config.node_name.clone().unwrap_or(default_node);
         check_node(&node)?;
-        let js = connect(&config.url, &node).await?;
+        let js = connect(config, &node).await?;
         let ttl = members::ttl(config.heartbeat);
         let members_kv = bucket(&js, MEMBERS_BUCKET, ttl).await?;
         let owners_kv = bucket(&js, OWNERS_BUCKET, Duration::ZERO).await?;

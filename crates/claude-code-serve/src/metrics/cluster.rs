@@ -24,7 +24,21 @@
 //! - `claude_cluster_lease_lost_total{node}` (counter): leases this host found taken over
 //!   by another member when it renewed them;
 //! - `claude_cluster_heartbeat_failures_total{node}` (counter): heartbeats this host could
-//!   not put.
+//!   not put;
+//! - `claude_cluster_pool_jobs_total{node,pool,outcome}` (counter): cluster pool jobs
+//!   (registered per configured pool when the host joins). As the requester: `published`
+//!   (a job put into the work queue), `cancelled` (given up before any host started it:
+//!   queue timeout, or the client left), `failed` (its client got no answer from an
+//!   executor: a streamed job whose host died after its first message, `owner_lost`, or
+//!   NATS lost while waiting). As the executor: `run` (a job's turn started here),
+//!   `redelivered` (a delivery after the first, whatever became of it),
+//!   `answered_from_record` (a redelivered JSON job whose stored reply was sent again, not
+//!   run), `dropped` (a delivered job not run: cancelled by its requester, or a streamed
+//!   job that already sent messages from a host that died);
+//! - `claude_cluster_pool_jobs_in_flight{node,pool}` (gauge): jobs this host runs now;
+//! - `claude_cluster_pool_job_seconds{node,pool,mode}` (histogram): as the requester, from
+//!   publishing a job to its answer (`mode="json"`) or to the end of its stream
+//!   (`mode="sse"`);
 //! - `claude_cluster_connected{node}` (gauge): 1 while this host's connection to the NATS
 //!   server is up, 0 while it is down (set when it changes, within 50 ms, and at each
 //!   `GET /metrics`).
@@ -49,6 +63,25 @@ pub const LEASE_LOST: &str = "claude_cluster_lease_lost_total";
 pub const HEARTBEAT_FAILURES: &str = "claude_cluster_heartbeat_failures_total";
 /// Gauge: 1 while the connection to NATS is up, else 0.
 pub const CONNECTED: &str = "claude_cluster_connected";
+
+/// Counter: cluster pool jobs, labels `node`, `pool`, `outcome`.
+pub const POOL_JOBS: &str = "claude_cluster_pool_jobs_total";
+/// Gauge: cluster pool jobs this host runs, labels `node`, `pool`.
+pub const POOL_JOBS_IN_FLIGHT: &str = "claude_cluster_pool_jobs_in_flight";
+/// Histogram: a cluster pool job's time from publish to its answer or its stream's end,
+/// labels `node`, `pool`, `mode`.
+pub const POOL_JOB_SECONDS: &str = "claude_cluster_pool_job_seconds";
+
+/// The `outcome` values of [`POOL_JOBS`].
+pub(crate) const POOL_OUTCOMES: [&str; 7] = [
+    "published",
+    "run",
+    "redelivered",
+    "answered_from_record",
+    "cancelled",
+    "dropped",
+    "failed",
+];
 
 /// The session calls that are routed, as `op` label values.
 pub(crate) const OPS: [&str; 4] = ["get", "delete", "interrupt", "transcript"];
@@ -158,4 +191,68 @@ pub(crate) fn lease_lost(node: &str) {
 /// Counts a failed heartbeat.
 pub(crate) fn heartbeat_failure(node: &str) {
     counter!(HEARTBEAT_FAILURES, "node" => node_label(node)).increment(1);
+}
+
+/// Describes the cluster pool metrics and registers each series of `node` and `pools`
+/// at zero (the host joined its cluster).
+pub(crate) fn register_pools<'a>(node: &str, pools: impl IntoIterator<Item = &'a str>) {
+    metrics::describe_counter!(
+        POOL_JOBS,
+        "Cluster pool jobs by outcome (requester: published, cancelled, failed; executor: run, redelivered, answered_from_record, dropped)"
+    );
+    metrics::describe_gauge!(POOL_JOBS_IN_FLIGHT, "Cluster pool jobs this host runs");
+    metrics::describe_histogram!(
+        POOL_JOB_SECONDS,
+        Unit::Seconds,
+        "A cluster pool job from publish to its answer (json) or its stream's end (sse), at the requester"
+    );
+    let n = node_label(node);
+    for pool in pools {
+        let p = SharedString::from(pool.to_owned());
+        for outcome in POOL_OUTCOMES {
+            counter!(POOL_JOBS, "node" => n.clone(), "pool" => p.clone(), "outcome" => outcome)
+                .increment(0);
+        }
+        gauge!(POOL_JOBS_IN_FLIGHT, "node" => n.clone(), "pool" => p).set(0.0);
+    }
+}
+
+/// Counts a cluster pool job's `outcome` (one of [`POOL_OUTCOMES`]).
+pub(crate) fn pool_job(node: &str, pool: &str, outcome: &'static str) {
+    counter!(POOL_JOBS, "node" => node_label(node), "pool" => pool.to_owned(),
+        "outcome" => outcome)
+    .increment(1);
+}
+
+/// Records a job's time at its requester, `mode` `json` or `sse`.
+pub(crate) fn pool_job_seconds(node: &str, pool: &str, mode: &'static str, seconds: f64) {
+    histogram!(POOL_JOB_SECONDS, "node" => node_label(node), "pool" => pool.to_owned(),
+        "mode" => mode)
+    .record(seconds);
+}
+
+/// One job this host runs, counted in [`POOL_JOBS_IN_FLIGHT`] until dropped.
+pub(crate) struct PoolJobInFlight {
+    node: String,
+    pool: String,
+}
+
+impl PoolJobInFlight {
+    /// Counts a job of `pool` running here from now.
+    pub(crate) fn new(node: &str, pool: &str) -> Self {
+        gauge!(POOL_JOBS_IN_FLIGHT, "node" => node_label(node), "pool" => pool.to_owned())
+            .increment(1.0);
+        PoolJobInFlight {
+            node: node.to_owned(),
+            pool: pool.to_owned(),
+        }
+    }
+}
+
+impl Drop for PoolJobInFlight {
+    fn drop(&mut self) {
+        gauge!(POOL_JOBS_IN_FLIGHT, "node" => node_label(&self.node),
+            "pool" => self.pool.clone())
+        .decrement(1.0);
+    }
 }

@@ -84,14 +84,16 @@ pub(crate) async fn list(
 /// every member is busy the request waits in the pool's queue, and a full queue or a
 /// wait longer than the queue timeout is a 429 `queue_full` with `Retry-After`.
 ///
-/// In a cluster (`serve --cluster`), a JSON request is a job in the cluster's work queue:
+/// In a cluster (`serve --cluster`), a request is a job in the cluster's work queue:
 /// any host serving the pool runs it (at most as many at once as the pool has members on
 /// that host), a job whose host dies is run by another, and each request is answered
 /// exactly once. The queue is then cluster-wide (`max_queue` jobs waiting for a host) and
 /// the queue timeout bounds the wait until a host starts the job. The reply names the
-/// host that ran it (`x-claude-pool-node`) and the delivery attempt
-/// (`x-claude-pool-attempt`, 2 or more when redelivered). SSE requests run on the host
-/// asked, as without a cluster.
+/// host that ran it (`x-claude-pool-node`; for SSE, the host that started it) and the
+/// delivery attempt (`x-claude-pool-attempt`, 2 or more when redelivered). An SSE
+/// request streams the job's events from the host running it; if that host dies after
+/// the first event, the stream ends with an `error` event (502 `owner_lost`) and the job
+/// is not run again; if it dies before, the job is redelivered and the stream goes on.
 #[utoipa::path(post, path = "/v1/pools/{pool}/messages", tag = "turns",
     params(PoolParam), request_body = Prompt,
     responses(
@@ -104,8 +106,8 @@ pub(crate) async fn list(
         (status = 402, description = "The pool's budget at the credential proxy is spent: `session_budget_exceeded`", body = ErrorBody),
         (status = 413, description = "Body or prompt too large", body = ErrorBody),
         (status = 429, description = "The pool's queue is full or the wait timed out, or a tenant limit", body = ErrorBody),
-        (status = 502, description = "The Messages API refused", body = ErrorBody),
-        (status = 503, description = "Draining, or admission refused", body = ErrorBody),
+        (status = 502, description = "The Messages API refused; in a cluster, `owner_lost`: the host streaming an SSE job died after its first event (sent as an `error` event; the job is not run again)", body = ErrorBody),
+        (status = 503, description = "Draining, or admission refused; in a cluster, `cluster_unavailable`: NATS does not answer", body = ErrorBody),
     ))]
 pub(crate) async fn send_message(
     State(state): State<Arc<AppState>>,
@@ -122,8 +124,8 @@ pub(crate) async fn send_message(
         .ok_or_else(|| ApiError::not_found(format!("no pool named `{name}`")))?;
     let (prompt, permit) = admit_prompt(&state, &caller, &body).await?;
     let sse = wants_sse(&headers);
-    // In a cluster, a JSON request is a job any host serving the pool may take.
-    if let (Some(cluster), false) = (state.cluster(), sse) {
+    // In a cluster, a request is a job any host serving the pool may take.
+    if let Some(cluster) = state.cluster() {
         let cluster = cluster.clone();
         return crate::cluster_pools::submit(
             &state,
@@ -132,6 +134,7 @@ pub(crate) async fn send_message(
             &name,
             prompt,
             permit,
+            sse,
         )
         .await;
     }
