@@ -100,8 +100,8 @@ async fn hosts_stopped_with_sigterm_while_nats_is_down_exit_in_time_and_a_start_
                     .map_err(|e| e.to_string())?;
                 let status = r.status().as_u16();
                 let body: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
-                match (status, body["code"].as_str()) {
-                    (503, Some("cluster_unavailable")) => Ok(()),
+                match (status, body["nats"].as_str()) {
+                    (200, Some("disconnected")) => Ok(()),
                     other => Err(format!("{other:?}")),
                 }
             },

@@ -168,8 +168,10 @@ pub(crate) struct Ready {
     pub(crate) status: &'static str,
     /// Whether sessions talk to the built-in mock Messages API.
     pub(crate) offline: bool,
-    /// In a cluster: `connected` (the connection to the NATS server is up; while it is
-    /// down the host is not ready: 503 `cluster_unavailable`). Absent without a cluster.
+    /// In a cluster: `connected`, or `disconnected` while the connection to the NATS
+    /// server is down (the host stays ready: it still serves what is its own, and the
+    /// cluster's sessions answer 503 `cluster_unavailable` / `lease_unconfirmed`). Absent
+    /// without a cluster.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) nats: Option<&'static str>,
 }

@@ -23,11 +23,12 @@ pub(crate) async fn healthz() -> Json<Health> {
 }
 
 /// The host can take work: the CLI is found, its supervisor answers, its state store is
-/// open, it is not draining, and in a cluster its connection to the NATS server is up.
+/// open, and it is not draining. In a cluster it also says whether its connection to the
+/// NATS server is up (`nats`), without failing on it.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
         (status = 200, description = "Ready", body = Ready),
-        (status = 503, description = "Draining, the CLI is missing, or the supervisor or store is down; in a cluster, `cluster_unavailable`: the connection to the NATS server is down", body = ErrorBody),
+        (status = 503, description = "Draining, the CLI is missing, or the supervisor or store is down", body = ErrorBody),
     ))]
 pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.draining.load(Ordering::Relaxed) {
@@ -57,13 +58,17 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         )
         .into_response();
     }
-    let mut nats = None;
-    if let Some(cluster) = state.cluster() {
-        if let Err(e) = cluster.link().check() {
-            return ApiError::cluster(&e).into_response();
+    // A lost NATS connection is reported, not made a reason to take the host out of
+    // rotation: every member loses it at once, so a load balancer would drop the whole
+    // cluster, while each host still answers its named sessions and `/v1/query`, and the
+    // cluster's sessions with a typed 503.
+    let nats = state.cluster().map(|cluster| {
+        if cluster.link().check().is_ok() {
+            "connected"
+        } else {
+            "disconnected"
         }
-        nats = Some("connected");
-    }
+    });
     Json(Ready {
         status: "ready",
         offline: state.offline,
