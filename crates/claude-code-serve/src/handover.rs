@@ -294,7 +294,7 @@ pub(crate) async fn leave(state: &Arc<AppState>, drain: Duration) -> usize {
 }
 
 /// An adopt request: take the lease at `revision` and the session from its checkpoint.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct AdoptRequest {
     tenant: String,
     session: String,
@@ -334,7 +334,7 @@ async fn hand_over(state: &Arc<AppState>, tenant: &str, name: &str, deadline: In
     // owner can receive never reaches this host too. Turns already held here are
     // answered `moved` once the session moved.
     state.serving.stop(&key);
-    let Some(revision) = cluster.leases().hand_off(tenant, name) else {
+    let Some(mut revision) = cluster.leases().hand_off(tenant, name) else {
         // Lost meanwhile: another member has it already.
         state.handover.set(&key, Motion::Stayed);
         return false;
@@ -345,8 +345,12 @@ async fn hand_over(state: &Arc<AppState>, tenant: &str, name: &str, deadline: In
         from: cluster.node().to_string(),
         revision,
     };
-    let payload = bytes::Bytes::from(serde_json::to_vec(&request).unwrap_or_default());
     for member in ranked {
+        let request = AdoptRequest {
+            revision,
+            ..request.clone()
+        };
+        let payload = bytes::Bytes::from(serde_json::to_vec(&request).unwrap_or_default());
         // Counted before asking (no await since the ranking): the hand-overs running
         // alongside see it and spread over the members.
         state.placement.placed(&member);
@@ -387,6 +391,20 @@ async fn hand_over(state: &Arc<AppState>, tenant: &str, name: &str, deadline: In
                 return true;
             }
             Some((owner, rev)) if owner == cluster.node() && rev == revision => continue,
+            // The member took the lease but could not adopt the session and released it
+            // (its checkpoint unreadable in time, its CLI refused, ...): take it back and
+            // ask the next one, rather than leave the session without an owner.
+            None => match retake(cluster, tenant, name).await {
+                Some(r) => {
+                    tracing::info!(tenant, session = name, member = %member.node, "a member gave a session back during its hand-over; asking the next one");
+                    revision = r;
+                }
+                None => {
+                    tracing::warn!(tenant, session = name, "the session's lease was given back and could not be taken again; leaving it");
+                    state.handover.set(&key, Motion::Stayed);
+                    return false;
+                }
+            },
             other => {
                 // Someone else changed it (or the adopter gave it up and released it).
                 tracing::warn!(tenant, session = name, lease = ?other, "the session's lease changed during its hand-over; leaving it");
@@ -405,6 +423,14 @@ async fn hand_over(state: &Arc<AppState>, tenant: &str, name: &str, deadline: In
     }
     state.handover.set(&key, Motion::Stayed);
     false
+}
+
+/// Claims a free lease again for a hand-over to go on: the revision to hand off next.
+async fn retake(cluster: &crate::cluster::Cluster, tenant: &str, name: &str) -> Option<u64> {
+    match cluster.leases().claim(tenant, name).await {
+        Ok(crate::cluster::Claim::Won) => cluster.leases().hand_off(tenant, name),
+        _ => None,
+    }
 }
 
 /// The leaving host's copy of a session that moved: its CLI stops, its grant at the

@@ -107,15 +107,25 @@ impl Placer {
     ) -> Vec<Member> {
         let now = now_ms();
         let stale = 2 * heartbeat.as_millis() as u64;
-        let mut fit: Vec<(usize, bool, Member)> = members
+        // A member whose last heartbeat is late (a loaded machine) is still live (its key
+        // has not expired): ranked after every punctual one, not left out, so that a
+        // hand-over still finds a taker.
+        let mut fit: Vec<(bool, usize, bool, Member)> = members
             .iter()
             .filter(|m| !(others_only && m.node == me))
-            .filter(|m| m.node == me || now.saturating_sub(m.updated) <= stale)
             .filter(|m| m.node == me || m.mem_available.is_none_or(|b| b >= MIN_FREE_MEMORY))
-            .map(|m| (load_score(m) + self.pending(m), m.node != me, m.clone()))
+            .map(|m| {
+                let late = m.node != me && now.saturating_sub(m.updated) > stale;
+                (
+                    late,
+                    load_score(m) + self.pending(m),
+                    m.node != me,
+                    m.clone(),
+                )
+            })
             .collect();
-        fit.sort_by(|a, b| (a.0, a.1, &a.2.node).cmp(&(b.0, b.1, &b.2.node)));
-        fit.into_iter().map(|(_, _, m)| m).collect()
+        fit.sort_by(|a, b| (a.0, a.1, a.2, &a.3.node).cmp(&(b.0, b.1, b.2, &b.3.node)));
+        fit.into_iter().map(|(_, _, _, m)| m).collect()
     }
 
     /// Counts a session placed on (or handed to) `m` until its next heartbeat.
@@ -303,7 +313,7 @@ mod tests {
     }
 
     #[test]
-    fn ranks_by_load_prefers_this_host_on_ties_and_skips_stale_or_short_members() {
+    fn ranks_by_load_prefers_this_host_on_ties_puts_late_members_last_and_skips_short_ones() {
         let p = Placer::default();
         let hb = Duration::from_secs(2);
         let ms = [
@@ -312,16 +322,16 @@ mod tests {
             member("c", 1, 0, 0),
             member("d", 0, 0, 10_000),
         ];
-        assert_eq!(nodes(&p.rank(&ms, "c", hb, false)), ["c", "b", "a"]);
-        assert_eq!(nodes(&p.rank(&ms, "a", hb, false)), ["b", "c", "a"]);
-        assert_eq!(nodes(&p.rank(&ms, "a", hb, true)), ["b", "c"]);
+        assert_eq!(nodes(&p.rank(&ms, "c", hb, false)), ["c", "b", "a", "d"]);
+        assert_eq!(nodes(&p.rank(&ms, "a", hb, false)), ["b", "c", "a", "d"]);
+        assert_eq!(nodes(&p.rank(&ms, "a", hb, true)), ["b", "c", "d"]);
         // A queued request weighs two live CLIs.
         let ms2 = [member("a", 2, 0, 0), member("b", 0, 2, 0)];
         assert_eq!(nodes(&p.rank(&ms2, "a", hb, false)), ["a", "b"]);
         // Placements since the last heartbeat count.
         p.placed(&ms[1]);
         p.placed(&ms[1]);
-        assert_eq!(nodes(&p.rank(&ms, "a", hb, true)), ["c", "b"]);
+        assert_eq!(nodes(&p.rank(&ms, "a", hb, true)), ["c", "b", "d"]);
         // Short of memory: passed over.
         let mut short = member("e", 0, 0, 0);
         short.mem_available = Some(MIN_FREE_MEMORY - 1);

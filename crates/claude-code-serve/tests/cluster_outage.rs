@@ -843,20 +843,26 @@ async fn a_turn_answered_during_an_outage_is_checkpointed_once_nats_is_back_and_
         "the outage's turn in A's checkpoint",
         || async {
             use tokio::io::AsyncReadExt;
-            let store = js
-                .get_object_store("claude_transcripts")
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut object = store.get("default.kept").await.map_err(|e| e.to_string())?;
-            let mut text = String::new();
-            object
-                .read_to_string(&mut text)
-                .await
-                .map_err(|e| e.to_string())?;
-            if text.contains("lynx") {
-                Ok(())
-            } else {
-                Err("not yet".to_string())
+            // Each look is bounded: an object whose chunks the killed server lost would
+            // otherwise keep one read waiting for ever.
+            let look = async {
+                let store = js
+                    .get_object_store("claude_transcripts")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut object = store.get("default.kept").await.map_err(|e| e.to_string())?;
+                let mut text = String::new();
+                object
+                    .read_to_string(&mut text)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>(text)
+            };
+            match tokio::time::timeout(Duration::from_secs(2), look).await {
+                Ok(Ok(text)) if text.contains("lynx") => Ok(()),
+                Ok(Ok(_)) => Err("not yet".to_string()),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err("reading the checkpoint took over 2 s".to_string()),
             }
         },
     )

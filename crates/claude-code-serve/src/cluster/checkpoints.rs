@@ -13,6 +13,9 @@ use super::{leases::bytes_value, owner_key, ClusterError};
 /// The object store bucket of session checkpoints.
 pub const TRANSCRIPTS_BUCKET: &str = "claude_transcripts";
 
+/// How long reading one checkpoint may take.
+const READ_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What another host needs to carry a session on: how to make it and its conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -114,6 +117,7 @@ impl Checkpoints {
         Ok(())
     }
 
+    /// Reads the session's last checkpoint.
     pub(super) async fn load(
         &self,
         tenant: &str,
@@ -125,11 +129,17 @@ impl Checkpoints {
             Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(ClusterError::kv(e)),
         };
+        // Bounded: an object whose chunks a killed server lost would keep the read (and
+        // the take-over waiting on it) waiting for ever.
         let mut bytes = Vec::new();
-        object
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(ClusterError::kv)?;
+        match tokio::time::timeout(READ_WAIT, object.read_to_end(&mut bytes)).await {
+            Ok(read) => read.map_err(ClusterError::kv)?,
+            Err(_) => {
+                return Err(ClusterError::Kv(format!(
+                    "reading the checkpoint of {key} took over {READ_WAIT:?}: its object may be incomplete"
+                )))
+            }
+        };
         bytes_value::decode(&bytes).map(Some)
     }
 
