@@ -7,6 +7,8 @@ use std::time::Duration;
 use claude_code_serve::cluster::{owner_key, Claim, ClusterError, Leases};
 use claude_code_tests::{eventually, NatsServer};
 
+mod support;
+
 #[tokio::test]
 async fn two_claimers_racing_for_one_session_get_exactly_one_winner() {
     let nats = NatsServer::start();
@@ -129,6 +131,8 @@ mod hosts {
     use claude_code_tests::{eventually, NatsServer, Reply, Script, TestEnv};
     use serde_json::{json, Value};
 
+    use crate::support::{ask, ask_sse, get};
+
     async fn host(env: &TestEnv, nats: &NatsServer, node: &str) -> Host {
         let mut config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
             .options(env.options())
@@ -140,13 +144,6 @@ mod hosts {
             );
         config.spares = 0;
         Host::start(config).await.expect("host starts")
-    }
-
-    async fn get(host: &Host, path: &str) -> (u16, Value) {
-        let r = reqwest::get(format!("{}{path}", host.url()))
-            .await
-            .expect("request");
-        (r.status().as_u16(), r.json().await.expect("json body"))
     }
 
     fn nodes(view: &Value) -> Vec<String> {
@@ -316,45 +313,6 @@ mod hosts {
         first.shutdown().await.expect("stops");
     }
 
-    async fn ask(host: &Host, name: &str, prompt: &str) -> (u16, Value) {
-        let r = reqwest::Client::new()
-            .post(format!("{}/v1/sessions/{name}/messages", host.url()))
-            .json(&json!({"prompt": prompt}))
-            .send()
-            .await
-            .expect("request");
-        (r.status().as_u16(), r.json().await.expect("json body"))
-    }
-
-    /// `(event, data)` pairs of an SSE turn through `host`.
-    async fn ask_sse(host: &Host, name: &str, prompt: &str) -> (u16, Vec<(String, Value)>) {
-        let r = reqwest::Client::new()
-            .post(format!("{}/v1/sessions/{name}/messages", host.url()))
-            .header("accept", "text/event-stream")
-            .json(&json!({"prompt": prompt}))
-            .send()
-            .await
-            .expect("request");
-        let status = r.status().as_u16();
-        let text = r.text().await.expect("body");
-        let mut events = Vec::new();
-        for block in text.split("\n\n") {
-            let mut event = None;
-            let mut data = String::new();
-            for line in block.lines() {
-                if let Some(e) = line.strip_prefix("event: ") {
-                    event = Some(e.to_string());
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    data.push_str(d);
-                }
-            }
-            if let Some(event) = event {
-                events.push((event, serde_json::from_str(&data).unwrap_or(Value::Null)));
-            }
-        }
-        (status, events)
-    }
-
     #[tokio::test]
     async fn a_session_created_on_one_host_is_served_through_another() {
         let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
@@ -383,7 +341,7 @@ mod hosts {
 
         // SSE through C: one event per SDK message, ending with `result`; the same
         // conversation (the mock gets the earlier prompt as history).
-        let (status, events) = ask_sse(&c, "routed", "second through C").await;
+        let (status, events) = ask_sse(&c.url(), "routed", "second through C").await;
         assert_eq!(status, 200);
         let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
         assert_eq!(names.last(), Some(&"result"), "{names:?}");

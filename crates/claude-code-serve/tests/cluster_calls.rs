@@ -9,6 +9,9 @@ use claude_code_serve::{cluster::ClusterConfig, store::Store, Host, HostConfig, 
 use claude_code_tests::{eventually, NatsServer, Reply, Script, TestEnv};
 use serde_json::{json, Value};
 
+mod support;
+use support::{ask, get, metrics, sample};
+
 /// A clustered host: heartbeat 0.5 s, lease 2 s, its own CLI config dir (so a
 /// transcript on another host can only come from a checkpoint) and, when given, its own
 /// data dir.
@@ -40,6 +43,7 @@ async fn host(
 
 /// `method path` on `host` with an optional token and JSON body: status and JSON body
 /// (`null` when there is none).
+/// `method path` on `host`, with an optional bearer token and JSON body.
 async fn call(
     host: &Host,
     method: reqwest::Method,
@@ -47,21 +51,7 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut req = reqwest::Client::new().request(method, format!("{}{path}", host.url()));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.expect("request");
-    let status = r.status().as_u16();
-    let text = r.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-async fn get(host: &Host, path: &str) -> (u16, Value) {
-    call(host, reqwest::Method::GET, path, None, None).await
+    support::call_as(method, format!("{}{path}", host.url()), token, body).await
 }
 
 /// Makes a session on `host` itself (`"placement": "local"`: these tests put each session
@@ -76,12 +66,6 @@ async fn create(host: &Host, mut body: Value) -> (u16, Value) {
         Some(body),
     )
     .await
-}
-
-async fn ask(host: &Host, name: &str, prompt: &str) -> (u16, Value) {
-    let path = format!("/v1/sessions/{name}/messages");
-    let body = json!({ "prompt": prompt });
-    call(host, reqwest::Method::POST, &path, None, Some(body)).await
 }
 
 fn names(list: &Value) -> Vec<(String, String)> {
@@ -383,23 +367,6 @@ async fn a_call_whose_owner_does_not_answer_is_a_503_owner_unavailable() {
     b.shutdown().await.expect("b stops");
 }
 
-/// The body of `GET /metrics` (a 200).
-async fn metrics(host: &Host) -> String {
-    let r = reqwest::get(format!("{}/metrics", host.url()))
-        .await
-        .expect("GET /metrics");
-    assert_eq!(r.status().as_u16(), 200);
-    r.text().await.expect("body")
-}
-
-/// The value of the sample whose line starts with `series` (name and labels, in the
-/// order the host records them).
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-}
-
 #[tokio::test]
 async fn cluster_metrics_count_routed_turns_calls_and_a_failover() {
     let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
@@ -462,9 +429,14 @@ async fn cluster_metrics_count_routed_turns_calls_and_a_failover() {
         Duration::from_secs(15),
         "B to take the session over",
         || async {
+            // The membership gauge is refreshed at the scrape, bounded at 2 s: under load
+            // one scrape may still hold the last figure, so both are waited for.
             let text = metrics(&b).await;
-            match sample(&text, r#"claude_cluster_failovers_total{node="metrics-b"}"#) {
-                Some(n) if n >= 1.0 => Ok(text),
+            match (
+                sample(&text, r#"claude_cluster_failovers_total{node="metrics-b"}"#),
+                sample(&text, r#"claude_cluster_members{node="metrics-b"}"#),
+            ) {
+                (Some(n), Some(m)) if n >= 1.0 && m == 1.0 => Ok(text),
                 other => Err(other),
             }
         },

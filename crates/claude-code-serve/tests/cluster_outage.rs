@@ -22,6 +22,9 @@ use claude_code_serve::{
 use claude_code_tests::{eventually, NatsServer, Reply, Script, TestEnv};
 use serde_json::{json, Value};
 
+mod support;
+use support::{ask, ask_sse, call, get, metric, sse_events};
+
 /// A clustered host: heartbeat `beat`, leases of 2 s, a pool `work` of one member (pool
 /// jobs redelivered after 2 s), reaching NATS at `url`.
 async fn host(env: &TestEnv, url: &str, node: &str, beat: Duration) -> Host {
@@ -48,65 +51,6 @@ async fn host_with(env: &TestEnv, url: &str, node: &str, beat: Duration, size: u
     Host::start(config).await.expect("host starts")
 }
 
-async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
-    let mut req = reqwest::Client::new().request(method, url);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let r = req.send().await.expect("request");
-    let status = r.status().as_u16();
-    let text = r.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-async fn get(host: &Host, path: &str) -> (u16, Value) {
-    call(reqwest::Method::GET, format!("{}{path}", host.url()), None).await
-}
-
-async fn ask(host: &Host, name: &str, prompt: &str) -> (u16, Value) {
-    let url = format!("{}/v1/sessions/{name}/messages", host.url());
-    call(
-        reqwest::Method::POST,
-        url,
-        Some(json!({ "prompt": prompt })),
-    )
-    .await
-}
-
-/// An SSE turn: its status and `(event, data)` pairs.
-async fn ask_sse(url: String, name: &str, prompt: &str) -> (u16, Vec<(String, Value)>) {
-    let r = reqwest::Client::new()
-        .post(format!("{url}/v1/sessions/{name}/messages"))
-        .header("accept", "text/event-stream")
-        .json(&json!({ "prompt": prompt }))
-        .send()
-        .await
-        .expect("request");
-    let status = r.status().as_u16();
-    let text = r.text().await.expect("body");
-    let mut events = Vec::new();
-    for block in text.split("\n\n") {
-        let (mut event, mut data) = (None, String::new());
-        for line in block.lines() {
-            if let Some(e) = line.strip_prefix("event: ") {
-                event = Some(e.to_string());
-            } else if let Some(d) = line.strip_prefix("data: ") {
-                data.push_str(d);
-            }
-        }
-        if let Some(event) = event {
-            events.push((event, serde_json::from_str(&data).unwrap_or(Value::Null)));
-        }
-    }
-    if events.is_empty() {
-        // Refused before the stream began: a JSON error body.
-        if let Ok(body) = serde_json::from_str(&text) {
-            events.push(("error".to_string(), body));
-        }
-    }
-    (status, events)
-}
-
 /// An SSE pool job: its status and `(event, data)` pairs.
 async fn pool_sse(url: String, prompt: &str) -> (u16, Vec<(String, Value)>) {
     let r = reqwest::Client::new()
@@ -119,30 +63,6 @@ async fn pool_sse(url: String, prompt: &str) -> (u16, Vec<(String, Value)>) {
     let status = r.status().as_u16();
     let text = r.text().await.expect("body");
     (status, sse_events(&text))
-}
-
-/// The `(event, data)` pairs of an SSE body (a JSON error body as one `error`).
-fn sse_events(text: &str) -> Vec<(String, Value)> {
-    let mut events = Vec::new();
-    for block in text.split("\n\n") {
-        let (mut event, mut data) = (None, String::new());
-        for line in block.lines() {
-            if let Some(e) = line.strip_prefix("event: ") {
-                event = Some(e.to_string());
-            } else if let Some(d) = line.strip_prefix("data: ") {
-                data.push_str(d);
-            }
-        }
-        if let Some(event) = event {
-            events.push((event, serde_json::from_str(&data).unwrap_or(Value::Null)));
-        }
-    }
-    if events.is_empty() {
-        if let Ok(body) = serde_json::from_str(text) {
-            events.push(("error".to_string(), body));
-        }
-    }
-    events
 }
 
 async fn create(host: &Host, name: &str) -> (u16, Value) {
@@ -159,18 +79,6 @@ async fn job(host: &Host, prompt: &str) -> (u16, Value) {
         Some(json!({ "prompt": prompt })),
     )
     .await
-}
-
-/// One series' value in the host's `/metrics`.
-async fn metric(host: &Host, series: &str) -> Option<f64> {
-    let text = reqwest::get(format!("{}/metrics", host.url()))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
 }
 
 /// Asserts a typed 503 with `code`, answered within `bound` of `started`.
@@ -236,7 +144,7 @@ async fn while_nats_is_down_everything_fails_closed_fast_and_afterwards_recovers
         fast,
     );
     let t = Instant::now();
-    let (status, events) = ask_sse(b.url(), "kept", "lost?").await;
+    let (status, events) = ask_sse(&b.url(), "kept", "lost?").await;
     assert_eq!(status, 503, "{events:?}");
     assert_eq!(events[0].1["code"], "cluster_unavailable", "{events:?}");
     assert!(t.elapsed() < fast, "routed SSE turn took {:?}", t.elapsed());
@@ -585,7 +493,8 @@ async fn a_routed_turn_in_flight_when_nats_dies_fails_typed_at_once_and_is_not_r
     for name in ["sse", "json"] {
         assert_eq!(create(&a, name).await.0, 201);
     }
-    let sse = tokio::spawn(ask_sse(b.url(), "sse", "streamed in flight"));
+    let burl_sse = b.url();
+    let sse = tokio::spawn(async move { ask_sse(&burl_sse, "sse", "streamed in flight").await });
     let burl = b.url();
     let json_turn = tokio::spawn(async move {
         let url = format!("{burl}/v1/sessions/json/messages");

@@ -6,6 +6,9 @@ use claude_code_serve::{store::Store, Host, HostConfig, Scope};
 use claude_code_tests::{Reply, Script, TestEnv};
 use serde_json::{json, Value};
 
+mod support;
+use support::sample;
+
 async fn host(env: &TestEnv) -> Host {
     let config = HostConfig::new("127.0.0.1:0".parse().expect("addr"))
         .options(env.options())
@@ -28,13 +31,6 @@ async fn metrics(host: &Host) -> (u16, Option<String>, String) {
         content_type,
         r.text().await.expect("body"),
     )
-}
-
-/// The value of the sample whose line starts with `series` (name and labels).
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
 }
 
 #[tokio::test]
