@@ -365,6 +365,25 @@ async fn a_host_cut_off_from_nats_stops_serving_its_sessions_and_after_it_reconn
 
     ns.cut();
     let cut = Instant::now();
+    // A call routed to A while it is cut off (silent, but still a member until its
+    // heartbeat expires) is given up once that heartbeat expires (503), or answered by
+    // the host that took the session over (200): not after the whole 10 s call wait.
+    let r = client
+        .get(format!("{}/v1/sessions/p1", c.url))
+        .send()
+        .await
+        .expect("get");
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.expect("json");
+    assert!(
+        status == 200 || (status == 503 && body["code"] == "owner_unavailable"),
+        "{status} {body}"
+    );
+    assert!(
+        cut.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        cut.elapsed()
+    );
     let (_, moved) = eventually(
         Duration::from_secs(30),
         "p1 to answer through C on its new owner",

@@ -466,25 +466,26 @@ async fn answer_moved(state: Arc<AppState>, key: String, reply: async_nats::Subj
 }
 
 /// Why an owner gave no answer to a request.
-enum NoAnswer {
-    /// None within [`ACCEPT_WAIT`].
+pub(crate) enum NoAnswer {
+    /// None within the wait.
     InTime,
     /// Its heartbeat expired while the requester waited.
     OwnerLeft,
 }
 
-/// Sends a request to a session's owner and waits for the answer, checking the owner's
-/// heartbeat every heartbeat: an owner cut off or dead is given up within the heartbeat
-/// TTL, not after the whole [`ACCEPT_WAIT`].
-async fn ask_owner(
+/// Sends a request to a session's owner and waits for the answer (at most `wait`),
+/// checking the owner's heartbeat every heartbeat: an owner cut off or dead is given up
+/// within the heartbeat TTL, not after the whole wait. Routed turns and routed calls both
+/// ask this way.
+pub(crate) async fn ask_owner(
     cluster: &crate::cluster::Cluster,
-    client: &async_nats::Client,
     subject: String,
     payload: bytes::Bytes,
     owner: &str,
+    wait: Duration,
 ) -> Result<Result<async_nats::Message, async_nats::RequestError>, NoAnswer> {
-    let mut request = Box::pin(client.request(subject, payload));
-    let deadline = tokio::time::Instant::now() + ACCEPT_WAIT;
+    let mut request = Box::pin(cluster.client().request(subject, payload));
+    let deadline = tokio::time::Instant::now() + wait;
     let slice = cluster.heartbeat().max(Duration::from_millis(200));
     loop {
         match tokio::time::timeout(slice, &mut request).await {
@@ -551,10 +552,10 @@ pub(crate) async fn forward(
         let owner = lease.owner;
         let asked = ask_owner(
             cluster,
-            &client,
             turn_subject(tenant, name),
             request.clone(),
             &owner,
+            ACCEPT_WAIT,
         );
         let answer = tokio::select! {
             answer = asked => answer,

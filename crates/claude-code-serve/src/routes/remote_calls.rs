@@ -42,7 +42,10 @@ use crate::{
     cluster::{owner_key, Lease},
     error::ApiError,
     metrics::cluster as m,
-    routes::{sessions, turns},
+    routes::{
+        remote::{self, NoAnswer},
+        sessions, turns,
+    },
     state::{session_key, AppState},
 };
 
@@ -202,7 +205,8 @@ fn unavailable(name: &str, owner: &str, detail: &str) -> ApiError {
     )
 }
 
-/// Sends the call to the session's owner and returns its answer.
+/// Sends the call to the session's owner (asked as a routed turn asks: its heartbeat
+/// checked while waiting) and returns its answer.
 async fn forward(
     state: &AppState,
     caller: &Caller,
@@ -223,11 +227,15 @@ async fn forward(
     let link = cluster.link();
     link.check().map_err(|e| ApiError::cluster(&e))?;
     let epoch = link.epoch();
-    let sent = cluster
-        .client()
-        .request(call_subject(&caller.tenant, name), encode(&request));
+    let sent = remote::ask_owner(
+        cluster,
+        call_subject(&caller.tenant, name),
+        encode(&request),
+        &lease.owner,
+        CALL_WAIT,
+    );
     let answered = tokio::select! {
-        answered = tokio::time::timeout(CALL_WAIT, sent) => answered,
+        answered = sent => answered,
         // The answer would be lost with the connection: fail now, typed.
         () = link.lost(epoch) => {
             return Err(ApiError::new(
@@ -243,9 +251,17 @@ async fn forward(
             m::routed_call(cluster.node(), op.label(), "out", "owner_unavailable");
             return Err(unavailable(name, &lease.owner, &e.to_string()));
         }
-        Err(_) => {
+        Err(NoAnswer::InTime) => {
             m::routed_call(cluster.node(), op.label(), "out", "owner_unavailable");
             return Err(unavailable(name, &lease.owner, "no answer in time"));
+        }
+        Err(NoAnswer::OwnerLeft) => {
+            m::routed_call(cluster.node(), op.label(), "out", "owner_unavailable");
+            return Err(unavailable(
+                name,
+                &lease.owner,
+                "it left the cluster: its heartbeat expired; the session moves to another member once its lease runs out",
+            ));
         }
     };
     m::routed_call_seconds(cluster.node(), op.label(), started.elapsed().as_secs_f64());
