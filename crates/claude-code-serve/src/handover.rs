@@ -354,11 +354,12 @@ async fn hand_over(state: &Arc<AppState>, tenant: &str, name: &str, deadline: In
         // Counted before asking (no await since the ranking): the hand-overs running
         // alongside see it and spread over the members.
         state.placement.placed(&member);
-        let asked = tokio::time::timeout(
+        let asked = crate::routes::remote::ask_member(
+            cluster,
+            adopt_subject(&member.node),
+            payload.clone(),
+            &member.node,
             ADOPT_WAIT,
-            cluster
-                .client()
-                .request(adopt_subject(&member.node), payload.clone()),
         )
         .await;
         let adopted = match asked {

@@ -198,11 +198,12 @@ pub(crate) async fn place(
         body,
     })
     .ok()?;
-    let asked = tokio::time::timeout(
+    let asked = crate::routes::remote::ask_member(
+        cluster,
+        create_subject(&target.node),
+        request.into(),
+        &target.node,
         PLACE_WAIT,
-        cluster
-            .client()
-            .request(create_subject(&target.node), request.into()),
     )
     .await;
     let answer = match asked {

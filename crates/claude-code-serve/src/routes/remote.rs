@@ -470,18 +470,18 @@ pub(crate) enum NoAnswer {
     /// None within the wait.
     InTime,
     /// Its heartbeat expired while the requester waited.
-    OwnerLeft,
+    Left,
 }
 
-/// Sends a request to a session's owner and waits for the answer (at most `wait`),
-/// checking the owner's heartbeat every heartbeat: an owner cut off or dead is given up
-/// within the heartbeat TTL, not after the whole wait. Routed turns and routed calls both
-/// ask this way.
-pub(crate) async fn ask_owner(
+/// Sends a request to a cluster member and waits for the answer (at most `wait`),
+/// checking the member's heartbeat every heartbeat: a member cut off or dead is given up
+/// within the heartbeat TTL, not after the whole wait. Routed turns and calls, placement
+/// and hand-over all ask a member this way.
+pub(crate) async fn ask_member(
     cluster: &crate::cluster::Cluster,
     subject: String,
     payload: bytes::Bytes,
-    owner: &str,
+    member: &str,
     wait: Duration,
 ) -> Result<Result<async_nats::Message, async_nats::RequestError>, NoAnswer> {
     let mut request = Box::pin(cluster.client().request(subject, payload));
@@ -492,8 +492,8 @@ pub(crate) async fn ask_owner(
             Ok(answer) => return Ok(answer),
             Err(_) if tokio::time::Instant::now() >= deadline => return Err(NoAnswer::InTime),
             Err(_) => {
-                if let Ok(false) = cluster.is_member(owner).await {
-                    return Err(NoAnswer::OwnerLeft);
+                if let Ok(false) = cluster.is_member(member).await {
+                    return Err(NoAnswer::Left);
                 }
             }
         }
@@ -550,7 +550,7 @@ pub(crate) async fn forward(
             return Ok(Routed::Here { prompt, permit });
         }
         let owner = lease.owner;
-        let asked = ask_owner(
+        let asked = ask_member(
             cluster,
             turn_subject(tenant, name),
             request.clone(),
@@ -576,7 +576,7 @@ pub(crate) async fn forward(
             Err(NoAnswer::InTime) => {
                 return Err(owner_unavailable(name, &owner, "no answer in time"))
             }
-            Err(NoAnswer::OwnerLeft) => {
+            Err(NoAnswer::Left) => {
                 return Err(owner_unavailable(
                     name,
                     &owner,

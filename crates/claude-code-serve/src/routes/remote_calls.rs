@@ -227,7 +227,7 @@ async fn forward(
     let link = cluster.link();
     link.check().map_err(|e| ApiError::cluster(&e))?;
     let epoch = link.epoch();
-    let sent = remote::ask_owner(
+    let sent = remote::ask_member(
         cluster,
         call_subject(&caller.tenant, name),
         encode(&request),
@@ -255,7 +255,7 @@ async fn forward(
             m::routed_call(cluster.node(), op.label(), "out", "owner_unavailable");
             return Err(unavailable(name, &lease.owner, "no answer in time"));
         }
-        Err(NoAnswer::OwnerLeft) => {
+        Err(NoAnswer::Left) => {
             m::routed_call(cluster.node(), op.label(), "out", "owner_unavailable");
             return Err(unavailable(
                 name,
