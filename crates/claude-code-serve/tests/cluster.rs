@@ -314,6 +314,68 @@ mod hosts {
     }
 
     #[tokio::test]
+    async fn a_routed_turn_fails_as_a_local_one_on_a_rejected_key_and_bad_input_is_refused_before_routing(
+    ) {
+        let env = TestEnv::new(Script::new().fallback(Reply::unauthorized())).await;
+        let nats = NatsServer::start();
+        let a = host(&env, &nats, "err-a").await;
+        let c = host(&env, &nats, "err-c").await;
+        let (status, s) = create_with(&a, json!({"name": "failing", "placement": "local"})).await;
+        assert_eq!((status, s["owner"].as_str()), (201, Some("err-a")), "{s}");
+        // The API refuses the key: through the owner and through C, the same fast, typed
+        // answer (JSON), and the same events (SSE).
+        let bound = Duration::from_secs(60);
+        let (status, local) = tokio::time::timeout(bound, ask(&a, "failing", "hi"))
+            .await
+            .expect("answered without the CLI's retries");
+        assert_eq!(
+            (status, local["code"].as_str()),
+            (502, Some("upstream_auth_failed")),
+            "{local}"
+        );
+        let (status, routed) = tokio::time::timeout(bound, ask(&c, "failing", "hi again"))
+            .await
+            .expect("answered without the CLI's retries");
+        assert_eq!((status, &routed["code"]), (502, &local["code"]), "{routed}");
+        let (_, local_events) = ask_sse(&a.url(), "failing", "streamed here").await;
+        let (status, routed_events) = ask_sse(&c.url(), "failing", "streamed there").await;
+        assert_eq!(status, 200);
+        let names = |events: &[(String, Value)]| -> Vec<(String, Value)> {
+            events
+                .iter()
+                .map(|(e, d)| (e.clone(), d["code"].clone()))
+                .collect()
+        };
+        assert_eq!(
+            names(&routed_events),
+            names(&local_events),
+            "{routed_events:?}"
+        );
+        assert!(
+            routed_events
+                .iter()
+                .any(|(_, d)| d["code"] == "upstream_auth_failed"),
+            "{routed_events:?}"
+        );
+        // Bad input is refused by the host asked, before anything is routed or placed.
+        let turns_before = env.mock.turn_requests().len();
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/sessions/failing/messages", c.url()))
+            .json(&json!({"prompt": "   "}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status().as_u16(), 400);
+        let (status, body) = create_with(&c, json!({"name": "odd", "placement": "nearest"})).await;
+        assert_eq!(status, 400, "{body}");
+        let (status, body) = create_with(&c, json!({"name": "bad name/../x"})).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(env.mock.turn_requests().len(), turns_before);
+        c.shutdown().await.expect("c stops");
+        a.shutdown().await.expect("a stops");
+    }
+
+    #[tokio::test]
     async fn a_session_created_on_one_host_is_served_through_another() {
         let env = TestEnv::new(Script::new().fallback(Reply::echo())).await;
         let nats = NatsServer::start();
